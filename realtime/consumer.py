@@ -1,0 +1,413 @@
+"""The WebSocket consumer: one per browser, owning that browser's upstream realtime session."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.exceptions import StopConsumer
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from websockets.exceptions import ConnectionClosed
+
+from realtime import protocol
+from realtime.closecodes import UPSTREAM_CONNECT_CLOSE, Close
+from realtime.config import RelayConfig
+from realtime.stats import SessionStats
+from realtime.upstream import UpstreamConnectError, UpstreamSession
+
+log = logging.getLogger("realtime.session")
+
+OUTBOX_MESSAGES = 500  # ≈10 s of 20 ms appends held while the upstream is slow or not ready
+
+
+class SessionEnded(Exception):
+    """Raised inside the upstream task to end the session with a client-facing reason."""
+
+    def __init__(self, code: str, message: str, close_code: int) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.close_code = close_code
+
+
+class RealtimeConsumer(AsyncWebsocketConsumer):
+    """Relays one browser ⇄ one upstream realtime session.
+
+    Client frames are handled inline (validation, coalescing: no I/O beyond a queue put).
+    Two owned tasks do the I/O: ``_upstream_reader`` (connect, configure, read and translate)
+    and ``_upstream_writer`` (the only writer to the upstream socket, so order is kept).
+    ``_shutdown`` is the one idempotent cleanup, reached from every path.
+    """
+
+    config: RelayConfig
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._shutdown()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' stock dispatch awaits aclose_old_connections() (a thread hop) before every
+        # handler; at ~50–190 audio frames/s per session that dominates. ORM work in this
+        # consumer happens in tasks that close old connections themselves.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            log.exception("session %s: unexpected error in %s", self.session_id, message["type"])
+            await self._end("internal_error", "the relay hit an internal error", Close.INTERNAL)
+            raise StopConsumer() from None
+
+    # ----------------------------------------------------------------------------------------
+    # WebSocket handlers
+    # ----------------------------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        self.config = settings.RELAY_CONFIG
+        self.session_id = uuid.uuid4()
+        self.stats = SessionStats()
+        self.translator = protocol.Translator()
+        self.coalescer = protocol.AudioCoalescer(
+            flush_bytes=max(2, self.config.audio_coalesce_ms * protocol.BYTES_PER_MS),
+            max_bytes=OUTBOX_MESSAGES * 960,
+        )
+        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_MESSAGES)
+        self.upstream: UpstreamSession | None = None
+        self.ready = asyncio.Event()
+        self.closed = False
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._truncate_handle: asyncio.TimerHandle | None = None
+        self._pending_cut: protocol.Interruption | None = None
+        self._awaiting_response = False
+        self._backlog_warned = False
+        self._tasks: set[asyncio.Task[None]] = set()
+        await self.accept()
+        log.info("session %s: client connected from %s", self.session_id, self._client_addr())
+        self._spawn(self._upstream_reader(), "reader")
+
+    async def disconnect(self, code: int) -> None:
+        log.info("session %s: client disconnected (code %s)", self.session_id, code)
+        self.closed = True
+        await self._shutdown()
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closed:
+            return
+        if bytes_data is not None:
+            if len(bytes_data) > self.config.max_binary_bytes:
+                await self._end(
+                    "frame_too_large",
+                    f"binary frame of {len(bytes_data)} bytes exceeds the limit of "
+                    f"{self.config.max_binary_bytes} bytes",
+                    Close.TOO_BIG,
+                )
+                return
+            self._on_audio(bytes_data)
+            return
+        if text_data is None:
+            return
+        if len(text_data) > self.config.max_text_bytes:
+            await self._end(
+                "frame_too_large",
+                f"text frame exceeds the limit of {self.config.max_text_bytes} bytes",
+                Close.TOO_BIG,
+            )
+            return
+        try:
+            command = protocol.parse_client_text(text_data)
+        except protocol.ClientProtocolError as exc:
+            self.stats.errors += 1
+            await self.send(text_data=protocol.error_message(exc.code, exc.message))
+            return
+        if isinstance(command, protocol.UserMessage):
+            await self._on_user_message(command)
+        elif isinstance(command, protocol.Playback):
+            self._on_playback(command)
+        else:
+            self._on_interrupt(command)
+
+    # ----------------------------------------------------------------------------------------
+    # Client commands
+    # ----------------------------------------------------------------------------------------
+
+    def _on_audio(self, data: bytes) -> None:
+        self.stats.audio_bytes_in += len(data)
+        chunk = self.coalescer.feed(data)
+        if chunk:
+            self._enqueue_audio(chunk)
+        elif len(self.coalescer) and self._flush_handle is None:
+            # Never hold the tail of an utterance longer than the coalescing window.
+            delay = self.config.audio_coalesce_ms / 1000
+            self._flush_handle = asyncio.get_running_loop().call_later(delay, self._flush_audio)
+
+    def _flush_audio(self) -> None:
+        self._flush_handle = None
+        if len(self.coalescer):
+            self._enqueue_audio(self.coalescer.drain())
+
+    def _enqueue_audio(self, chunk: bytes) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        try:
+            self.outbox.put_nowait(protocol.audio_append(chunk))
+        except asyncio.QueueFull:
+            # Bounded: a stalled upstream must not grow memory; tell the client once.
+            self.stats.audio_bytes_dropped += len(chunk)
+            if not self._backlog_warned:
+                self._backlog_warned = True
+                self._send_soon(
+                    protocol.error_message(
+                        "audio_dropped", "the realtime service is not keeping up; audio dropped"
+                    )
+                )
+
+    async def _on_user_message(self, command: protocol.UserMessage) -> None:
+        self._flush_audio()
+        events = protocol.user_message_events(command.text)
+        if self.outbox.maxsize - self.outbox.qsize() < len(events):
+            await self.send(
+                text_data=protocol.error_message("busy", "the relay is busy; message not sent")
+            )
+            return
+        for event in events:
+            self.outbox.put_nowait(json.dumps(event))
+        self.stats.text_messages += 1
+        self._awaiting_response = True
+
+    def _on_playback(self, playback: protocol.Playback) -> None:
+        cut = self._pending_cut
+        if cut is not None and cut.item_id == playback.item_id:
+            self._truncate(playback.played_ms)
+
+    def _on_interrupt(self, command: protocol.Interrupt) -> None:
+        if self.translator.active_response_id:
+            self._enqueue_event({"type": "response.cancel"})
+        cut = self.translator.interruption(time.monotonic())
+        if cut is not None:
+            self._cut(cut)
+        if command.playback is not None:
+            self._on_playback(command.playback)
+        elif self._pending_cut is not None:
+            self._truncate(None)
+
+    # ----------------------------------------------------------------------------------------
+    # Barge-in truncation
+    # ----------------------------------------------------------------------------------------
+
+    def _cut(self, cut: protocol.Interruption) -> None:
+        """Audio item cut short: wait briefly for the client's exact playback figure."""
+        if self._pending_cut is not None:
+            self._truncate(None)
+        self.stats.barge_ins += 1
+        self._pending_cut = cut
+        wait = self.config.playback_report_wait_ms / 1000
+        self._truncate_handle = asyncio.get_running_loop().call_later(wait, self._truncate, None)
+
+    def _truncate(self, played_ms: int | None) -> None:
+        cut, self._pending_cut = self._pending_cut, None
+        if self._truncate_handle is not None:
+            self._truncate_handle.cancel()
+            self._truncate_handle = None
+        if cut is not None:
+            self._enqueue_event(protocol.truncate_event(cut, played_ms))
+
+    def _enqueue_event(self, event: dict[str, Any]) -> None:
+        self._flush_audio()
+        try:
+            self.outbox.put_nowait(json.dumps(event))
+        except asyncio.QueueFull:
+            log.warning("session %s: outbox full, dropped %s", self.session_id, event["type"])
+
+    # ----------------------------------------------------------------------------------------
+    # Upstream tasks
+    # ----------------------------------------------------------------------------------------
+
+    async def _upstream_reader(self) -> None:
+        try:
+            await self._open_upstream()
+            await self._relay_upstream()
+        except SessionEnded as ended:
+            await self._end(ended.code, ended.message, ended.close_code)
+        except UpstreamConnectError as exc:
+            close = UPSTREAM_CONNECT_CLOSE.get(exc.code, Close.UPSTREAM_UNAVAILABLE)
+            await self._end(exc.code, exc.message, close)
+        except ConnectionClosed as exc:
+            code = exc.rcvd.code if exc.rcvd else None
+            log.warning("session %s: upstream closed (code %s)", self.session_id, code)
+            await self._end(
+                "upstream_closed",
+                f"the realtime service closed the session (code {code})",
+                Close.UPSTREAM_CLOSED,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("session %s: upstream task failed", self.session_id)
+            await self._end("internal_error", "the relay hit an internal error", Close.INTERNAL)
+
+    async def _open_upstream(self) -> None:
+        started = time.monotonic()
+        self.upstream = await UpstreamSession.open(self.config)
+        if self.closed:  # the client left while we were connecting
+            return
+        await self.upstream.send(
+            json.dumps(protocol.session_update(self.config, self.upstream.dialect))
+        )
+        async with asyncio.timeout(self.config.connect_timeout_s):
+            while True:
+                event = json.loads(await self.upstream.recv())
+                if event.get("type") == "session.updated":
+                    break
+                if event.get("type") == "error":
+                    err = event.get("error") or {}
+                    raise SessionEnded(
+                        "upstream_session_rejected",
+                        f"the realtime service rejected the session settings: "
+                        f"{err.get('message') or err.get('code')}",
+                        Close.UPSTREAM_CLOSED,
+                    )
+        self.stats.connect_ms = int((time.monotonic() - started) * 1000)
+        await self.send(text_data=protocol.control("connected", greeting=self.config.greeting))
+        await self.send(
+            text_data=protocol.control(
+                "session_info",
+                session_id=str(self.session_id),
+                provider=self.config.provider_label,
+            )
+        )
+        log.info(
+            "session %s: live on %s after %d ms",
+            self.session_id,
+            self.config.provider_label,
+            self.stats.connect_ms,
+        )
+        self.ready.set()
+        self._spawn(self._upstream_writer(), "writer")
+
+    async def _relay_upstream(self) -> None:
+        assert self.upstream is not None
+        recv = self.upstream.recv
+        translate = self.translator.translate
+        send = self.send
+        while not self.closed:
+            if self._awaiting_response or self.translator.active_response_id:
+                try:
+                    async with asyncio.timeout(self.config.stall_timeout_s):
+                        raw = await recv()
+                except TimeoutError:
+                    raise SessionEnded(
+                        "upstream_stalled",
+                        "the realtime service stopped answering",
+                        Close.UPSTREAM_STALLED,
+                    ) from None
+            else:
+                raw = await recv()
+            event = json.loads(raw)
+            kind = event.get("type")
+            if kind == "response.created":
+                self._awaiting_response = False
+            result = translate(event, time.monotonic())
+            for out in result.to_client:
+                if isinstance(out, bytes):
+                    await send(bytes_data=out)
+                else:
+                    await send(text_data=out)
+            self._account(result)
+            if result.interruption is not None:
+                self._cut(result.interruption)
+            if result.upstream_error is not None:
+                self._on_upstream_error(result.upstream_error)
+
+    def _account(self, result: protocol.Translation) -> None:
+        stats = self.stats
+        stats.audio_bytes_out += result.audio_bytes
+        if result.usage is not None:
+            stats.add_usage(result.usage)
+        if result.speech_started:
+            stats.speech_turns += 1
+
+    def _on_upstream_error(self, error: dict[str, Any]) -> None:
+        self.stats.errors += 1
+        code = error.get("code")
+        log.warning("session %s: upstream error %s", self.session_id, code)
+        if code == "session_expired":
+            raise SessionEnded(
+                "upstream_session_expired",
+                "the realtime session reached the service's time limit",
+                Close.UPSTREAM_EXPIRED,
+            )
+
+    async def _upstream_writer(self) -> None:
+        assert self.upstream is not None
+        get, send = self.outbox.get, self.upstream.send
+        try:
+            while True:
+                await send(await get())
+        except ConnectionClosed:
+            pass  # the reader sees the same close and reports it
+
+    # ----------------------------------------------------------------------------------------
+    # Ending and cleanup
+    # ----------------------------------------------------------------------------------------
+
+    async def _end(self, code: str, message: str, close_code: int) -> None:
+        """End the session with a reason: error message, close frame, then cleanup."""
+        if not self.closed:
+            self.closed = True
+            log.info("session %s: ending (%s, close %d)", self.session_id, code, close_code)
+            self.stats.close_code = close_code
+            try:
+                await self.send(text_data=protocol.error_message(code, message, fatal=True))
+                await self.close(code=close_code)
+            except Exception:  # the client may already be gone
+                pass
+        await self._shutdown()
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=f"realtime-{name}-{self.session_id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send_soon(self, text: str) -> None:
+        self._spawn(self.send(text_data=text), "notice")
+
+    async def _shutdown(self) -> None:
+        """Idempotent: cancel every owned task and timer, close the upstream (bounded)."""
+        if getattr(self, "_shut", True):
+            return
+        self._shut = True
+        self.closed = True
+        for handle in (self._flush_handle, self._truncate_handle):
+            if handle is not None:
+                handle.cancel()
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
+        if self.upstream is not None:
+            await self.upstream.close()
+        log.info("session %s: closed; %s", self.session_id, self.stats.summary())
+
+    def _client_addr(self) -> str:
+        client = self.scope.get("client") or ("?", 0)
+        return f"{client[0]}:{client[1]}"
+
+    _shut = True  # until connect() runs there is nothing to clean up
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        self._shut = False
+        await super().websocket_connect(message)

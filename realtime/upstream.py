@@ -1,0 +1,174 @@
+"""The upstream realtime session, opened with the official ``openai`` SDK.
+
+OpenAI GA, Azure GA (``/openai/v1``, key or Entra ID bearer token) and Azure preview
+(``AsyncAzureOpenAI`` → ``/openai/realtime?api-version=…&deployment=…``, beta events), plus the
+offline simulator (an OpenAI-compatible endpoint). Frames are read raw: the consumer parses
+JSON itself and dispatches on the ``type`` string, whatever the dialect.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from openai import AsyncAzureOpenAI, AsyncOpenAI
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from realtime.config import RelayConfig
+
+log = logging.getLogger("realtime.upstream")
+
+ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+TokenProvider = Callable[[], Awaitable[str]]
+
+_token_provider: TokenProvider | None = None
+_credential: Any = None
+
+
+class UpstreamConnectError(Exception):
+    """The upstream could not be reached or refused the session."""
+
+    def __init__(self, code: str, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.http_status = http_status
+
+
+def set_token_provider(provider: TokenProvider | None) -> None:
+    """Use this async callable for Entra ID tokens (tests; or a custom credential)."""
+    global _token_provider
+    _token_provider = provider
+
+
+def entra_token_provider() -> TokenProvider:
+    """One DefaultAzureCredential per process; the SDK awaits the provider on every connect."""
+    global _token_provider, _credential
+    if _token_provider is None:
+        from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
+
+        _credential = DefaultAzureCredential()
+        _token_provider = get_bearer_token_provider(_credential, ENTRA_SCOPE)
+    return _token_provider
+
+
+async def close_credential() -> None:
+    global _credential, _token_provider
+    if _credential is not None:
+        await _credential.close()
+        _credential, _token_provider = None, None
+
+
+def _connection_options(config: RelayConfig) -> dict[str, Any]:
+    return {
+        "open_timeout": config.connect_timeout_s,
+        "ping_interval": 20,
+        "ping_timeout": 20,
+        "close_timeout": 2,
+        "max_size": 16 * 1024 * 1024,
+    }
+
+
+def _connect_manager(config: RelayConfig) -> Any:
+    options = _connection_options(config)
+    if config.provider == "azure":
+        credential: Any = config.api_key if config.api_key else entra_token_provider()
+        if config.dialect == "beta":
+            auth = (
+                {"api_key": credential}
+                if config.api_key
+                else {"azure_ad_token_provider": credential}
+            )
+            azure = AsyncAzureOpenAI(
+                azure_endpoint=config.endpoint or "",
+                api_version=config.azure_api_version,
+                azure_deployment=config.model,
+                **auth,
+            )
+            return azure.beta.realtime.connect(
+                model=config.model, websocket_connection_options=options
+            )
+        base = _azure_v1_websocket_base(config.endpoint or "")
+        client = AsyncOpenAI(api_key=credential, websocket_base_url=base, base_url=base)
+        return client.realtime.connect(model=config.model, websocket_connection_options=options)
+
+    if config.provider == "simulator":
+        if not config.endpoint:
+            raise UpstreamConnectError("upstream_unavailable", "the simulator is not running")
+        base = config.endpoint.rstrip("/")
+        client = AsyncOpenAI(api_key=config.api_key or "simulator", websocket_base_url=f"{base}/v1")
+    else:
+        client = AsyncOpenAI(api_key=config.api_key, websocket_base_url=config.endpoint)
+    return client.realtime.connect(model=config.model, websocket_connection_options=options)
+
+
+def _azure_v1_websocket_base(endpoint: str) -> str:
+    base = endpoint.rstrip("/")
+    if base.startswith("https://"):
+        base = "wss://" + base[len("https://") :]
+    elif base.startswith("http://"):
+        base = "ws://" + base[len("http://") :]
+    return f"{base}/openai/v1"
+
+
+class UpstreamSession:
+    """One open realtime session: raw frames in, raw JSON strings out."""
+
+    def __init__(self, connection: Any, dialect: str) -> None:
+        self._connection = connection
+        self.dialect = dialect
+        self._closed = False
+
+    @classmethod
+    async def open(cls, config: RelayConfig) -> UpstreamSession:
+        try:
+            manager = _connect_manager(config)
+            async with asyncio.timeout(config.connect_timeout_s + 1):
+                connection = await manager.enter()
+        except UpstreamConnectError:
+            raise
+        except InvalidStatus as exc:
+            status = exc.response.status_code
+            code = "upstream_auth_failed" if status in (401, 403) else "upstream_refused"
+            raise UpstreamConnectError(
+                code, f"the realtime service refused the session (HTTP {status})", status
+            ) from None
+        except TimeoutError:
+            raise UpstreamConnectError(
+                "upstream_unavailable", "the realtime service did not answer in time"
+            ) from None
+        except (OSError, ConnectionClosed) as exc:
+            raise UpstreamConnectError(
+                "upstream_unavailable",
+                f"the realtime service is unreachable ({type(exc).__name__})",
+            ) from None
+        except Exception as exc:  # SDK/credential errors: never echo their text (may hold URLs)
+            log.warning("upstream connect failed: %s", type(exc).__name__)
+            raise UpstreamConnectError(
+                "upstream_unavailable",
+                f"could not open the realtime session ({type(exc).__name__})",
+            ) from None
+        return cls(connection, config.dialect)
+
+    async def send(self, data: str) -> None:
+        await self._connection.send_raw(data)
+
+    async def recv(self) -> bytes:
+        return await self._connection.recv_bytes()
+
+    @property
+    def close_code(self) -> int | None:
+        ws = getattr(self._connection, "_connection", None)
+        return getattr(ws, "close_code", None)
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            async with asyncio.timeout(3):
+                await self._connection.close()
+        except Exception as exc:  # best effort: the socket may already be gone
+            log.debug("upstream close: %s", type(exc).__name__)
