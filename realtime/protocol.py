@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -334,6 +335,7 @@ class Translator:
     def __init__(self) -> None:
         self.audio: AudioItem | None = None
         self.active_response_id: str | None = None
+        self._cut_items: deque[str] = deque(maxlen=8)
 
     def translate(self, event: dict[str, Any], now: float) -> Translation:
         kind = event.get("type")
@@ -409,6 +411,8 @@ class Translator:
         except (binascii.Error, ValueError):
             return
         item_id = str(event.get("item_id"))
+        if item_id in self._cut_items:
+            return  # the user interrupted this item: late audio must not play
         content_index = int(event.get("content_index") or 0)
         audio = self.audio
         if audio is None or audio.item_id != item_id or audio.content_index != content_index:
@@ -456,6 +460,7 @@ class Translator:
         if played >= audio.sent_ms:
             return None  # everything sent was already heard: nothing to truncate
         self.audio = None
+        self._cut_items.append(audio.item_id)
         return Interruption(audio.item_id, audio.content_index, audio.sent_ms, played)
 
 

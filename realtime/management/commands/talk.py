@@ -1,0 +1,132 @@
+"""`manage.py talk`: a small command-line client of the relay, for users and smoke tests."""
+
+from __future__ import annotations
+
+import array
+import asyncio
+import json
+import sys
+import time
+import wave
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.core.management.base import BaseCommand, CommandError
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
+
+FRAME_MS = 20
+RATE = 24000
+
+
+def read_wav_24k(path: Path) -> bytes:
+    """PCM16 mono 24 kHz from a WAV file (mono/stereo, 16-bit, 24 or 48 kHz)."""
+    try:
+        with wave.open(str(path), "rb") as wav:
+            channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
+            frames = wav.readframes(wav.getnframes())
+    except (OSError, wave.Error) as exc:
+        raise CommandError(f"cannot read {path}: {exc}") from None
+    if width != 2:
+        raise CommandError(f"{path}: only 16-bit PCM WAV files are supported")
+    samples = array.array("h", frames)
+    if sys.byteorder == "big":
+        samples.byteswap()
+    if channels == 2:
+        samples = array.array("h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2])))
+    elif channels != 1:
+        raise CommandError(f"{path}: only mono or stereo WAV files are supported")
+    if rate == 48000:
+        samples = array.array("h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2])))
+    elif rate != RATE:
+        raise CommandError(f"{path}: sample rate {rate} Hz; use 24 kHz or 48 kHz")
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+class Command(BaseCommand):
+    help = "Talk to a running relay: send text or a WAV file, print what comes back."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--url", default="ws://127.0.0.1:8080/realtime")
+        group = parser.add_mutually_exclusive_group(required=True)
+        group.add_argument("--text", help="send this as a user_message")
+        group.add_argument("--wav", type=Path, help="stream this WAV file as microphone audio")
+        parser.add_argument("--out", type=Path, default=Path("reply.wav"), help="reply audio WAV")
+        parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+        parser.add_argument("--origin", help="Origin header (default: derived from --url)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        audio = read_wav_24k(options["wav"]) if options["wav"] else None
+        try:
+            code = asyncio.run(self._talk(options, audio))
+        except (OSError, TimeoutError) as exc:
+            raise CommandError(f"cannot talk to {options['url']}: {exc}") from None
+        if code:
+            raise CommandError(f"the relay closed the session (code {code})")
+
+    async def _talk(self, options: dict[str, Any], audio: bytes | None) -> int | None:
+        url = options["url"]
+        parts = urlsplit(url)
+        origin = options["origin"] or f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+        reply = bytearray()
+        started = time.monotonic()
+        async with connect(url, origin=origin, max_size=2**22) as ws:  # type: ignore[arg-type]
+            greeting = await self._until(ws, "connected", reply, options["timeout"])
+            self.stdout.write(f"greeting: {greeting.get('greeting')}")
+            if audio is None:
+                await ws.send(json.dumps({"type": "user_message", "text": options["text"]}))
+            else:
+                asyncio.create_task(self._stream(ws, audio))
+            try:
+                await self._until(ws, "response_done", reply, options["timeout"])
+            except ConnectionClosed as exc:
+                return exc.rcvd.code if exc.rcvd else 1006
+            code = None
+        self._save(options["out"], reply)
+        self.stdout.write(
+            f"\nreply audio: {len(reply) / 48000:.2f} s → {options['out']} "
+            f"({time.monotonic() - started:.1f} s in all)"
+        )
+        return code
+
+    async def _stream(self, ws: Any, audio: bytes) -> None:
+        """Microphone-like: 20 ms frames in real time, then silence so the VAD ends the turn."""
+        step = RATE * 2 * FRAME_MS // 1000
+        tail = bytes(step * 50)  # one second of silence
+        data = audio + tail
+        t0 = time.monotonic()
+        for i, offset in enumerate(range(0, len(data), step)):
+            await ws.send(data[offset : offset + step])
+            await asyncio.sleep(max(0.0, t0 + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
+
+    async def _until(self, ws: Any, action: str, reply: bytearray, timeout: float) -> dict:
+        async with asyncio.timeout(timeout):
+            async for frame in ws:
+                if isinstance(frame, bytes):
+                    reply.extend(frame)
+                    continue
+                message = json.loads(frame)
+                kind = message.get("type")
+                if kind == "text_delta":
+                    self.stdout.write(message["delta"], ending="")
+                    self.stdout.flush()
+                elif kind == "transcription":
+                    self.stdout.write(f"you said: {message['text']}")
+                elif kind == "error":
+                    self.stderr.write(f"error {message.get('code')}: {message.get('message')}")
+                elif kind == "control" and message.get("action") == "speech_started":
+                    self.stdout.write("(speech started)")
+                if kind == "control" and message.get("action") == action:
+                    return message
+        raise ConnectionClosed(None, None)
+
+    @staticmethod
+    def _save(path: Path, pcm: bytearray) -> None:
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(RATE)
+            wav.writeframes(bytes(pcm))
