@@ -1,0 +1,187 @@
+"""The WebSocket server: routing, auth, handshake faults and the Simulator facade."""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+from types import TracebackType
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from .records import ConnectionRecord, Faults
+from .session import Session
+
+ROUTES = {
+    "/v1/realtime": "openai",
+    "/openai/v1/realtime": "azure_ga",
+    "/openai/realtime": "azure_preview",
+}
+MAX_MESSAGE_BYTES = 22 * 1024 * 1024  # a 15 MiB append, base64-encoded, plus JSON
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
+            429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
+            503: "Service Unavailable"}  # fmt: skip
+
+
+def _json_response(status: int, message: str, type_: str, code: str | None) -> Response:
+    body = json.dumps({"error": {"message": message, "type": type_, "code": code}}).encode()
+    headers = Headers([("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return Response(status, _REASONS.get(status, "Error"), headers, body)
+
+
+class Simulator:
+    def __init__(
+        self,
+        api_key: str | None = None,
+        pace: str = "realtime",
+        echo: bool = False,
+        session_max_seconds: float = 3600.0,
+        reply_text: str | None = None,
+    ) -> None:
+        if pace not in ("realtime", "fast"):
+            raise ValueError("pace must be 'realtime' or 'fast'")
+        self.api_key = api_key
+        self.pace = pace
+        self.echo = echo
+        self.session_max_seconds = session_max_seconds
+        self.reply_text = reply_text
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.connections: list[ConnectionRecord] = []
+        self._faults: collections.deque[Faults] = collections.deque()
+        self._server: Server | None = None
+        self._pending: dict[ServerConnection, tuple[ConnectionRecord, Faults, str]] = {}
+        self._sessions: set[Session] = set()
+
+    @property
+    def base_url(self) -> str:
+        return f"ws://{self.host}:{self.port}"
+
+    def next_faults(self, faults: Faults) -> None:
+        """Queue faults for the next connection attempt (FIFO, one per call)."""
+        self._faults.append(faults)
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self._server = await serve(
+            self._handle,
+            host,
+            port,
+            process_request=self._process_request,
+            max_size=MAX_MESSAGE_BYTES,
+            compression=None,
+            server_header="realtime-simulator",
+        )
+        sockname = self._server.sockets[0].getsockname()
+        self.host, self.port = host, int(sockname[1])
+
+    async def stop(self) -> None:
+        if self._server is None:
+            return
+        for session in list(self._sessions):
+            session.closing = True
+            session.server_closed = True
+        self._server.close()  # closes every connection with 1001 (going away)
+        await self._server.wait_closed()
+        self._server = None
+
+    async def __aenter__(self) -> Simulator:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    # ---- handshake ------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        query = dict(parse_qsl(parts.query, keep_blank_values=True))
+        headers = {name.lower(): value for name, value in request.headers.raw_items()}
+        record = ConnectionRecord(path=parts.path, query=query, headers=headers)
+        self.connections.append(record)
+        queued = self._faults.popleft() if self._faults else Faults()
+        faults = queued.merged(Faults.from_request(query, headers))
+        record.faults = faults
+        record.route = ROUTES.get(parts.path.rstrip("/") or "/")  # type: ignore[assignment]
+        if record.route is None:
+            return self._refuse(record, 404, "Not found.", "invalid_request_error", None)
+        beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "")
+        record.dialect = "beta" if beta or record.route == "azure_preview" else "ga"
+        if self.api_key is not None and not self._authorized(headers):
+            return self._refuse(
+                record, 401,
+                "Incorrect API key provided. You can find your API key at "
+                "https://platform.openai.com/account/api-keys.",
+                "invalid_request_error", "invalid_api_key",
+            )  # fmt: skip
+        if faults.refuse_status:
+            status = faults.refuse_status
+            type_ = "server_error" if status >= 500 else "invalid_request_error"
+            return self._refuse(record, status, "Simulated handshake refusal.", type_, "sim_fault")
+        if record.route == "azure_preview":
+            model = query.get("deployment") or "gpt-4o-realtime-preview"
+        else:
+            model = query.get("model") or "gpt-realtime"
+        record.status = 101
+        self._pending[connection] = (record, faults, model)
+        return None
+
+    def _refuse(
+        self, record: ConnectionRecord, status: int, message: str, type_: str, code: str | None
+    ) -> Response:
+        record.status = status
+        record.closed.set()
+        return _json_response(status, message, type_, code)
+
+    def _authorized(self, headers: dict[str, str]) -> bool:
+        if headers.get("api-key") == self.api_key:
+            return True
+        auth = headers.get("authorization", "")
+        return auth.startswith("Bearer ") and auth[len("Bearer ") :].strip() == self.api_key
+
+    # ---- connection -----------------------------------------------------------------------
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        record, faults, model = self._pending.pop(ws)
+        session = Session(
+            ws, record, faults, model=model, pace=self.pace, echo=self.echo,
+            session_max_seconds=self.session_max_seconds, reply_text=self.reply_text,
+        )  # fmt: skip
+        self._sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
+            with contextlib.suppress(Exception):
+                await ws.close()
+            record.close_code = _close_code(ws)
+            record.closed_by = _closed_by(ws, session.server_closed)
+            record.closed.set()
+
+
+def _close_code(ws: ServerConnection) -> int | None:
+    protocol = ws.protocol
+    # The code of whoever closed first: ours if we initiated, else the peer's.
+    if protocol.close_rcvd_then_sent is False and protocol.close_sent is not None:
+        return int(protocol.close_sent.code)
+    if protocol.close_rcvd is not None:
+        return int(protocol.close_rcvd.code)
+    return None if ws.close_code is None else int(ws.close_code)
+
+
+def _closed_by(ws: ServerConnection, server_closed: bool) -> Any:
+    initiated_by_peer = ws.protocol.close_rcvd_then_sent
+    if initiated_by_peer is True:
+        return "client"
+    if initiated_by_peer is False or server_closed:
+        return "server"
+    return "client"
