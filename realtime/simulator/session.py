@@ -286,7 +286,7 @@ class Session(ResponseRunner):
                 "missing_required_parameter", "Missing required parameter: 'audio'.", "audio"
             )
         try:
-            pcm = binascii.a2b_base64(audio)
+            pcm = binascii.a2b_base64(audio, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise ClientError(
                 "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
