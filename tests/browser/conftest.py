@@ -1,0 +1,217 @@
+"""Fixtures for the browser tests: the simulator (in this process), the relay (daphne, a
+subprocess) and Debian's Chromium driven by Playwright with a WAV file as the microphone."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import wave
+from collections.abc import Callable, Coroutine, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from realtime.simulator import Simulator
+
+REPO = Path(__file__).resolve().parents[2]
+FIXTURES = REPO / "tests" / "fixtures"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+]
+PROVIDER_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_ENDPOINT",
+    "AZURE_OPENAI_ENDPOINT",
+    "AZURE_OPENAI_DEPLOYMENT",
+    "AZURE_OPENAI_API_KEY",
+    "AZURE_OPENAI_API_VERSION",
+)
+
+pytestmark = pytest.mark.browser
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "tests/browser" in str(item.fspath).replace(os.sep, "/"):
+            item.add_marker(pytest.mark.browser)
+
+
+@pytest.fixture(scope="session")
+def chromium_path() -> Path:
+    """Debian's chromium; never a browser downloaded by Playwright."""
+    if not CHROMIUM.exists():
+        reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true: {reason}", pytrace=False)
+        pytest.skip(reason)
+    return CHROMIUM
+
+
+class LoopThread:
+    """An asyncio loop in a daemon thread: the simulator lives there, tests call into it."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
+        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
+        return future.result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="session")
+def simulator(chromium_path: Path) -> Iterator[tuple[Simulator, LoopThread]]:
+    runner = LoopThread()
+    sim = Simulator(pace="realtime")
+    runner.run(sim.start(host="127.0.0.1", port=0))
+    try:
+        yield sim, runner
+    finally:
+        runner.run(sim.stop())
+        runner.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"daphne exited early with code {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"daphne did not listen on port {port} within {timeout} s")
+
+
+@pytest.fixture(scope="session")
+def relay_url(
+    simulator: tuple[Simulator, LoopThread], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The relay under daphne (a subprocess), its upstream the in-process simulator."""
+    sim, _ = simulator
+    tmp = tmp_path_factory.mktemp("relay")
+    env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
+    env.update(
+        DJANGO_SETTINGS_MODULE="relay_site.settings",
+        DATABASE_URL=f"sqlite:///{tmp / 'relay.sqlite3'}",
+        REALTIME_SIMULATOR_URL=sim.base_url,
+        PYTHONUNBUFFERED="1",
+    )
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        timeout=120,
+    )
+    port = _free_port()
+    log_path = tmp / "daphne.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "daphne",
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "relay_site.asgi:application",
+            ],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_port(port, proc)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        ARTIFACTS.mkdir(exist_ok=True)
+        shutil.copy(log_path, ARTIFACTS / "daphne.log")
+
+
+@pytest.fixture(scope="session")
+def playwright_driver(chromium_path: Path) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        yield pw
+
+
+@pytest.fixture
+def launch(playwright_driver: Any, chromium_path: Path) -> Iterator[Callable[[Path], Any]]:
+    """launch(wav) -> a Chromium whose fake microphone plays `wav` (looped)."""
+    browsers: list[Any] = []
+
+    def _launch(wav: Path) -> Any:
+        browser = playwright_driver.chromium.launch(
+            executable_path=str(chromium_path),
+            headless=True,
+            args=[*CHROMIUM_FLAGS, f"--use-file-for-fake-audio-capture={wav}"],
+        )
+        browsers.append(browser)
+        return browser
+
+    yield _launch
+    for browser in browsers:
+        browser.close()
+
+
+def write_wav(path: Path, parts: list[Path | float]) -> Path:
+    """Concatenate 24 kHz mono PCM16 fixture files (Path) and silences (float seconds)."""
+    frames: list[bytes] = []
+    for part in parts:
+        if isinstance(part, Path):
+            with wave.open(str(part)) as w:
+                assert (w.getframerate(), w.getnchannels(), w.getsampwidth()) == (24000, 1, 2)
+                frames.append(w.readframes(w.getnframes()))
+        else:
+            frames.append(b"\0\0" * int(24000 * part))
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(24000)
+        w.writeframes(b"".join(frames))
+    return path
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
