@@ -28,6 +28,5 @@ class Close(IntEnum):
 
 UPSTREAM_CONNECT_CLOSE = {
     "upstream_auth_failed": Close.UPSTREAM_AUTH,
-    "upstream_refused": Close.UPSTREAM_UNAVAILABLE,
     "upstream_unavailable": Close.UPSTREAM_UNAVAILABLE,
 }

@@ -90,6 +90,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._truncate_handle: asyncio.TimerHandle | None = None
         self._pending_cut: protocol.Interruption | None = None
         self._awaiting_response = False
+        self._watch: asyncio.Timeout | None = None
         self._backlog_warned = False
         self._tasks: set[asyncio.Task[None]] = set()
         await self.accept()
@@ -185,6 +186,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.outbox.put_nowait(json.dumps(event))
         self.stats.text_messages += 1
         self._awaiting_response = True
+        if self._watch is not None and self._watch.when() is None:
+            self._watch.reschedule(asyncio.get_running_loop().time() + self.config.stall_timeout_s)
 
     def _on_playback(self, playback: protocol.Playback) -> None:
         cut = self._pending_cut
@@ -301,19 +304,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         recv = self.upstream.recv
         translate = self.translator.translate
         send = self.send
+        loop = asyncio.get_running_loop()
+        stall = self.config.stall_timeout_s
         while not self.closed:
-            if self._awaiting_response or self.translator.active_response_id:
-                try:
-                    async with asyncio.timeout(self.config.stall_timeout_s):
-                        raw = await recv()
-                except TimeoutError:
-                    raise SessionEnded(
-                        "upstream_stalled",
-                        "the realtime service stopped answering",
-                        Close.UPSTREAM_STALLED,
-                    ) from None
-            else:
-                raw = await recv()
+            # Silence is fine while idle; while an answer is expected it means a stall.
+            expecting = self._awaiting_response or self.translator.active_response_id
+            try:
+                async with asyncio.timeout(loop.time() + stall if expecting else None) as watch:
+                    self._watch = watch
+                    raw = await recv()
+            except TimeoutError:
+                raise SessionEnded(
+                    "upstream_stalled",
+                    "the realtime service stopped answering",
+                    Close.UPSTREAM_STALLED,
+                ) from None
+            finally:
+                self._watch = None
             event = json.loads(raw)
             kind = event.get("type")
             if kind == "response.created":

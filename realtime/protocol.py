@@ -397,6 +397,8 @@ class Translator:
         elif kind == "error":
             err = event.get("error") or {}
             out.upstream_error = err
+            if err.get("code") == "session_expired":
+                return out  # fatal: the consumer ends the session with its own message
             out.to_client.append(
                 error_message(
                     str(err.get("code") or err.get("type") or "upstream_error"),

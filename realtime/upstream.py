@@ -131,7 +131,7 @@ class UpstreamSession:
             raise
         except InvalidStatus as exc:
             status = exc.response.status_code
-            code = "upstream_auth_failed" if status in (401, 403) else "upstream_refused"
+            code = "upstream_auth_failed" if status in (401, 403) else "upstream_unavailable"
             raise UpstreamConnectError(
                 code, f"the realtime service refused the session (HTTP {status})", status
             ) from None

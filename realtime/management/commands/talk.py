@@ -70,7 +70,9 @@ class Command(BaseCommand):
     async def _talk(self, options: dict[str, Any], audio: bytes | None) -> int | None:
         url = options["url"]
         parts = urlsplit(url)
-        origin = options["origin"] or f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+        origin = (
+            options["origin"] or f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+        )
         reply = bytearray()
         started = time.monotonic()
         async with connect(url, origin=origin, max_size=2**22) as ws:  # type: ignore[arg-type]

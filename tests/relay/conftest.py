@@ -1,0 +1,125 @@
+"""Fixtures for relay tests: the simulator in-process, the consumer behind a communicator."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+from django.conf import settings
+
+from realtime.config import RelayConfig, load_config
+from realtime.routing import websocket_urlpatterns
+from realtime.simulator import Simulator
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = Simulator(pace="fast")
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def relay_config(simulator: Simulator, settings: Any) -> RelayConfig:
+    """The relay pointed at the in-process simulator (fast pace)."""
+    config = load_config({"REALTIME_SIMULATOR_URL": simulator.base_url})
+    settings.RELAY_CONFIG = config
+    return config
+
+
+def configure(settings: Any, **changes: Any) -> RelayConfig:
+    settings.RELAY_CONFIG = dataclasses.replace(settings.RELAY_CONFIG, **changes)
+    return settings.RELAY_CONFIG
+
+
+class Client:
+    """A test client of the relay: collects what the relay sends, by kind."""
+
+    def __init__(self, path: str = "/realtime") -> None:
+        self.ws = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        self.messages: list[dict[str, Any]] = []
+        self.audio = bytearray()
+        self.close_code: int | None = None
+
+    async def connect(self, *, greeting: bool = True) -> dict[str, Any] | None:
+        connected, _ = await self.ws.connect()
+        assert connected
+        if greeting:
+            return await self.until(action="connected")
+        return None
+
+    async def next(self, timeout: float = 5) -> dict[str, Any] | bytes:
+        frame = await self.ws.receive_output(timeout)
+        if frame["type"] == "websocket.close":
+            self.close_code = frame.get("code", 1000)
+            raise ConnectionError(f"closed with {self.close_code}")
+        if frame.get("bytes") is not None:
+            self.audio += frame["bytes"]
+            return frame["bytes"]
+        message = json.loads(frame["text"])
+        self.messages.append(message)
+        return message
+
+    async def until(
+        self, *, type: str = "control", action: str | None = None, timeout: float = 10
+    ) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                message = await self.next(timeout)
+                if isinstance(message, bytes) or message.get("type") != type:
+                    continue
+                if action is None or message.get("action") == action:
+                    return message
+
+    async def until_closed(self, timeout: float = 10) -> int:
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    await self.next(timeout)
+        except ConnectionError:
+            pass
+        assert self.close_code is not None
+        await self.ws.wait(timeout=2)
+        return self.close_code
+
+    def of(self, type: str, action: str | None = None) -> list[dict[str, Any]]:
+        return [
+            m
+            for m in self.messages
+            if m.get("type") == type and (action is None or m.get("action") == action)
+        ]
+
+    async def send_json(self, message: dict[str, Any]) -> None:
+        await self.ws.send_to(text_data=json.dumps(message))
+
+    async def send_audio(self, pcm: bytes, frame_bytes: int = 960, realtime: bool = False) -> None:
+        for offset in range(0, len(pcm), frame_bytes):
+            await self.ws.send_to(bytes_data=pcm[offset : offset + frame_bytes])
+            await asyncio.sleep(frame_bytes / 48000 if realtime else 0)
+
+    async def close(self) -> None:
+        await self.ws.disconnect()
+
+
+def relay_tasks() -> list[asyncio.Task[Any]]:
+    return [
+        t for t in asyncio.all_tasks() if t.get_name().startswith("realtime-") and not t.done()
+    ]
+
+
+def wav_pcm(name: str) -> bytes:
+    from realtime.management.commands.talk import read_wav_24k
+
+    return read_wav_24k(FIXTURES / name)

@@ -1,0 +1,256 @@
+"""The consumer against the simulator: turns, barge-in, bad input, faults, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+
+from realtime.simulator import Faults
+from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
+
+pytestmark = pytest.mark.usefixtures("relay_config")
+
+SILENCE_1S = bytes(48000)
+
+
+async def test_text_turn_streams_deltas_with_item_ids_then_text_done():
+    client = Client()
+    greeting = await client.connect()
+    assert greeting == {
+        "type": "control",
+        "action": "connected",
+        "greeting": "You are now connected to the realtime relay.",
+    }
+    info = await client.until(action="session_info")
+    assert info["provider"] == "Simulator (gpt-realtime)"
+    await client.send_json({"type": "user_message", "text": "hello there"})
+    done = await client.until(action="text_done")
+    deltas = client.of("text_delta")
+    assert deltas and all(d["id"] == done["id"] for d in deltas)
+    item_id, _, index = done["id"].rpartition("-")
+    assert item_id.startswith("item_") and index == "0"
+    assert "hello there" in "".join(d["delta"] for d in deltas)
+    result = await client.until(action="response_done")
+    assert result["status"] == "completed" and result["usage"]["output_tokens"] > 0
+    assert len(client.audio) > 0 and len(client.audio) % 2 == 0
+    await client.close()
+
+
+async def test_audio_turn_gives_speech_started_transcription_and_reply_audio(simulator):
+    client = Client()
+    await client.connect()
+    await client.send_audio(wav_pcm("hello_24k.wav") + SILENCE_1S)
+    await client.until(action="speech_started")
+    transcription = await client.until(type="transcription")
+    assert transcription["id"].startswith("item_") and transcription["text"]
+    await client.until(action="response_done")
+    assert len(client.audio) > 48000 // 2  # at least half a second of reply audio
+    boundary = client.of("control", "audio_start")
+    assert boundary and boundary[0]["item_id"].startswith("item_")
+    await client.close()
+
+
+async def test_pre_greeting_audio_is_not_lost_and_frames_are_coalesced(simulator):
+    simulator.next_faults(Faults(first_event_delay_ms=300))
+    client = Client()
+    await client.connect(greeting=False)
+    pcm = bytes(range(256)) * 150  # 38,400 bytes in 150 browser-sized frames
+    await client.send_audio(pcm, frame_bytes=256)  # all before the session is ready
+    await client.until(action="connected")
+    await client.send_audio(pcm, frame_bytes=255)  # odd-sized frames after it
+    await asyncio.sleep(0.2)
+    record = simulator.connections[-1]
+    appends = [e for e in record.received if e["type"] == "input_audio_buffer.append"]
+    assert sum(e["audio_bytes"] for e in appends) == 2 * len(pcm) - (2 * len(pcm)) % 2
+    assert all(e["audio_bytes"] % 2 == 0 for e in appends)
+    assert len(appends) <= (2 * len(pcm)) // 960 + 2  # ~20 ms per append, not per frame
+    await client.close()
+
+
+async def test_barge_in_during_a_reply_stops_it_and_truncates(simulator, settings):
+    configure(settings, playback_report_wait_ms=100)
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "tell me a long story " * 5})
+    await client.until(action="audio_start")
+    await client.send_audio(wav_pcm("hello_24k.wav")[:48000])  # the user talks over it
+    await client.until(action="speech_started")
+    done = await client.until(action="response_done")
+    record = simulator.connections[-1]
+    truncate = await record.wait_for("conversation.item.truncate", timeout=3)
+    sent_ms = len(client.audio) // 48
+    assert 0 < truncate["audio_end_ms"] <= sent_ms
+    assert done["status"] in ("cancelled", "completed")
+    await client.close()
+
+
+async def test_client_playback_report_wins_over_the_estimate(simulator, settings):
+    configure(settings, playback_report_wait_ms=2000)
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "tell me a long story " * 5})
+    start = await client.until(action="audio_start")
+    await client.send_audio(wav_pcm("hello_24k.wav")[:48000])
+    await client.until(action="speech_started")
+    await client.send_json({"type": "playback", "item_id": start["item_id"], "played_ms": 37})
+    truncate = await simulator.connections[-1].wait_for("conversation.item.truncate", timeout=1.5)
+    assert truncate["audio_end_ms"] == 37 and truncate["item_id"] == start["item_id"]
+    await client.close()
+
+
+async def test_interrupt_cancels_the_answer(simulator):
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "a long answer please " * 5})
+    start = await client.until(action="audio_start")
+    await client.send_json({"type": "interrupt", "item_id": start["item_id"], "played_ms": 10})
+    done = await client.until(action="response_done")
+    assert done["status"] == "cancelled" and done["reason"] == "client_cancelled"
+    record = simulator.connections[-1]
+    assert (await record.wait_for("conversation.item.truncate"))["audio_end_ms"] == 10
+    await client.close()
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [
+        ("{not json", "invalid_json"),
+        ('{"type":"session.update","session":{"instructions":"evil"}}', "unknown_type"),
+        ('{"type":"user_message"}', "missing_field"),
+        ("\udcff\udcfe", "invalid_utf8"),
+        ("[]", "invalid_message"),
+    ],
+)
+async def test_bad_client_input_is_reported_and_the_session_stays_usable(simulator, frame, code):
+    client = Client()
+    await client.connect()
+    await client.ws.send_to(text_data=frame)
+    error = await client.until(type="error")
+    assert error["code"] == code and error["fatal"] is False and error["message"]
+    await client.send_json({"type": "user_message", "text": "still there?"})
+    await client.until(action="text_done")
+    received = [e["type"] for e in simulator.connections[-1].received]
+    assert "session.update" in received and received.count("session.update") == 1
+    await client.close()
+
+
+async def test_an_upstream_error_event_reaches_the_client(simulator):
+    simulator.next_faults(
+        Faults(inject_error_after="session.updated", inject_error_code="rate_limit_exceeded")
+    )
+    client = Client()
+    await client.connect()
+    error = await client.until(type="error")
+    assert error["code"] == "rate_limit_exceeded" and error["fatal"] is False
+    await client.send_json({"type": "user_message", "text": "ok"})
+    await client.until(action="text_done")
+    await client.close()
+
+
+@pytest.mark.parametrize(("status", "code", "close"), [
+    (401, "upstream_auth_failed", 4011),
+    (500, "upstream_unavailable", 4010),
+])
+async def test_a_refused_handshake_ends_with_an_error_and_close_code(simulator, status, code, close):
+    simulator.next_faults(Faults(refuse_status=status))
+    client = Client()
+    await client.connect(greeting=False)
+    error = await client.until(type="error")
+    assert error["code"] == code and error["fatal"] is True
+    assert str(status) in error["message"]
+    assert await client.until_closed() == close
+    assert simulator.connections[-1].status == status
+    assert relay_tasks() == []
+
+
+async def test_an_unreachable_upstream_ends_with_4010(settings):
+    configure(settings, endpoint="ws://127.0.0.1:9", connect_timeout_s=2)
+    client = Client()
+    await client.connect(greeting=False)
+    error = await client.until(type="error")
+    assert error["code"] == "upstream_unavailable"
+    assert await client.until_closed() == 4010
+    assert relay_tasks() == []
+
+
+async def test_upstream_closing_mid_response_ends_with_4012_and_nothing_left(simulator):
+    simulator.next_faults(Faults(close_mid_response=True))
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "hi"})
+    error = await client.until(type="error")
+    assert error["code"] == "upstream_closed" and "1011" in error["message"]
+    assert await client.until_closed() == 4012
+    record = simulator.connections[-1]
+    await asyncio.wait_for(record.closed.wait(), 3)
+    assert record.close_code == 1011
+    assert relay_tasks() == []
+
+
+async def test_a_stalled_upstream_ends_with_4013(simulator, settings):
+    configure(settings, stall_timeout_s=0.5)
+    simulator.next_faults(Faults(stall_after="session.updated"))
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "hi"})
+    error = await client.until(type="error")
+    assert error["code"] == "upstream_stalled"
+    assert await client.until_closed() == 4013
+    await asyncio.wait_for(simulator.connections[-1].closed.wait(), 3)
+    assert relay_tasks() == []
+
+
+async def test_upstream_session_expiry_ends_with_4014(simulator):
+    simulator.next_faults(Faults(expire_after_s=0.3))
+    client = Client()
+    await client.connect()
+    error = await client.until(type="error", timeout=5)
+    assert error["code"] == "upstream_session_expired" and error["fatal"] is True
+    assert await client.until_closed() == 4014
+    assert relay_tasks() == []
+
+
+async def test_client_leaving_mid_response_closes_the_upstream(simulator):
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "a long answer " * 10})
+    await client.until(action="audio_start")
+    await client.close()
+    record = simulator.connections[-1]
+    await asyncio.wait_for(record.closed.wait(), 3)
+    assert record.closed_by == "client"
+    assert relay_tasks() == []
+
+
+async def test_an_oversized_frame_is_refused_with_1009(simulator, settings):
+    configure(settings, max_binary_bytes=4096)
+    client = Client()
+    await client.connect()
+    await client.ws.send_to(bytes_data=bytes(5000))
+    error = await client.until(type="error")
+    assert error["code"] == "frame_too_large" and error["fatal"] is True
+    assert await client.until_closed() == 1009
+    assert relay_tasks() == []
+
+
+async def test_fifty_concurrent_clients_each_get_only_their_own_replies(simulator):
+    clients = [Client() for _ in range(50)]
+    await asyncio.gather(*(c.connect() for c in clients))
+
+    async def turn(index: int, client: Client) -> str:
+        await client.send_json({"type": "user_message", "text": f"token-{index}-marker"})
+        await client.until(action="response_done", timeout=30)
+        return "".join(d["delta"] for d in client.of("text_delta"))
+
+    started = time.monotonic()
+    replies = await asyncio.gather(*(turn(i, c) for i, c in enumerate(clients)))
+    for index, reply in enumerate(replies):
+        assert f"token-{index}-marker" in reply
+        others = [f"token-{j}-marker" for j in range(50) if j != index]
+        assert not any(other in reply for other in others)
+    assert time.monotonic() - started < 60
+    await asyncio.gather(*(c.close() for c in clients))
+    await asyncio.sleep(0.1)
+    assert relay_tasks() == []
