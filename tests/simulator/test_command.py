@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from websockets.asyncio.client import connect
+
+from realtime.management.commands.runsimulator import main
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def test_main_runs_and_stops() -> None:
+    stop = asyncio.Event()
+    lines: list[str] = []
+    ready = asyncio.Event()
+
+    def announce(line: str) -> None:
+        lines.append(line)
+        ready.set()
+
+    task = asyncio.create_task(main(port=0, pace="fast", stop=stop, announce=announce))
+    await asyncio.wait_for(ready.wait(), 5)
+    url = lines[0].split()[4]
+    assert url.startswith("ws://127.0.0.1:") and "/openai/v1" in lines[0]
+    async with connect(f"{url}/v1/realtime?model=m") as ws:
+        assert '"session.created"' in await ws.recv()
+        stop.set()
+        await task
+    assert ws.close_code == 1001
+
+
+def test_manage_py_runsimulator_subprocess() -> None:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "relay_site.settings"}
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runsimulator", "--port", "0", "--pace", "fast"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "Realtime simulator listening on ws://127.0.0.1:" in line, (
+            proc.stderr.read() if proc.poll() is not None else line
+        )
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
