@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -69,3 +70,199 @@ def test_voice_turn(launch: Any, relay_url: str, artifacts: Path, tmp_path: Path
 
     page.screenshot(path=str(artifacts / "demo-laptop.png"))
     shutil.copy(artifacts / "demo-laptop.png", REPO / "docs" / "screenshot.png")
+
+
+def _new_connection(sim: Any, before: int, timeout: float = 15) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if len(sim.connections) > before:
+            return sim.connections[before]
+        time.sleep(0.05)
+    raise AssertionError("the relay never connected to the simulator")
+
+
+def _received(record: Any, event_type: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for event in list(record.received):
+            if event.get("type") == event_type:
+                return event
+        time.sleep(0.05)
+    types = [e.get("type") for e in record.received if e.get("type") != "input_audio_buffer.append"]
+    raise AssertionError(f"the simulator never received {event_type}; got {types}")
+
+
+def test_barge_in_truncates_at_what_was_played(
+    launch: Any, relay_url: str, simulator: Any, artifacts: Path, tmp_path: Path
+) -> None:
+    sim, _ = simulator
+    hello = FIXTURES / "hello_24k.wav"
+    # The second utterance starts ~1.5 s after the first ends: during the ~3.8 s reply.
+    wav = write_wav(tmp_path / "barge_in.wav", [1.0, hello, 1.5, hello, 14.0])
+    before = len(sim.connections)
+    page = open_page(launch(wav), relay_url)
+    wait_connected(page)
+    record = _new_connection(sim, before)
+
+    page.get_by_role("button", name="Start microphone").click()
+    truncate = _received(record, "conversation.item.truncate")
+    item_id = truncate["item_id"]
+    sent_ms = (
+        sum(
+            e.get("delta_bytes", 0)
+            for e in list(record.sent)
+            if e.get("type") == "response.output_audio.delta" and e.get("item_id") == item_id
+        )
+        // 48
+    )
+    assert 0 < truncate["audio_end_ms"] <= sent_ms
+
+    wait_stat(page, "s.bargeIns >= 1")
+    s = stats(page)
+    reports = [r for r in s["playbackReports"] if r["item_id"] == item_id]
+    assert reports, s["playbackReports"]
+    # The relay truncated at exactly what the page reported it had played.
+    assert truncate["audio_end_ms"] == reports[0]["played_ms"]
+    assert truncate["audio_end_ms"] < sent_ms  # the answer really was cut short
+    # Playback stopped at once: the rest of the interrupted item was dropped, not played.
+    assert s["droppedSamples"] > 0
+    page.locator(".bubble.assistant.cut").first.wait_for()
+    # The second utterance is answered too.
+    page.locator(".bubble.user", has_text="Simulated transcript").nth(1).wait_for(timeout=20000)
+    page.screenshot(path=str(artifacts / "demo-barge-in.png"))
+
+
+def test_text_chat_on_a_phone(launch: Any, relay_url: str, simulator: Any, artifacts: Path) -> None:
+    sim, _ = simulator
+    before = len(sim.connections)
+    page = open_page(launch(FIXTURES / "silence_2s_24k.wav"), relay_url, viewport=PHONE)
+    wait_connected(page)
+    record = _new_connection(sim, before)
+
+    box = page.get_by_label("Message to the assistant")
+    box.click()
+    box.fill("What can you do?")
+    box.press("Enter")
+    page.locator(".bubble.user", has_text="What can you do?").wait_for()
+    page.locator(".bubble.assistant", has_text="You said: What can you do?").wait_for()
+    created = _received(record, "conversation.item.create")
+    assert created["item"]["content"][0]["text"] == "What can you do?"
+    _received(record, "response.create")
+    assert box.input_value() == ""
+    wait_stat(page, "s.lastUsage !== null && s.playedSamples > 0")
+    page.screenshot(path=str(artifacts / "demo-phone.png"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Closing and reconnecting: the relay's side is mocked with Playwright's WebSocket routing.
+# ---------------------------------------------------------------------------------------------
+
+CONNECTED = '{"type":"control","action":"connected","greeting":"Hi from the mock."}'
+
+
+def _mock_relay(page: Any, on_connect: Any) -> list[Any]:
+    sockets: list[Any] = []
+
+    def handler(ws: Any) -> None:
+        sockets.append(ws)
+        on_connect(ws, len(sockets))
+
+    page.route_web_socket("**/realtime", handler)
+    return sockets
+
+
+def _open_mocked(launch: Any, relay_url: str, on_connect: Any) -> tuple[Any, list[Any]]:
+    browser = launch(FIXTURES / "silence_2s_24k.wav")
+    page = browser.new_context(viewport=LAPTOP).new_page()
+    sockets = _mock_relay(page, on_connect)
+    page.goto(relay_url + "/")
+    return page, sockets
+
+
+def test_auth_required_shows_login_link_and_does_not_reconnect(
+    launch: Any, relay_url: str, artifacts: Path
+) -> None:
+    def refuse(ws: Any, n: int) -> None:
+        ws.send('{"type":"error","code":"auth_required","message":"Log in to talk.","fatal":true}')
+        ws.close(code=1008, reason="auth required")
+
+    page, sockets = _open_mocked(launch, relay_url, refuse)
+    link = page.locator("#notice").get_by_role("link", name="Log in")
+    link.wait_for()
+    assert link.get_attribute("href") == "/admin/login/?next=/"
+    assert "Log in to talk." in page.locator("#notice").inner_text()
+    page.locator("#status", has_text="Closed").wait_for()
+    page.wait_for_timeout(2500)  # longer than the first backoff steps
+    assert len(sockets) == 1
+    page.screenshot(path=str(artifacts / "demo-auth-required.png"))
+
+
+@pytest.mark.parametrize(
+    ("close_code", "message"),
+    [(4000, "An administrator ended this session."), (4003, "Too many sessions for this user.")],
+)
+def test_no_reconnect_after_admin_end_or_session_limit(
+    launch: Any, relay_url: str, close_code: int, message: str
+) -> None:
+    def end(ws: Any, n: int) -> None:
+        ws.send(CONNECTED)
+        ws.send(f'{{"type":"error","code":"session_ended","message":"{message}","fatal":true}}')
+        ws.close(code=close_code)
+
+    page, sockets = _open_mocked(launch, relay_url, end)
+    page.locator("#status", has_text=message).wait_for()
+    assert message in page.locator("#notice").inner_text()
+    page.wait_for_timeout(2500)
+    assert len(sockets) == 1
+    assert page.get_by_role("button", name="Reconnect").is_visible()
+    closes = stats(page)["closes"]
+    assert closes == [{"code": close_code, "reason": message, "final": True}]
+
+
+def test_reconnects_with_backoff_after_a_drop(launch: Any, relay_url: str) -> None:
+    def flaky(ws: Any, n: int) -> None:
+        ws.send(CONNECTED)
+        if n == 1:
+            ws.close(code=1012, reason="restarting")
+
+    page, sockets = _open_mocked(launch, relay_url, flaky)
+    wait_stat(page, "s.connects >= 2", timeout_ms=10000)
+    assert len(sockets) == 2
+    page.locator("#status", has_text="Connected").wait_for()
+    assert stats(page)["closes"][0]["final"] is False
+
+
+def test_insecure_context_explains_the_microphone(launch: Any, relay_url: str) -> None:
+    """Served from a non-localhost http:// origin the page is not a secure context."""
+    page = launch(FIXTURES / "silence_2s_24k.wav").new_context().new_page()
+    origin = "http://voice-demo.test"
+    page.route(
+        f"{origin}/**",
+        lambda route: route.fulfill(
+            response=route.fetch(url=route.request.url.replace(origin, relay_url))
+        ),
+    )
+    page.goto(origin + "/")
+    notice = page.locator("#mic-notice")
+    notice.wait_for()
+    assert "secure" in notice.inner_text()
+    assert page.get_by_role("button", name="Start microphone").is_disabled()
+
+
+def test_denied_microphone_is_explained(
+    playwright_driver: Any, chromium_path: Path, relay_url: str
+) -> None:
+    from .conftest import CHROMIUM_FLAGS
+
+    flags = [f for f in CHROMIUM_FLAGS if f != "--use-fake-ui-for-media-stream"]
+    browser = playwright_driver.chromium.launch(
+        executable_path=str(chromium_path), headless=True, args=flags
+    )
+    try:
+        page = open_page(browser, relay_url)
+        wait_connected(page)
+        page.get_by_role("button", name="Start microphone").click()
+        page.locator("#mic-notice", has_text="denied").wait_for(timeout=10000)
+        assert page.get_by_role("button", name="Start microphone").is_enabled()
+    finally:
+        browser.close()

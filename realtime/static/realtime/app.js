@@ -34,6 +34,7 @@ const ui = {
   statusDot: $("status-dot"),
   statusText: $("status-text"),
   notice: $("notice"),
+  micNotice: $("mic-notice"),
   provider: $("provider"),
   session: $("session-id"),
   latency: $("latency"),
@@ -127,6 +128,11 @@ function showNotice(html, kind = "info") {
   ui.notice.hidden = !html;
   ui.notice.dataset.kind = kind;
   ui.notice.innerHTML = html || "";
+}
+
+function showMicNotice(text) {
+  ui.micNotice.hidden = !text;
+  ui.micNotice.textContent = text || "";
 }
 
 function escapeHtml(text) {
@@ -428,10 +434,10 @@ async function toggleMic() {
     ui.micButton.textContent = "Stop microphone";
     ui.micButton.setAttribute("aria-pressed", "true");
     ui.muteButton.disabled = false;
-    if (ui.notice.dataset.kind === "mic") showNotice("");
+    showMicNotice("");
   } catch (err) {
     const text = err instanceof MicError ? err.message : String(err);
-    showNotice(escapeHtml(text), "mic");
+    showMicNotice(text);
   } finally {
     ui.micButton.disabled = false;
     renderStatus();
@@ -472,7 +478,7 @@ const micProblem = micUnavailableReason();
 if (micProblem) {
   ui.micButton.disabled = true;
   ui.muteButton.disabled = true;
-  showNotice(escapeHtml(micProblem), "mic");
+  showMicNotice(micProblem);
 }
 
 window.relayDemo = { stats, state, client, mic, player, config, interrupt };
