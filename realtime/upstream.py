@@ -85,12 +85,14 @@ def _connect_manager(config: RelayConfig) -> Any:
                 azure_endpoint=config.endpoint or "",
                 api_version=config.azure_api_version,
                 azure_deployment=config.model,
+                # Explicit: the SDK would force wss:// even for an http:// endpoint (tests).
+                websocket_base_url=f"{_websocket_origin(config.endpoint or '')}/openai",
                 **auth,
             )
             return azure.beta.realtime.connect(
                 model=config.model, websocket_connection_options=options
             )
-        base = _azure_v1_websocket_base(config.endpoint or "")
+        base = f"{_websocket_origin(config.endpoint or '')}/openai/v1"
         client = AsyncOpenAI(api_key=credential, websocket_base_url=base, base_url=base)
         return client.realtime.connect(model=config.model, websocket_connection_options=options)
 
@@ -104,13 +106,13 @@ def _connect_manager(config: RelayConfig) -> Any:
     return client.realtime.connect(model=config.model, websocket_connection_options=options)
 
 
-def _azure_v1_websocket_base(endpoint: str) -> str:
+def _websocket_origin(endpoint: str) -> str:
+    """https://res.openai.azure.com → wss://res.openai.azure.com (http → ws)."""
     base = endpoint.rstrip("/")
-    if base.startswith("https://"):
-        base = "wss://" + base[len("https://") :]
-    elif base.startswith("http://"):
-        base = "ws://" + base[len("http://") :]
-    return f"{base}/openai/v1"
+    for http, ws in (("https://", "wss://"), ("http://", "ws://")):
+        if base.startswith(http):
+            return ws + base[len(http) :]
+    return base
 
 
 class UpstreamSession:
@@ -120,6 +122,8 @@ class UpstreamSession:
         self._connection = connection
         self.dialect = dialect
         self._closed = False
+        # GA connections have send_raw; the beta one sends text straight on its websocket.
+        self.send = getattr(connection, "send_raw", None) or connection._connection.send
 
     @classmethod
     async def open(cls, config: RelayConfig) -> UpstreamSession:
@@ -151,9 +155,6 @@ class UpstreamSession:
                 f"could not open the realtime session ({type(exc).__name__})",
             ) from None
         return cls(connection, config.dialect)
-
-    async def send(self, data: str) -> None:
-        await self._connection.send_raw(data)
 
     async def recv(self) -> bytes:
         return await self._connection.recv_bytes()

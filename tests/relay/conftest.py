@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
-from django.conf import settings
 
 from realtime.config import RelayConfig, load_config
 from realtime.routing import websocket_urlpatterns
@@ -114,9 +113,7 @@ class Client:
 
 
 def relay_tasks() -> list[asyncio.Task[Any]]:
-    return [
-        t for t in asyncio.all_tasks() if t.get_name().startswith("realtime-") and not t.done()
-    ]
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("realtime-") and not t.done()]
 
 
 def wav_pcm(name: str) -> bytes:

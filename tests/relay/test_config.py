@@ -60,8 +60,10 @@ def test_the_key_is_not_in_the_repr():
         ({"PORT": "70000"}, "PORT"),
         ({"RELAY_VAD_THRESHOLD": "2"}, "RELAY_VAD_THRESHOLD"),
         ({"RELAY_TURN_DETECTION": "magic"}, "RELAY_TURN_DETECTION"),
-        ({"AZURE_OPENAI_ENDPOINT": "res.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "d"},
-         "AZURE_OPENAI_ENDPOINT"),
+        (
+            {"AZURE_OPENAI_ENDPOINT": "res.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "d"},
+            "AZURE_OPENAI_ENDPOINT",
+        ),
     ],
 )
 def test_invalid_configuration_names_the_variable(env, variable):

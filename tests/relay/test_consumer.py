@@ -149,11 +149,16 @@ async def test_an_upstream_error_event_reaches_the_client(simulator):
     await client.close()
 
 
-@pytest.mark.parametrize(("status", "code", "close"), [
-    (401, "upstream_auth_failed", 4011),
-    (500, "upstream_unavailable", 4010),
-])
-async def test_a_refused_handshake_ends_with_an_error_and_close_code(simulator, status, code, close):
+@pytest.mark.parametrize(
+    ("status", "code", "close"),
+    [
+        (401, "upstream_auth_failed", 4011),
+        (500, "upstream_unavailable", 4010),
+    ],
+)
+async def test_a_refused_handshake_ends_with_an_error_and_close_code(
+    simulator, status, code, close
+):
     simulator.next_faults(Faults(refuse_status=status))
     client = Client()
     await client.connect(greeting=False)

@@ -60,7 +60,12 @@ def test_text_deltas_of_both_dialects_become_text_delta(kind):
 def test_audio_delta_is_announced_once_then_sent_as_binary(kind):
     tr = protocol.Translator()
     pcm = b"\x01\x02" * 480
-    event = {"type": kind, "item_id": "a", "content_index": 0, "delta": base64.b64encode(pcm).decode()}
+    event = {
+        "type": kind,
+        "item_id": "a",
+        "content_index": 0,
+        "delta": base64.b64encode(pcm).decode(),
+    }
     first = tr.translate(event, 1.0).to_client
     second = tr.translate(event, 1.01).to_client
     assert json.loads(first[0]) == {
@@ -94,7 +99,10 @@ def test_barge_in_estimates_what_was_played():
 
 def test_barge_in_with_nothing_heard_deletes_the_item():
     cut = protocol.Interruption("a", 0, sent_ms=800, estimated_played_ms=0)
-    assert protocol.truncate_event(cut, None) == {"type": "conversation.item.delete", "item_id": "a"}
+    assert protocol.truncate_event(cut, None) == {
+        "type": "conversation.item.delete",
+        "item_id": "a",
+    }
 
 
 def test_no_interruption_when_everything_sent_was_played():
@@ -127,7 +135,11 @@ def test_response_done_reports_status_and_usage():
                 "usage": {
                     "input_tokens": 10,
                     "output_tokens": 5,
-                    "input_token_details": {"audio_tokens": 7, "text_tokens": 3, "cached_tokens": 2},
+                    "input_token_details": {
+                        "audio_tokens": 7,
+                        "text_tokens": 3,
+                        "cached_tokens": 2,
+                    },
                     "output_token_details": {"audio_tokens": 4, "text_tokens": 1},
                 },
             },

@@ -34,11 +34,15 @@ def read_wav_24k(path: Path) -> bytes:
     if sys.byteorder == "big":
         samples.byteswap()
     if channels == 2:
-        samples = array.array("h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2])))
+        samples = array.array(
+            "h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2], strict=False))
+        )
     elif channels != 1:
         raise CommandError(f"{path}: only mono or stereo WAV files are supported")
     if rate == 48000:
-        samples = array.array("h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2])))
+        samples = array.array(
+            "h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2], strict=False))
+        )
     elif rate != RATE:
         raise CommandError(f"{path}: sample rate {rate} Hz; use 24 kHz or 48 kHz")
     if sys.byteorder == "big":
@@ -80,12 +84,14 @@ class Command(BaseCommand):
             self.stdout.write(f"greeting: {greeting.get('greeting')}")
             if audio is None:
                 await ws.send(json.dumps({"type": "user_message", "text": options["text"]}))
-            else:
-                asyncio.create_task(self._stream(ws, audio))
+            streamer = None if audio is None else asyncio.create_task(self._stream(ws, audio))
             try:
                 await self._until(ws, "response_done", reply, options["timeout"])
             except ConnectionClosed as exc:
                 return exc.rcvd.code if exc.rcvd else 1006
+            finally:
+                if streamer is not None:
+                    streamer.cancel()
             code = None
         self._save(options["out"], reply)
         self.stdout.write(
