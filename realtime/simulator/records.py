@@ -83,7 +83,7 @@ class ConnectionRecord:
         self.received.append(event)
         self._changed.set()
 
-    async def wait_for(self, event_type: str, timeout: float = 5) -> dict[str, Any]:  # noqa: ASYNC109
+    async def wait_for(self, event_type: str, timeout: float = 5) -> dict[str, Any]:
         """The next received client event of this type not yet returned by ``wait_for``
         (each call consumes one), waiting up to ``timeout`` seconds for it."""
 
