@@ -51,6 +51,12 @@ def test_voice_turn(launch: Any, relay_url: str, artifacts: Path, tmp_path: Path
     page.get_by_role("button", name="Start microphone").click()
     page.locator("#status", has_text="Listening").wait_for()
     wait_stat(page, "s.framesSent > 10")
+    # Whatever rate the (fake) device runs at, the page sends 24 kHz: ~24,000 samples/s.
+    first, t0 = stats(page)["samplesSent"], time.monotonic()
+    page.wait_for_timeout(2000)
+    rate = (stats(page)["samplesSent"] - first) / (time.monotonic() - t0)
+    assert 21000 < rate < 27000, rate
+    assert stats(page)["maxLevel"] > 0.3  # the level meter moved with the speech
 
     user = page.locator(".bubble.user", has_text="Simulated transcript")
     user.wait_for(timeout=20000)
@@ -68,6 +74,7 @@ def test_voice_turn(launch: Any, relay_url: str, artifacts: Path, tmp_path: Path
     assert page.locator(".bubble.user").count() == 1
     assert page.locator(".bubble.assistant").count() == 1
 
+    print("capture rate", s["captureRate"], "latency", s["lastLatencyMs"])
     page.screenshot(path=str(artifacts / "demo-laptop.png"))
     shutil.copy(artifacts / "demo-laptop.png", REPO / "docs" / "screenshot.png")
 

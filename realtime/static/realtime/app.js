@@ -25,6 +25,7 @@ const stats = {
   lastUsage: null,
   totalTokens: 0,
   captureRate: null,
+  maxLevel: 0, // highest mic meter reading (0..1)
   connects: 0,
   closes: [], // [{code, reason, final}]
 };
@@ -147,6 +148,7 @@ function renderLevel(level) {
   const db = level.rms > 0 ? 20 * Math.log10(level.rms) : -100;
   const v = Math.max(0, Math.min(1, (db + 60) / 60));
   levelShown = v > levelShown ? v : levelShown * 0.7 + v * 0.3;
+  stats.maxLevel = Math.max(stats.maxLevel, levelShown);
   ui.meter.value = levelShown;
   ui.meterBar.style.transform = `scaleX(${levelShown.toFixed(3)})`;
 }
@@ -161,6 +163,7 @@ function addBubble(role, text, { id = null, pending = false } = {}) {
   li.className = `bubble ${role}`;
   if (pending) li.classList.add("pending");
   if (id) li.dataset.id = id;
+  li.setAttribute("aria-busy", String(pending)); // announce a streamed bubble once it is done
   const who = document.createElement("span");
   who.className = "who";
   who.textContent = { user: "You", assistant: "Assistant", system: "Relay" }[role];
@@ -168,17 +171,33 @@ function addBubble(role, text, { id = null, pending = false } = {}) {
   body.className = "text";
   body.textContent = text;
   li.append(who, body);
+  const follow = nearBottom();
   ui.log.append(li);
-  li.scrollIntoView({ block: "end", behavior: "smooth" });
+  if (follow) scrollToEnd();
   if (id) state.bubbles.set(id, li);
   return li;
 }
 
 function setBubbleText(li, text, { append = false, pending = false } = {}) {
+  const follow = nearBottom();
   const body = li.querySelector(".text");
   body.textContent = append ? body.textContent + text : text;
+  setPending(li, pending);
+  if (follow) scrollToEnd();
+}
+
+function setPending(li, pending) {
   li.classList.toggle("pending", pending);
-  li.scrollIntoView({ block: "end", behavior: "smooth" });
+  li.setAttribute("aria-busy", String(pending));
+}
+
+// Follow new text only when the reader is at the end (scrolling back stays put).
+function nearBottom() {
+  return ui.log.scrollHeight - ui.log.scrollTop - ui.log.clientHeight < 48;
+}
+
+function scrollToEnd() {
+  ui.log.scrollTop = ui.log.scrollHeight;
 }
 
 function assistantBubble(id) {
@@ -295,7 +314,7 @@ function onControl(msg) {
       break;
     case "text_done": {
       const li = state.bubbles.get(msg.id);
-      if (li) li.classList.remove("pending");
+      if (li) setPending(li, false);
       break;
     }
     case "response_done":
@@ -318,7 +337,7 @@ function onControl(msg) {
 
 function onResponseDone(msg) {
   for (const li of state.bubbles.values()) {
-    if (li.classList.contains("assistant")) li.classList.remove("pending");
+    if (li.classList.contains("assistant")) setPending(li, false);
   }
   if (msg.usage) {
     const u = msg.usage;
