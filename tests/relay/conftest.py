@@ -82,6 +82,12 @@ class Client:
                 if action is None or message.get("action") == action:
                     return message
 
+    async def until_count(self, action: str, count: int, timeout: float = 10) -> None:
+        """Until `count` control messages with this action have arrived in all."""
+        async with asyncio.timeout(timeout):
+            while len(self.of("control", action)) < count:
+                await self.next(timeout)
+
     async def until_closed(self, timeout: float = 10) -> int:
         try:
             async with asyncio.timeout(timeout):

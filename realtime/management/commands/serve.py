@@ -9,10 +9,11 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 BANNER = """
-  ┌────────────────────────────────────────────────────────────────────────────┐
-  │  No OPENAI_API_KEY or AZURE_OPENAI_* configured: using the OFFLINE SIMULATOR │
-  │  of the Realtime API ({url:<34}). No real model is called.   │
-  └────────────────────────────────────────────────────────────────────────────┘
+==============================================================================
+  OFFLINE SIMULATOR: no OPENAI_API_KEY or AZURE_OPENAI_* is configured, so the
+  relay talks to its built-in simulator of the Realtime API at
+  {url}. No real model is called and nothing is billed.
+==============================================================================
 """
 
 
