@@ -24,7 +24,8 @@ from realtime.simulator import Simulator
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
 ARTIFACTS = REPO / "test-artifacts"
-CHROMIUM = Path("/usr/bin/chromium")
+# Debian's package; RELAY_TEST_CHROMIUM points elsewhere (e.g. to check the CI=true failure).
+CHROMIUM = Path(os.environ.get("RELAY_TEST_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",

@@ -160,6 +160,29 @@ def test_text_chat_on_a_phone(launch: Any, relay_url: str, simulator: Any, artif
     page.screenshot(path=str(artifacts / "demo-phone.png"))
 
 
+def test_escape_key_interrupts_the_answer(launch: Any, relay_url: str, simulator: Any) -> None:
+    """Keyboard only: type, Enter to send, Escape to stop; the relay truncates at the report."""
+    sim, _ = simulator
+    before = len(sim.connections)
+    page = open_page(launch(FIXTURES / "silence_2s_24k.wav"), relay_url)
+    wait_connected(page)
+    record = _new_connection(sim, before)
+    page.keyboard.press("Tab")  # the first control is focusable from the keyboard
+    page.get_by_label("Message to the assistant").focus()
+    page.keyboard.type("Please tell me a long story about a lighthouse keeper.")
+    page.keyboard.press("Enter")
+    wait_stat(page, "s.playedSamples > 12000")  # half a second of the answer was heard
+    assert page.get_by_role("button", name="Stop answer").is_enabled()
+    page.keyboard.press("Escape")
+    truncate = _received(record, "conversation.item.truncate")
+    wait_stat(page, "s.interrupts === 1")
+    reports = stats(page)["playbackReports"]
+    assert reports and reports[-1]["item_id"] == truncate["item_id"]
+    assert truncate["audio_end_ms"] == reports[-1]["played_ms"] >= 500
+    page.locator(".bubble.assistant.cut").wait_for()
+    page.locator("#status", has_text="Connected").wait_for()
+
+
 # ---------------------------------------------------------------------------------------------
 # Closing and reconnecting: the relay's side is mocked with Playwright's WebSocket routing.
 # ---------------------------------------------------------------------------------------------

@@ -409,6 +409,7 @@ client.addEventListener("closed", (ev) => {
   const d = ev.detail;
   stats.closes.push({ code: d.code, reason: d.reason, final: d.final });
   state.closedReason = d.reason;
+  state.audioItem = null;
   state.responding = false;
   state.userSpeaking = false;
   player.clear();
