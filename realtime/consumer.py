@@ -15,7 +15,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
-from realtime import protocol
+from realtime import metrics, protocol
 from realtime.closecodes import UPSTREAM_CONNECT_CLOSE, Close
 from realtime.config import RelayConfig
 from realtime.stats import SessionStats
@@ -77,6 +77,8 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.config = settings.RELAY_CONFIG
         self.session_id = uuid.uuid4()
         self.stats = SessionStats()
+        self.meter = metrics.SessionMeter(self.stats)
+        self.meter.opened()
         self.translator = protocol.Translator()
         self.coalescer = protocol.AudioCoalescer(
             flush_bytes=max(2, self.config.audio_coalesce_ms * protocol.BYTES_PER_MS),
@@ -144,6 +146,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     def _on_audio(self, data: bytes) -> None:
         self.stats.audio_bytes_in += len(data)
+        self.meter.frames_in += 1
         chunk = self.coalescer.feed(data)
         if chunk:
             self._enqueue_audio(chunk)
@@ -224,6 +227,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self._truncate_handle.cancel()
             self._truncate_handle = None
         if cut is not None:
+            self.meter.truncations += 1
             self._enqueue_event(protocol.truncate_event(cut, played_ms))
 
     def _enqueue_event(self, event: dict[str, Any]) -> None:
@@ -296,6 +300,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.config.provider_label,
             self.stats.connect_ms,
         )
+        self.meter.live(self.stats.connect_ms)
         self.ready.set()
         self._spawn(self._upstream_writer(), "writer")
 
@@ -344,6 +349,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             stats.add_usage(result.usage)
         if result.speech_started:
             stats.speech_turns += 1
+        self.meter.on_translation(result)
 
     def _on_upstream_error(self, error: dict[str, Any]) -> None:
         self.stats.errors += 1
@@ -375,6 +381,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.closed = True
             log.info("session %s: ending (%s, close %d)", self.session_id, code, close_code)
             self.stats.close_code = close_code
+            self.meter.ended(code)
             try:
                 await self.send(text_data=protocol.error_message(code, message, fatal=True))
                 await self.close(code=close_code)
@@ -407,6 +414,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await asyncio.wait(tasks, timeout=2)
         if self.upstream is not None:
             await self.upstream.close()
+        self.meter.closed()
         log.info("session %s: closed; %s", self.session_id, self.stats.summary())
 
     def _client_addr(self) -> str:

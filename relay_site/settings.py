@@ -127,14 +127,32 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGIN_URL = "/admin/login/"
 
+# Observability (docs/operations.md): /metrics is open to loopback, staff and this bearer token.
+RELAY_METRICS_TOKEN = envsecret("RELAY_METRICS_TOKEN").strip()
+RELAY_METRICS_ALLOW_LOOPBACK = envbool("RELAY_METRICS_ALLOW_LOOPBACK", True)
+
 LOG_LEVEL = os.environ.get("RELAY_LOG_LEVEL", "INFO").upper()
+LOG_FORMAT = os.environ.get("RELAY_LOG_FORMAT", "plain").strip().lower()
+if LOG_FORMAT not in ("plain", "json"):
+    sys.exit(f"Configuration error: RELAY_LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
+    "filters": {
+        "session_id": {"()": "realtime.logutil.SessionIdFilter"},
+        "redact": {"()": "realtime.logutil.RedactFilter"},
+    },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "realtime.logutil.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": LOG_FORMAT,
+            "filters": ["session_id", "redact"],
+        }
+    },
     "loggers": {
         "realtime": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
         "django": {"handlers": ["console"], "level": "WARNING"},

@@ -1,10 +1,13 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from realtime import views
+from realtime import health, metrics, views
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
+    path("metrics", metrics.metrics_view, name="metrics"),
     path("", views.index, name="index"),
     # daphne serves no static files: the app serves /static/ itself (see views.static_file).
     re_path(r"^static/(?P<path>.+)$", views.static_file, name="static"),

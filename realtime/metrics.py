@@ -1,0 +1,302 @@
+"""Prometheus metrics: the metric objects, the per-session meter the consumer feeds, /metrics.
+
+Frame path cost: nothing here runs per client frame except one attribute increment
+(``meter.frames_in += 1``). Bytes, barge-ins, responses and tokens are already counted in the
+session's ``SessionStats``; a ``SessionMeter`` adds their *deltas* to the Prometheus counters in
+batches: every ``FLUSH_INTERVAL_S`` (a timer per session), right before this process answers a
+scrape, and when the session closes. Labelled children are bound once, at import.
+
+Several worker processes: set ``PROMETHEUS_MULTIPROC_DIR`` (an empty directory shared by the
+workers of one host, wiped at deploy) and any worker's /metrics reports the sum of all of them.
+Without it, each process reports its own numbers (scrape each worker as its own target).
+"""
+
+from __future__ import annotations
+
+import atexit
+import hmac
+import ipaddress
+import os
+import re
+import time
+import weakref
+from asyncio import TimerHandle, get_running_loop
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_safe
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as prom_multiprocess
+
+from realtime.protocol import Translation
+from realtime.stats import SessionStats
+
+FLUSH_INTERVAL_S = 5.0
+MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
+
+ACTIVE_SESSIONS = Gauge(
+    "relay_active_sessions",
+    "Client sessions open now",
+    multiprocess_mode="livesum",
+)
+SESSIONS_OPENED = Counter("relay_sessions_opened", "Client sessions accepted")
+SESSIONS_CLOSED = Counter(
+    "relay_sessions_closed", "Client sessions ended, by close reason", ["reason"]
+)
+FRAMES = Counter(
+    "relay_audio_frames",
+    "Binary audio frames relayed: in = client to relay, out = relay to client",
+    ["direction"],
+)
+AUDIO_BYTES = Counter(
+    "relay_audio_bytes",
+    "PCM16 audio bytes relayed: in = client to relay, out = relay to client",
+    ["direction"],
+)
+AUDIO_DROPPED = Counter(
+    "relay_audio_dropped_bytes", "Client audio bytes dropped because the upstream lagged"
+)
+CONNECT_SECONDS = Histogram(
+    "relay_upstream_connect_seconds",
+    "From the start of the upstream connect to a configured session (session.updated)",
+    buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+)
+REPLY_SECONDS = Histogram(
+    "relay_reply_latency_seconds",
+    "From the end of user speech (speech_stopped) to the first reply audio sent to the client",
+    buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+)
+RESPONSES = Counter("relay_responses", "Model responses finished (response.done)")
+BARGE_INS = Counter("relay_barge_ins", "Reply audio cut short by the user (speech or interrupt)")
+TRUNCATIONS = Counter(
+    "relay_truncations", "conversation.item.truncate/delete sent upstream after a barge-in"
+)
+UPSTREAM_ERRORS = Counter(
+    "relay_upstream_errors", "Upstream error events, by the upstream's error code", ["code"]
+)
+TOKENS = Counter(
+    "relay_tokens",
+    "Tokens reported by the upstream (response.done usage), by kind; kinds add up to the total",
+    ["kind"],
+)
+CACHED_TOKENS = Counter("relay_cached_input_tokens", "Input tokens served from the cache")
+
+_IN, _OUT = FRAMES.labels("in"), FRAMES.labels("out")
+# One bound child per value a meter tracks, in the order of SessionMeter._values().
+_CHILDREN = (
+    AUDIO_BYTES.labels("in"),
+    AUDIO_BYTES.labels("out"),
+    AUDIO_DROPPED,
+    _IN,
+    _OUT,
+    BARGE_INS,
+    TRUNCATIONS,
+    RESPONSES,
+    TOKENS.labels("input_text"),
+    TOKENS.labels("input_audio"),
+    TOKENS.labels("input_other"),
+    TOKENS.labels("output_text"),
+    TOKENS.labels("output_audio"),
+    TOKENS.labels("output_other"),
+    CACHED_TOKENS,
+)
+_LABEL = re.compile(r"[a-z0-9_.]{1,48}")
+_MAX_ERROR_CODES = 64
+_error_children: dict[str, Any] = {}
+_live: weakref.WeakSet[SessionMeter] = weakref.WeakSet()
+
+
+def label(value: object) -> str:
+    """A bounded, safe label value: short snake_case codes pass, anything else is "other"."""
+    text = str(value or "").lower()
+    return text if _LABEL.fullmatch(text) else "other"
+
+
+def count_upstream_error(code: object) -> None:
+    name = label(code or "unknown")
+    child = _error_children.get(name)
+    if child is None:
+        if len(_error_children) >= _MAX_ERROR_CODES:
+            name = "other"
+        child = _error_children.setdefault(name, UPSTREAM_ERRORS.labels(name))
+    child.inc()
+
+
+class SessionMeter:
+    """One session's metric state. The consumer calls ``opened`` at connect, ``live`` once the
+    upstream is configured, ``on_translation`` per upstream event, ``ended`` with its close
+    reason and ``closed`` from its cleanup. Event-loop only (no locking)."""
+
+    __slots__ = (
+        "__weakref__",
+        "_last",
+        "_open",
+        "_speech_stopped_at",
+        "_timer",
+        "frames_in",
+        "frames_out",
+        "reason",
+        "stats",
+        "truncations",
+    )
+
+    def __init__(self, stats: SessionStats) -> None:
+        self.stats = stats
+        self.frames_in = 0
+        self.frames_out = 0
+        self.truncations = 0
+        self.reason: str | None = None
+        self._speech_stopped_at: float | None = None
+        self._last = (0,) * len(_CHILDREN)
+        self._timer: TimerHandle | None = None
+        self._open = False
+
+    def opened(self) -> None:
+        self._open = True
+        SESSIONS_OPENED.inc()
+        ACTIVE_SESSIONS.inc()
+        _live.add(self)
+        self._timer = get_running_loop().call_later(FLUSH_INTERVAL_S, self._tick)
+
+    def live(self, connect_ms: int | None) -> None:
+        if connect_ms is not None:
+            CONNECT_SECONDS.observe(connect_ms / 1000)
+
+    def on_translation(self, result: Translation) -> None:
+        if result.audio_bytes:
+            self.frames_out += 1
+            if self._speech_stopped_at is not None:
+                REPLY_SECONDS.observe(time.monotonic() - self._speech_stopped_at)
+                self._speech_stopped_at = None
+        elif result.speech_stopped:
+            self._speech_stopped_at = time.monotonic()
+        elif result.speech_started or result.response_done is not None:
+            self._speech_stopped_at = None  # no reply audio for that speech: nothing to time
+        if result.upstream_error is not None:
+            count_upstream_error(result.upstream_error.get("code"))
+
+    def ended(self, reason: str) -> None:
+        """The session's close reason (the first one given wins)."""
+        if self.reason is None:
+            self.reason = reason
+
+    def closed(self) -> None:
+        """Idempotent: final flush, close reason, active gauge."""
+        if not self._open:
+            return
+        self._open = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        _live.discard(self)
+        self.flush()
+        SESSIONS_CLOSED.labels(label(self.reason or "client_disconnected")).inc()
+        ACTIVE_SESSIONS.dec()
+
+    def flush(self) -> None:
+        values = self._values()
+        for child, now, before in zip(_CHILDREN, values, self._last, strict=True):
+            if now > before:
+                child.inc(now - before)
+        self._last = values
+
+    def _values(self) -> tuple[int, ...]:
+        s = self.stats
+        return (
+            s.audio_bytes_in,
+            s.audio_bytes_out,
+            s.audio_bytes_dropped,
+            self.frames_in,
+            self.frames_out,
+            s.barge_ins,
+            self.truncations,
+            s.responses,
+            s.input_text_tokens,
+            s.input_audio_tokens,
+            max(0, s.input_tokens - s.input_text_tokens - s.input_audio_tokens),
+            s.output_text_tokens,
+            s.output_audio_tokens,
+            max(0, s.output_tokens - s.output_text_tokens - s.output_audio_tokens),
+            s.cached_tokens,
+        )
+
+    def _tick(self) -> None:
+        self._timer = None
+        if self._open:
+            self.flush()
+            self._timer = get_running_loop().call_later(FLUSH_INTERVAL_S, self._tick)
+
+
+def flush_all() -> None:
+    """Bring this process's counters up to date with its open sessions."""
+    for meter in list(_live):
+        meter.flush()
+
+
+def render() -> bytes:
+    flush_all()
+    if MULTIPROC_DIR:
+        registry = CollectorRegistry()
+        prom_multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry)
+    return generate_latest(REGISTRY)
+
+
+if MULTIPROC_DIR:
+    os.makedirs(MULTIPROC_DIR, exist_ok=True)
+    # Drop this process's live gauge files on a clean exit (counters stay: they are totals).
+    atexit.register(prom_multiprocess.mark_process_dead, os.getpid())
+
+
+# ---------------------------------------------------------------------------------------------
+# /metrics
+# ---------------------------------------------------------------------------------------------
+
+
+@never_cache
+@require_safe
+async def metrics_view(request: HttpRequest) -> HttpResponse:
+    denied = await access_denied(request)
+    if denied is not None:
+        return denied
+    return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
+
+
+async def access_denied(request: HttpRequest) -> HttpResponse | None:
+    """None when the request may read /metrics: a matching bearer token, loopback (unless
+    RELAY_METRICS_ALLOW_LOOPBACK is off) or an active staff user; else 401/403."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    token = getattr(settings, "RELAY_METRICS_TOKEN", "") or ""
+    if token and scheme.lower() == "bearer":
+        if hmac.compare_digest(presented.strip().encode(), token.encode()):
+            return None
+    if getattr(settings, "RELAY_METRICS_ALLOW_LOOPBACK", True) and is_loopback(
+        request.META.get("REMOTE_ADDR")
+    ):
+        return None
+    user = await request.auser()
+    if user.is_active and user.is_staff:
+        return None
+    if not header and not user.is_authenticated:
+        response = HttpResponse("authentication required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return HttpResponse("forbidden\n", status=403, content_type="text/plain")
+
+
+def is_loopback(address: str | None) -> bool:
+    try:
+        return ipaddress.ip_address(address or "").is_loopback
+    except ValueError:
+        return False
