@@ -1,0 +1,1 @@
+"""Benchmark of the relay: `python manage.py bench` (docs/benchmark.md)."""

@@ -1,0 +1,216 @@
+"""The benchmark run: start everything, probe, sweep the contenders, write the report."""
+
+from __future__ import annotations
+
+import json
+import platform
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import report
+from bench.loadgen import Target
+from bench.measure import Contender, run_point
+from bench.pool import LoadGenPool
+from bench.probes import greetings, idle_memory
+from bench.procs import (
+    Children,
+    bare_relay_argv,
+    cpu_seconds,
+    daphne_argv,
+    free_port,
+    migrate,
+    relay_env,
+    simulator_argv,
+)
+
+HOST = "127.0.0.1"
+ADDED_P99_LIMIT_MS = 20.0
+GIVE_UP_P99_MS = 250.0  # a contender this far past the limit is not swept further
+
+
+@dataclass
+class Plan:
+    name: str
+    sessions: list[int]
+    seconds: float
+    frame_sizes: list[int] = field(default_factory=lambda: [960, 256])
+    idle_sessions: int = 100
+    greeting_samples: int = 20
+    loadgen_workers: int = 2
+
+
+PLANS = {
+    "full": Plan("full", [10, 25, 50, 100, 150, 200, 300, 400], 6.0),
+    "quick": Plan("quick", [10, 50, 100, 200], 4.0, idle_sessions=50, greeting_samples=10),
+    "smoke": Plan("smoke", [2], 1.5, idle_sessions=3, greeting_samples=2, loadgen_workers=1),
+}
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    mem = 0
+    try:
+        with open("/proc/cpuinfo") as f:
+            model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), "")
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) * 1024
+    except OSError:
+        pass
+    import os
+
+    return {
+        "cpu": model,
+        "cores": os.cpu_count(),
+        "memory_gib": round(mem / 2**30, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def _passes(point: dict[str, Any]) -> bool:
+    added = point.get("added_p99_ms")
+    return (
+        added is not None
+        and added <= ADDED_P99_LIMIT_MS
+        and point["frames_lost"] == 0
+        and point["connected"] == point["sessions"]
+    )
+
+
+def _sweep(
+    pool: LoadGenPool,
+    direct: Contender,
+    relays: list[Contender],
+    plan: Plan,
+    frame_bytes: int,
+    watch: dict[str, int],
+    log: Any,
+) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {c.name: [] for c in [direct, *relays]}
+    alive = [c.name for c in relays]
+    misses = dict.fromkeys(alive, 0)
+    for n in plan.sessions:
+        if not alive:
+            break
+        base = run_point(pool, direct, n, frame_bytes, plan.seconds, watch)
+        out[direct.name].append(base)
+        head = f"  {frame_bytes} B  N={n:<4}"
+        log(f"{head} direct     p50 {base['p50_ms']:7.2f}  p99 {base['p99_ms']:7.2f}")
+        for c in relays:
+            if c.name not in alive:
+                continue
+            w = {k: v for k, v in watch.items() if not k.startswith("relay")}
+            w |= {f"relay{i}": pid for i, pid in enumerate(c.pids)}
+            p = run_point(pool, c, n, frame_bytes, plan.seconds, w)
+            p["added_p50_ms"] = round(p["p50_ms"] - base["p50_ms"], 2)
+            p["added_p99_ms"] = round(p["p99_ms"] - base["p99_ms"], 2)
+            p["pass"] = _passes(p)
+            out[c.name].append(p)
+            log(
+                f"  {frame_bytes} B  N={n:<4} {c.name:<10}"
+                f" p50 {p['p50_ms']:7.2f}  p99 {p['p99_ms']:7.2f}"
+                f"  added p99 {p['added_p99_ms']:7.2f}  lost {p['frames_lost']}"
+                f"  cpu/frame {p['relay_cpu_us_per_frame']} µs  {'ok' if p['pass'] else 'MISS'}"
+            )
+            if not p["pass"]:
+                misses[c.name] += 1
+                if misses[c.name] >= 2 or p["p99_ms"] > GIVE_UP_P99_MS or p["frames_lost"]:
+                    alive.remove(c.name)
+    return out
+
+
+def capacity(points: list[dict[str, Any]]) -> int:
+    passing = [p["sessions"] for p in points if p.get("pass")]
+    return max(passing, default=0)
+
+
+def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log_dir = out_dir / "logs"
+    log_dir.mkdir(exist_ok=True)
+    started = time.time()
+    children = Children(log_dir)
+    pool: LoadGenPool | None = None
+    db = Path(tempfile.gettempdir()) / f"bench-{int(started)}.sqlite3"
+    try:
+        sim_port = free_port()
+        sim_pid = children.start("simulator", simulator_argv(sim_port), {}, sim_port)
+        sim_url = f"ws://{HOST}:{sim_port}"
+        env = relay_env(sim_url, db)
+        migrate(env, log_dir)
+        ports = {name: free_port() for name in ("bare", "daphne-a", "daphne-b")}
+        argvs = {
+            "bare": (bare_relay_argv(ports["bare"], sim_url), {}),
+            "daphne-a": (daphne_argv(ports["daphne-a"]), env),
+            "daphne-b": (daphne_argv(ports["daphne-b"]), env),
+        }
+        pids = {name: children.start(name, a, e, ports[name]) for name, (a, e) in argvs.items()}
+
+        def relay_target(port: int) -> Target:
+            return Target("relay", HOST, port, "/realtime", f"http://{HOST}:{port}")
+
+        direct = Contender(
+            "direct",
+            "direct to the simulator (floor)",
+            [Target("direct", HOST, sim_port, "/v1/realtime?model=gpt-realtime")],
+        )
+        bare = Contender(
+            "bare",
+            "bare relay (plain websockets, yardstick)",
+            [Target("relay", HOST, ports["bare"], "/")],
+            [pids["bare"]],
+        )
+        one = Contender(
+            "daphne-1",
+            "project relay, daphne, 1 worker",
+            [relay_target(ports["daphne-a"])],
+            [pids["daphne-a"]],
+        )
+        two = Contender("daphne-2", "project relay, daphne, 2 workers",
+                        [relay_target(ports["daphne-a"]), relay_target(ports["daphne-b"])],
+                        [pids["daphne-a"], pids["daphne-b"]])  # fmt: skip
+        log(f"simulator :{sim_port}; relays {ports}")
+        pool = LoadGenPool(plan.loadgen_workers)
+        watch = {"simulator": sim_pid} | {f"loadgen{i}": p for i, p in enumerate(pool.pids)}
+        log("connect → greeting …")
+        greet = greetings([direct, bare, one], f"ws://{HOST}:{sim_port}", plan.greeting_samples)
+        log(f"  {json.dumps(greet)}")
+        log("idle memory …")
+        memory = {c.name: idle_memory(pool, c, plan.idle_sessions) for c in (bare, one)}
+        log(f"  {json.dumps(memory)}")
+        sweeps: dict[str, Any] = {}
+        for fb in plan.frame_sizes:
+            log(f"sweep, {fb}-byte frames ({fb / 48:.1f} ms) …")
+            sweeps[str(fb)] = _sweep(pool, direct, [bare, one, two], plan, fb, watch, log)
+        totals = {"simulator": cpu_seconds(sim_pid)} | {
+            name: cpu_seconds(pid) for name, pid in pids.items()
+        } | {f"loadgen{i}": cpu_seconds(p) for i, p in enumerate(pool.pids)}  # fmt: skip
+    finally:
+        if pool is not None:
+            pool.stop()
+        children.stop_all()
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            Path(f"{db}{suffix}").unlink(missing_ok=True)
+    results: dict[str, Any] = {
+        "plan": plan.__dict__,
+        "machine": machine(),
+        "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
+        "duration_s": round(time.time() - started, 1),
+        "contenders": {c.name: c.label for c in (direct, bare, one, two)},
+        "greeting": greet,
+        "idle_memory": memory,
+        "sweeps": sweeps,
+        "capacity": {
+            fb: {name: capacity(points) for name, points in sw.items() if name != "direct"}
+            for fb, sw in sweeps.items()
+        },
+        "cpu_total_s": {k: round(v, 2) for k, v in totals.items()},
+    }
+    results["targets"] = report.targets(results)
+    (out_dir / "results.json").write_text(json.dumps(results, indent=1))
+    (out_dir / "results.md").write_text(report.markdown(results))
+    report.plot(results, out_dir / "latency.png")
+    return results
