@@ -200,7 +200,7 @@ class SessionMeter:
             self._timer = None
         _live.discard(self)
         self.flush()
-        SESSIONS_CLOSED.labels(label(self.reason or "client_disconnected")).inc()
+        SESSIONS_CLOSED.labels(label(self.reason or "client_closed")).inc()
         ACTIVE_SESSIONS.dec()
 
     def flush(self) -> None:
