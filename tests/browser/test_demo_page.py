@@ -64,6 +64,7 @@ def test_voice_turn(launch: Any, relay_url: str, artifacts: Path, tmp_path: Path
     assistant.wait_for(timeout=20000)
     wait_stat(page, "s.playedSamples > 24000 && s.lastUsage !== null")
     s = stats(page)
+    assert s["statesSeen"][:4] == ["connecting", "connected", "listening", "speaking"]
     assert s["captureRate"] in (16000, 24000, 44100, 48000, 96000)
     assert s["samplesReceived"] >= s["playedSamples"] > 24000
     assert s["lastLatencyMs"] is not None and 0 < s["lastLatencyMs"] < 5000

@@ -27,6 +27,7 @@ const stats = {
   captureRate: null,
   maxLevel: 0, // highest mic meter reading (0..1)
   connects: 0,
+  statesSeen: [], // status kinds shown so far, in order of first appearance
   closes: [], // [{code, reason, final}]
 };
 
@@ -115,6 +116,7 @@ function renderStatus() {
   if (key !== lastStatus) {
     lastStatus = key;
     ui.status.dataset.state = kind;
+    if (!stats.statesSeen.includes(kind)) stats.statesSeen.push(kind);
     ui.statusText.textContent = text;
   }
   const open = state.conn === "open";
