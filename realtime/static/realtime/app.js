@@ -432,7 +432,9 @@ client.addEventListener("closed", (ev) => {
 
 // Browsers only start audio output after a user gesture: create the player on the first one.
 function unlockAudio() {
-  player.ensure().catch((err) => showNotice(escapeHtml(`Audio output failed: ${err}`), "error"));
+  // AudioWorklet exists only in secure contexts; the mic notice already explains that case.
+  if (!window.isSecureContext || !window.AudioWorkletNode) return;
+  player.ensure().catch((err) => showMicNotice(`Reply audio cannot play: ${err}`));
 }
 for (const type of ["pointerdown", "keydown"]) {
   document.addEventListener(type, unlockAudio, { capture: true });
