@@ -1,9 +1,10 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from realtime import health, metrics, views
+from realtime import health, metrics, usage_admin, views
 
 urlpatterns = [
+    path("admin/usage/", admin.site.admin_view(usage_admin.usage_view), name="usage_summary"),
     path("admin/", admin.site.urls),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

@@ -1,0 +1,83 @@
+"""Token usage per user and per day in the admin (/admin/usage/)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from realtime.models import RealtimeSession
+from realtime.usage_admin import usage_rollup
+
+pytestmark = pytest.mark.django_db
+
+
+def session(user, day: date, hour: int = 12, **counters: int) -> RealtimeSession:
+    started = datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+    return RealtimeSession.objects.create(
+        user=user,
+        provider="simulator",
+        model="gpt-realtime",
+        worker_id="test:1",
+        status=RealtimeSession.Status.CLOSED,
+        started_at=started,
+        last_seen_at=started,
+        **counters,
+    )
+
+
+@pytest.fixture
+def usage(django_user_model):
+    ann = django_user_model.objects.create_user("ann")
+    bob = django_user_model.objects.create_user("bob")
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    session(ann, d1, 1, input_tokens=100, output_tokens=50, input_audio_tokens=90, responses=2)
+    session(ann, d1, 23, input_tokens=10, output_tokens=5, input_audio_tokens=10, responses=1)
+    session(ann, d2, 9, input_tokens=7, output_tokens=3, responses=1)
+    session(bob, d1, 12, input_tokens=1000, output_tokens=400, output_audio_tokens=300)
+    session(None, d2, 12, input_tokens=1, output_tokens=1)
+    return ann, bob
+
+
+def test_usage_is_summed_per_user_and_per_utc_day(usage):
+    rows = {(r["day"], r["user__username"]): r for r in usage_rollup()}
+    ann_d1 = rows[(date(2026, 3, 1), "ann")]
+    assert (ann_d1["sessions"], ann_d1["input_tokens"], ann_d1["output_tokens"]) == (2, 110, 55)
+    assert ann_d1["input_audio_tokens"] == 100 and ann_d1["responses"] == 3
+    assert rows[(date(2026, 3, 2), "ann")]["input_tokens"] == 7
+    assert rows[(date(2026, 3, 1), "bob")]["output_audio_tokens"] == 300
+    assert rows[(date(2026, 3, 2), None)]["sessions"] == 1  # sessions without a user
+    assert len(rows) == 4
+
+
+def test_the_date_range_filters_days(usage):
+    rows = list(usage_rollup(start=date(2026, 3, 2), end=date(2026, 3, 2)))
+    assert {r["user__username"] for r in rows} == {"ann", None}
+
+
+def test_the_admin_page_shows_the_rollup_to_staff(usage, admin_client):
+    response = admin_client.get("/admin/usage/?start=2026-03-01&end=2026-03-01")
+    assert response.status_code == 200
+    assert [(r["user__username"], r["input_tokens"]) for r in response.context["rows"]] == [
+        ("ann", 110),
+        ("bob", 1000),
+    ]
+    assert response.context["totals"]["output_tokens"] == 455
+    assert b"Token usage per user and day" in response.content
+
+
+def test_the_csv_export_has_one_line_per_user_and_day(usage, admin_client):
+    response = admin_client.get("/admin/usage/?start=2026-03-01&end=2026-03-02&format=csv")
+    lines = response.content.decode().strip().splitlines()
+    assert lines[0].startswith("day,user,sessions,input_tokens,output_tokens")
+    assert any(line.startswith("2026-03-01,ann,2,110,55,0,100,") for line in lines[1:])
+    assert len(lines) == 1 + 4
+
+
+def test_the_page_is_for_staff_only(usage, client, django_user_model):
+    assert client.get("/admin/usage/").status_code == 302  # to the admin login
+    client.force_login(django_user_model.objects.create_user("plain"))
+    assert client.get("/admin/usage/").status_code == 302
+    staff = django_user_model.objects.create_user("helper", is_staff=True)
+    client.force_login(staff)  # staff, but without permission to view sessions
+    assert client.get("/admin/usage/").status_code == 403
