@@ -3,7 +3,7 @@
 A worker is told (over a Pipe) to ``connect`` its sessions, then to ``stream`` stamped PCM16
 frames at real-time pace for some seconds, then to ``close``. Sessions are spread over the
 frame period by a global phase (session i of N sends at ``i/N`` of the period), as independent
-clients would be, and one scheduler per worker wakes once per ~1 ms slot rather than once per
+clients would be, and one scheduler per worker wakes once per ~2 ms slot rather than once per
 session. Sending is a synchronous transport write (see ``wsclient``).
 """
 
@@ -43,6 +43,7 @@ class Counters:
     lat_newest: array = field(default_factory=lambda: array("d"))
     lat_all: array = field(default_factory=lambda: array("d"))
     recording: bool = False
+    since_ns: int = 0  # frames sent before this (the warm-up) are not recorded
 
 
 class Session:
@@ -85,8 +86,9 @@ class Session:
         now = time.perf_counter_ns()
         self.stamps_seen += len(sent)
         c = self.counters
-        if c.recording:
-            c.lat_newest.append((now - max(sent)) / 1e6)
+        newest = max(sent)
+        if c.recording and newest >= c.since_ns:
+            c.lat_newest.append((now - newest) / 1e6)
             for s in sent:
                 c.lat_all.append((now - s) / 1e6)
 
@@ -139,7 +141,7 @@ class Worker:
         period = frame_bytes / BYTES_PER_MS / 1000
         frames_each = int(seconds / period)
         order = sorted(range(len(phases)), key=lambda i: phases[i])
-        n_slots = max(1, min(len(order), math.ceil(period / 0.001)))
+        n_slots = max(1, min(len(order), math.ceil(period / 0.002)))  # one wake-up per ~2 ms
         slots: list[list[Session]] = [[] for _ in range(n_slots)]
         for i in order:
             slots[min(n_slots - 1, int(phases[i] * n_slots))].append(self.sessions[i])
@@ -148,6 +150,7 @@ class Worker:
         for s in self.sessions:
             s.counters, s.stamps_seen, s.sent_frames, s._pending = self.counters, 0, 0, []
         self.counters.recording = True
+        self.counters.since_ns = int((cmd["start_at"] + cmd.get("warmup_s", 0.0)) * 1e9)
         lags = array("d")
         t0 = cmd["start_at"]
         seq = 0

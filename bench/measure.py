@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import time
 from array import array
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bench.loadgen import Target
 from bench.pool import LoadGenPool
-from bench.procs import cpu_seconds
+from bench.procs import cpu_seconds, machine_busy_seconds, wait_quiet
 
 
 @dataclass
@@ -44,9 +45,13 @@ def run_point(
     frame_bytes: int,
     seconds: float,
     watch: dict[str, int],
+    on_streaming: Callable[[], object] | None = None,
+    quiet_wait_s: float = 0.0,
 ) -> dict[str, Any]:
     """Connect, stream, close; CPU of every watched process over the streaming window."""
     targets = [contender.target(i) for i in range(sessions)]
+    # Other jobs on a shared machine distort every figure: wait (bounded) for a quiet moment.
+    busy_before = wait_quiet(max_wait_s=quiet_wait_s) if quiet_wait_s > 0 else None
     t_connect = time.perf_counter()
     connects = pool.connect(targets)
     connect_s = time.perf_counter() - t_connect
@@ -64,30 +69,36 @@ def run_point(
                 "start_at": start_at,
                 "phases": [i / sessions for i in part],
                 "direct_coalesce": coalesce,
+                "warmup_s": min(1.0, seconds / 4),
             }
             for part in parts
         ],
     )
+    if on_streaming is not None:
+        on_streaming()
     time.sleep(max(0.0, start_at - time.perf_counter()))
-    cpu0 = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    busy0, cpu0 = machine_busy_seconds(), {n: cpu_seconds(pid) for n, pid in watch.items()}
     wall0 = time.perf_counter()
     time.sleep(seconds)
-    cpu1 = {name: cpu_seconds(pid) for name, pid in watch.items()}
+    busy1, cpu1 = machine_busy_seconds(), {n: cpu_seconds(pid) for n, pid in watch.items()}
     wall = time.perf_counter() - wall0
     replies = pool.collect(seconds + 60)
     pool.close()
     cpu = {name: round(cpu1[name] - cpu0[name], 3) for name in watch}
+    # Everything else on the machine over the window (other jobs, the parent, idle relays).
+    cpu["other"] = round(max(0.0, busy1 - busy0 - sum(cpu.values())), 3)
     lat = _latencies(replies, "lat_newest")
     lat_all = _latencies(replies, "lat_all")
     sent = sum(r["frames_sent"] for r in replies)
     seen = sum(r["stamps_seen"] for r in replies)
-    relay_cpu = sum(cpu[n] for n in watch if n.startswith("relay"))
+    relay_cpu = sum(v for n, v in cpu.items() if n.startswith("relay"))
     send_s = max((r["send_seconds"] for r in replies if r["sessions"]), default=seconds)
     return {
         "sessions": sessions,
         "connected": connected,
         "connect_errors": errors[:3],
         "connect_s": round(connect_s, 2),
+        "machine_busy_before_cores": busy_before,
         "frames_sent": sent,
         "frames_lost": max(0, sent - seen),
         "p50_ms": round(percentile(lat, 0.50), 2),

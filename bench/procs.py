@@ -28,6 +28,25 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine spent busy (from /proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / CLK_TCK
+
+
+def wait_quiet(limit_cores: float = 0.3, max_wait_s: float = 10.0) -> float:
+    """Wait (bounded) until the rest of the machine is nearly idle; the busy share seen last."""
+    deadline = time.monotonic() + max_wait_s
+    while True:
+        b0, t0 = machine_busy_seconds(), time.monotonic()
+        time.sleep(0.5)
+        share = (machine_busy_seconds() - b0) / (time.monotonic() - t0)
+        if share <= limit_cores or time.monotonic() >= deadline:
+            return round(share, 2)
+
+
 def rss_bytes(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:

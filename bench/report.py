@@ -101,8 +101,9 @@ def markdown(results: dict[str, Any]) -> str:
     for fb, sweep in results["sweeps"].items():
         lines += ["", f"## Sweep, {fb}-byte frames ({int(fb) / 48:.1f} ms)", "",
                   "| contender | N | p50 ms | p99 ms | added p50 | added p99 | lost | "
-                  "relay CPU µs/frame | relay CPU share | sim CPU s | loadgen CPU s | pace | ok |",
-                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+                  "relay CPU µs/frame | relay CPU share | sim CPU s | loadgen CPU s | "
+                  "other CPU s | pace | ok |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
         for name, points in sweep.items():
             for p in points:
                 cpu = p["cpu_s"]
@@ -113,6 +114,7 @@ def markdown(results: dict[str, Any]) -> str:
                     f"{_fmt(p.get('added_p50_ms'))} | {_fmt(p.get('added_p99_ms'))} | "
                     f"{p['frames_lost']} | {_fmt(p['relay_cpu_us_per_frame'])} | "
                     f"{_fmt(p['relay_cpu_share'])} | {_fmt(cpu.get('simulator'))} | {_fmt(lg)} | "
+                    f"{_fmt(cpu.get('other'))} | "
                     f"{_fmt(p['send_pace'])} | {ok} |"
                 )
     lines += ["", "CPU seconds over the whole run: "

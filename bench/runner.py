@@ -40,12 +40,15 @@ class Plan:
     idle_sessions: int = 100
     greeting_samples: int = 20
     loadgen_workers: int = 2
+    quiet_wait_s: float = 10.0  # per load point, at most, for other jobs on the machine to calm
 
 
 PLANS = {
-    "full": Plan("full", [10, 25, 50, 100, 150, 200, 300, 400], 6.0),
+    "full": Plan("full", [10, 25, 50, 75, 100, 150, 200, 300, 400], 6.0),
     "quick": Plan("quick", [10, 50, 100, 200], 4.0, idle_sessions=50, greeting_samples=10),
-    "smoke": Plan("smoke", [2], 1.5, idle_sessions=3, greeting_samples=2, loadgen_workers=1),
+    "smoke": Plan(
+        "smoke", [2], 1.5, idle_sessions=3, greeting_samples=2, loadgen_workers=1, quiet_wait_s=0
+    ),
 }
 
 
@@ -95,7 +98,8 @@ def _sweep(
     for n in plan.sessions:
         if not alive:
             break
-        base = run_point(pool, direct, n, frame_bytes, plan.seconds, watch)
+        quiet = plan.quiet_wait_s
+        base = run_point(pool, direct, n, frame_bytes, plan.seconds, watch, quiet_wait_s=quiet)
         out[direct.name].append(base)
         head = f"  {frame_bytes} B  N={n:<4}"
         log(f"{head} direct     p50 {base['p50_ms']:7.2f}  p99 {base['p99_ms']:7.2f}")
@@ -104,7 +108,7 @@ def _sweep(
                 continue
             w = {k: v for k, v in watch.items() if not k.startswith("relay")}
             w |= {f"relay{i}": pid for i, pid in enumerate(c.pids)}
-            p = run_point(pool, c, n, frame_bytes, plan.seconds, w)
+            p = run_point(pool, c, n, frame_bytes, plan.seconds, w, quiet_wait_s=quiet)
             p["added_p50_ms"] = round(p["p50_ms"] - base["p50_ms"], 2)
             p["added_p99_ms"] = round(p["p99_ms"] - base["p99_ms"], 2)
             p["pass"] = _passes(p)

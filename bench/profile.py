@@ -1,0 +1,82 @@
+"""Profile one daphne worker of the relay under load with py-spy.
+
+    python -m bench.profile [--sessions 40] [--seconds 10] [--frames 960] [--out bench-out]
+
+Starts the simulator and one daphne worker, streams N sessions, and runs
+``py-spy record`` on the worker meanwhile; writes ``profile-<frames>.txt`` (collapsed stacks,
+hottest first summary printed) and ``profile-<frames>.svg`` (flame graph).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from bench.loadgen import Target
+from bench.measure import Contender, run_point
+from bench.pool import LoadGenPool
+from bench.procs import Children, daphne_argv, free_port, migrate, relay_env, simulator_argv
+
+
+def _top(collapsed: Path, n: int = 25) -> list[tuple[str, float]]:
+    """Self time per function (leaf frames) as a share of all samples."""
+    leaf: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        total += int(count)
+        leaf[stack.split(";")[-1]] += int(count)
+    return [(name, c / total) for name, c in leaf.most_common(n)] if total else []
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[1] if __doc__ else None)
+    parser.add_argument("--sessions", type=int, default=40)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--frames", type=int, default=960)
+    parser.add_argument("--out", default="bench-out")
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    children = Children(out)
+    db = Path(tempfile.gettempdir()) / f"bench-profile-{os.getpid()}.sqlite3"
+    pool = None
+    try:
+        sim_port, port = free_port(), free_port()
+        children.start("simulator", simulator_argv(sim_port), {}, sim_port)
+        env = relay_env(f"ws://127.0.0.1:{sim_port}", db)
+        migrate(env, out)
+        pid = children.start("daphne-profiled", daphne_argv(port), env, port)
+        origin = f"http://127.0.0.1:{port}"
+        relay = Contender("daphne-1", "", [Target("relay", "127.0.0.1", port, "/realtime", origin)])
+        relay.pids = [pid]
+        pool = LoadGenPool(2)
+        stem = out / f"profile-{args.frames}"
+        record = [spy, "record", "-p", str(pid), "-d", str(int(args.seconds)), "-r", "200"]
+        spies: list[subprocess.Popen[bytes]] = []
+
+        def start_spy() -> None:  # only the streaming window, not the connects
+            spies.append(subprocess.Popen([*record, "-f", "raw", "-o", f"{stem}.txt"]))
+
+        point = run_point(
+            pool, relay, args.sessions, args.frames, args.seconds, {"relay0": pid}, start_spy
+        )
+        spies[0].wait(timeout=60)
+        print({k: point[k] for k in ("p50_ms", "p99_ms", "frames_lost", "relay_cpu_us_per_frame")})
+        for name, share in _top(Path(f"{stem}.txt")):
+            print(f"{share * 100:5.1f}%  {name}")
+    finally:
+        if pool is not None:
+            pool.stop()
+        children.stop_all()
+        db.unlink(missing_ok=True)
+
+
+if __name__ == "__main__":
+    main()
