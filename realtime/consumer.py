@@ -18,6 +18,7 @@ from websockets.exceptions import ConnectionClosed
 from realtime import metrics, protocol
 from realtime.closecodes import UPSTREAM_CONNECT_CLOSE, Close
 from realtime.config import RelayConfig
+from realtime.registry import SESSIONS_GROUP, Presence
 from realtime.stats import SessionStats
 from realtime.upstream import UpstreamConnectError, UpstreamSession
 
@@ -46,6 +47,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     """
 
     config: RelayConfig
+    groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         try:
@@ -95,12 +97,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._watch: asyncio.Timeout | None = None
         self._backlog_warned = False
         self._tasks: set[asyncio.Task[None]] = set()
+        self._close_reason = "client_closed"
+        self._ended_by = ""
         await self.accept()
         log.info("session %s: client connected from %s", self.session_id, self._client_addr())
+        self.presence = Presence(self.session_id, self.stats)
+        self._spawn(self.presence.run(self.ready, **self._describe()), "presence")
         self._spawn(self._upstream_reader(), "reader")
 
     async def disconnect(self, code: int) -> None:
         log.info("session %s: client disconnected (code %s)", self.session_id, code)
+        self._client_close_code = code if isinstance(code, int) else None
         self.closed = True
         await self._shutdown()
 
@@ -372,6 +379,15 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             pass  # the reader sees the same close and reports it
 
     # ----------------------------------------------------------------------------------------
+    # Channel-layer handlers (sent from any worker: see realtime/registry.py)
+    # ----------------------------------------------------------------------------------------
+
+    async def realtime_terminate(self, event: dict[str, Any]) -> None:
+        self._ended_by = str(event.get("by") or "")
+        log.info("session %s: terminated by %s", self.session_id, self._ended_by or "?")
+        await self._end("terminated", "An administrator ended this session.", Close.TERMINATED)
+
+    # ----------------------------------------------------------------------------------------
     # Ending and cleanup
     # ----------------------------------------------------------------------------------------
 
@@ -380,11 +396,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         if not self.closed:
             self.closed = True
             log.info("session %s: ending (%s, close %d)", self.session_id, code, close_code)
+            self._close_reason = code
             self.stats.close_code = close_code
             self.meter.ended(code)
             try:
                 await self.send(text_data=protocol.error_message(code, message, fatal=True))
-                await self.close(code=close_code)
+                await self.close(code=int(close_code))  # daphne refuses IntEnum codes
             except Exception:  # the client may already be gone
                 pass
         await self._shutdown()
@@ -414,14 +431,36 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             await asyncio.wait(tasks, timeout=2)
         if self.upstream is not None:
             await self.upstream.close()
+        presence = getattr(self, "presence", None)
+        if presence is not None:
+            await presence.close(
+                code=self.stats.close_code or self._client_close_code,
+                reason=self._close_reason,
+                ended_by=self._ended_by,
+            )
         self.meter.closed()
         log.info("session %s: closed; %s", self.session_id, self.stats.summary())
+
+    def _describe(self) -> dict[str, Any]:
+        """The registry row's fixed fields (no secrets: provider label and model only)."""
+        headers = dict(self.scope.get("headers") or [])
+        user = self.scope.get("user")
+        return {
+            "user": user if user is not None and user.is_authenticated else None,
+            "client_addr": self._client_addr()[:64],
+            "origin": headers.get(b"origin", b"").decode("latin-1")[:255],
+            "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:255],
+            "provider": self.config.provider,
+            "model": self.config.model[:100],
+            "channel_name": getattr(self, "channel_name", "") or "",
+        }
 
     def _client_addr(self) -> str:
         client = self.scope.get("client") or ("?", 0)
         return f"{client[0]}:{client[1]}"
 
     _shut = True  # until connect() runs there is nothing to clean up
+    _client_close_code: int | None = None
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self._shut = False

@@ -12,7 +12,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from realtime import daphne_close  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
+
+daphne_close.install()
 
 application = ProtocolTypeRouter(
     {

@@ -112,7 +112,12 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 200, "expiry": 30},
+            "CONFIG": {
+                "hosts": [REDIS_URL],
+                "prefix": os.environ.get("REDIS_CHANNEL_PREFIX", "relay"),
+                "capacity": 200,
+                "expiry": 30,
+            },
         }
     }
 else:
@@ -158,3 +163,7 @@ LOGGING = {
         "django": {"handlers": ["console"], "level": "WARNING"},
     },
 }
+
+# Sessions across workers (see realtime/registry.py).
+RELAY_HEARTBEAT_SECONDS = float(os.environ.get("RELAY_HEARTBEAT_SECONDS", "10") or 10)
+RELAY_REAPER_ENABLED = envbool("RELAY_REAPER_ENABLED", True)

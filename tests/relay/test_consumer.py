@@ -10,7 +10,7 @@ import pytest
 from realtime.simulator import Faults
 from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
 
-pytestmark = pytest.mark.usefixtures("relay_config")
+pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]
 
 SILENCE_1S = bytes(48000)
 

@@ -8,6 +8,8 @@ from realtime.config import load_config
 from tests.relay.conftest import Client, configure, wav_pcm
 from tests.simulator.oracle import validate_client_event, validate_server_event
 
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 def _wire_form(event: dict) -> dict:
     """The simulator records appends by size; give them back a (valid) base64 payload."""

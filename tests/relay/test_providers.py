@@ -8,6 +8,8 @@ from realtime import upstream
 from realtime.config import load_config
 from tests.relay.conftest import Client
 
+pytestmark = pytest.mark.django_db(transaction=True)
+
 
 async def text_turn() -> Client:
     client = Client()

@@ -1,0 +1,113 @@
+"""The session registry: one row per client session, on whichever worker it lives."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
+    def live(self) -> RealtimeSessionQuerySet:
+        """Sessions that are open (connecting or live) on some worker."""
+        return self.filter(status__in=RealtimeSession.OPEN_STATUSES)
+
+    def on_worker(self, worker_id: str) -> RealtimeSessionQuerySet:
+        return self.filter(worker_id=worker_id)
+
+    def of_users(self, users: models.QuerySet) -> RealtimeSessionQuerySet:
+        return self.filter(user__in=users)
+
+    def silent_since(self, cutoff: timezone.datetime) -> RealtimeSessionQuerySet:
+        return self.live().filter(last_seen_at__lt=cutoff)
+
+
+class RealtimeSession(models.Model):
+    class Status(models.TextChoices):
+        CONNECTING = "connecting", "connecting"
+        LIVE = "live", "live"
+        CLOSED = "closed", "closed"
+        STALE = "stale", "stale (worker gone)"
+
+    OPEN_STATUSES = (Status.CONNECTING, Status.LIVE)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="realtime_sessions",
+    )
+    client_addr = models.CharField(max_length=64, blank=True)
+    origin = models.CharField(max_length=255, blank=True)
+    user_agent = models.CharField(max_length=255, blank=True)
+    provider = models.CharField(max_length=16)
+    model = models.CharField(max_length=100)
+    worker_id = models.CharField(max_length=128, db_index=True)
+    channel_name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(
+        max_length=12, choices=Status.choices, default=Status.CONNECTING, db_index=True
+    )
+    started_at = models.DateTimeField(default=timezone.now, db_index=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(default=timezone.now)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    close_code = models.PositiveIntegerField(null=True, blank=True)
+    close_reason = models.CharField(max_length=64, blank=True)
+    ended_by = models.CharField(max_length=150, blank=True)
+
+    audio_ms_in = models.BigIntegerField(default=0)
+    audio_ms_out = models.BigIntegerField(default=0)
+    text_messages = models.PositiveIntegerField(default=0)
+    responses = models.PositiveIntegerField(default=0)
+    barge_ins = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    input_text_tokens = models.BigIntegerField(default=0)
+    input_audio_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    output_text_tokens = models.BigIntegerField(default=0)
+    output_audio_tokens = models.BigIntegerField(default=0)
+
+    objects = RealtimeSessionQuerySet.as_manager()
+
+    COUNTERS = (
+        "audio_ms_in",
+        "audio_ms_out",
+        "text_messages",
+        "responses",
+        "barge_ins",
+        "errors",
+        "input_tokens",
+        "output_tokens",
+        "input_text_tokens",
+        "input_audio_tokens",
+        "cached_tokens",
+        "output_text_tokens",
+        "output_audio_tokens",
+    )
+
+    class Meta:
+        ordering = ["-started_at"]
+        verbose_name = "realtime session"
+        indexes = [models.Index(fields=["status", "last_seen_at"])]
+
+    def __str__(self) -> str:
+        return f"{str(self.id)[:8]} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
+
+    @property
+    def duration(self) -> timedelta:
+        return (self.ended_at or timezone.now()) - self.started_at
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens

@@ -1,0 +1,236 @@
+"""Sessions across workers: presence rows, the reaper, and control over the channel layer.
+
+Each consumer owns a ``Presence``: it writes the session's row, heartbeats it with the
+in-memory counters every ``RELAY_HEARTBEAT_SECONDS`` (never on the per-frame path), and
+closes it. Each worker process runs one reaper that marks rows of dead workers ``stale``.
+Control goes through the channel layer: a consumer is addressed by its ``channel_name``
+(stored in its row), and every consumer joins ``SESSIONS_GROUP`` for broadcasts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.db import DatabaseError
+from django.utils import timezone
+
+from realtime.models import RealtimeSession
+
+log = logging.getLogger("realtime.registry")
+
+SESSIONS_GROUP = "realtime_sessions"
+TERMINATE = "realtime.terminate"
+STALE_AFTER_BEATS = 2  # rows silent this many intervals are stale; the reaper runs twice per beat
+
+_reapers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
+_PROCESS_STARTED = timezone.now()  # rows of this worker id older than this are a past life's
+
+
+def worker_id() -> str:
+    """host:pid of this process (computed on call: safe across fork)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def heartbeat_seconds() -> float:
+    return float(settings.RELAY_HEARTBEAT_SECONDS)
+
+
+# ---------------------------------------------------------------------------------------------
+# Services (sync; called through database_sync_to_async from consumers)
+# ---------------------------------------------------------------------------------------------
+
+
+def session_open(*, session_id: Any, **fields: Any) -> None:
+    now = timezone.now()
+    RealtimeSession.objects.create(
+        id=session_id, worker_id=worker_id(), started_at=now, last_seen_at=now, **fields
+    )
+
+
+def session_live(*, session_id: Any, counters: dict[str, int]) -> None:
+    now = timezone.now()
+    RealtimeSession.objects.filter(id=session_id).live().update(
+        status=RealtimeSession.Status.LIVE, ready_at=now, last_seen_at=now, **counters
+    )
+
+
+def session_heartbeat(*, session_id: Any, counters: dict[str, int]) -> None:
+    # A stale row whose worker turns out to be alive (e.g. after a long GC pause or a DB
+    # outage) comes back to life on its next beat.
+    RealtimeSession.objects.filter(
+        id=session_id, status__in=[*RealtimeSession.OPEN_STATUSES, RealtimeSession.Status.STALE]
+    ).update(last_seen_at=timezone.now(), **counters)
+
+
+def session_close(
+    *, session_id: Any, code: int | None, reason: str, ended_by: str, counters: dict[str, int]
+) -> None:
+    now = timezone.now()
+    RealtimeSession.objects.filter(id=session_id).exclude(
+        status=RealtimeSession.Status.CLOSED
+    ).update(
+        status=RealtimeSession.Status.CLOSED,
+        ended_at=now,
+        last_seen_at=now,
+        close_code=code,
+        close_reason=reason[:64],
+        ended_by=ended_by[:150],
+        **counters,
+    )
+
+
+def reap_stale(*, now: Any = None) -> int:
+    """Mark open rows whose worker stopped heartbeating as stale; return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=heartbeat_seconds() * STALE_AFTER_BEATS)
+    count = RealtimeSession.objects.silent_since(cutoff).update(
+        status=RealtimeSession.Status.STALE, ended_at=now, close_reason="worker_gone"
+    )
+    if count:
+        log.warning("marked %d session(s) stale: their worker stopped heartbeating", count)
+    return count
+
+
+def close_left_behind(*, worker: str, before: Any = None) -> int:
+    """A worker that starts closes rows an earlier process with its id left open."""
+    count = (
+        RealtimeSession.objects.filter(worker_id=worker, started_at__lt=before or _PROCESS_STARTED)
+        .exclude(status=RealtimeSession.Status.CLOSED)
+        .update(
+            status=RealtimeSession.Status.CLOSED,
+            ended_at=timezone.now(),
+            close_reason="worker_restarted",
+        )
+    )
+    if count:
+        log.warning("closed %d session row(s) left behind by a previous %s", count, worker)
+    return count
+
+
+# ---------------------------------------------------------------------------------------------
+# Control over the channel layer
+# ---------------------------------------------------------------------------------------------
+
+
+async def send_terminate(channel_names: Iterable[str], *, by: str) -> None:
+    layer = get_channel_layer()
+    for name in channel_names:
+        await layer.send(name, {"type": TERMINATE, "by": by})
+
+
+async def broadcast_terminate(*, by: str) -> None:
+    await get_channel_layer().group_send(SESSIONS_GROUP, {"type": TERMINATE, "by": by})
+
+
+def terminate_sessions(sessions: Iterable[RealtimeSession], *, by: str) -> int:
+    """End these sessions wherever they live; rows of dead workers are closed directly.
+
+    Returns how many live sessions were asked to end. One event loop for the whole batch:
+    async_to_sync per message would open a loop and a Redis connection per call.
+    """
+    live, dead = [], []
+    for session in sessions:
+        if session.status == RealtimeSession.Status.STALE:
+            dead.append(session.id)
+        elif session.is_open and session.channel_name:
+            live.append(session.channel_name)
+    if live:
+        async_to_sync(send_terminate)(live, by=by)
+    if dead:
+        RealtimeSession.objects.filter(id__in=dead).update(
+            status=RealtimeSession.Status.CLOSED,
+            ended_at=timezone.now(),
+            close_reason="terminated_stale",
+            ended_by=by[:150],
+        )
+    return len(live)
+
+
+# ---------------------------------------------------------------------------------------------
+# Per-session presence and the per-worker reaper
+# ---------------------------------------------------------------------------------------------
+
+
+class Presence:
+    """The registry row of one consumer's session. Database trouble never ends a session."""
+
+    def __init__(self, session_id: Any, stats: Any) -> None:
+        self.session_id = session_id
+        self.stats = stats
+        self.opened = False
+
+    def counters(self) -> dict[str, int]:
+        stats = self.stats
+        return {name: int(getattr(stats, name)) for name in RealtimeSession.COUNTERS}
+
+    async def _call(self, func: Any, **kwargs: Any) -> bool:
+        try:
+            await database_sync_to_async(func)(**kwargs)
+            return True
+        except DatabaseError as exc:
+            log.warning("session %s: registry write failed: %s", self.session_id, exc)
+            return False
+
+    async def run(self, ready: asyncio.Event, **fields: Any) -> None:
+        """Create the row, mark it live when the session is ready, then heartbeat."""
+        ensure_reaper()
+        self.opened = await self._call(session_open, session_id=self.session_id, **fields)
+        interval = heartbeat_seconds()
+        marked_live = False
+        while True:
+            if marked_live:
+                await asyncio.sleep(interval)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ready.wait(), timeout=interval)
+            if ready.is_set() and not marked_live:
+                marked_live = True
+                await self._call(session_live, session_id=self.session_id, counters=self.counters())
+            else:
+                await self._call(
+                    session_heartbeat, session_id=self.session_id, counters=self.counters()
+                )
+
+    async def close(self, *, code: int | None, reason: str, ended_by: str = "") -> None:
+        await self._call(
+            session_close,
+            session_id=self.session_id,
+            code=code,
+            reason=reason,
+            ended_by=ended_by,
+            counters=self.counters(),
+        )
+
+
+def ensure_reaper() -> None:
+    """Start this worker's reaper on the running loop (once per loop)."""
+    if not settings.RELAY_REAPER_ENABLED:
+        return
+    loop = asyncio.get_running_loop()
+    task = _reapers.get(loop)
+    if task is None or task.done():
+        _reapers[loop] = loop.create_task(_reap_forever(), name="realtime-worker-reaper")
+
+
+async def _reap_forever() -> None:
+    try:
+        await database_sync_to_async(close_left_behind)(worker=worker_id())
+    except DatabaseError as exc:
+        log.warning("could not close rows left behind: %s", exc)
+    while True:
+        await asyncio.sleep(heartbeat_seconds() / 2)
+        try:
+            await database_sync_to_async(reap_stale)()
+        except DatabaseError as exc:
+            log.warning("reaper: %s", exc)

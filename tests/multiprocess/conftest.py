@@ -1,0 +1,131 @@
+"""Real processes: a simulator, daphne workers sharing Redis and one database file."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS = ("127.0.0.1", 6379)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def redis_reachable() -> bool:
+    try:
+        with socket.create_connection(REDIS, timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    if not redis_reachable():
+        message = "Redis is not reachable at 127.0.0.1:6379 (multi-worker tests need it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # never a silent skip in CI
+        pytest.skip(message)
+    return "redis://127.0.0.1:6379/0"
+
+
+@dataclass
+class Deployment:
+    env: dict[str, str]
+    db_path: Path
+    procs: list[subprocess.Popen] = field(default_factory=list)
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+
+    def start_worker(
+        self, port: int | None = None, **extra_env: str
+    ) -> tuple[subprocess.Popen, int]:
+        port = port or free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port),
+             "--no-migrate"],
+            cwd=ROOT,
+            env=self.env | extra_env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.procs.append(proc)
+        wait_port(port, proc)
+        return proc, port
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(timeout=10)
+
+
+@pytest.fixture
+def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
+    """A simulator process plus a shared environment for workers (heartbeat 1 s)."""
+    db_path = tmp_path / "relay.sqlite3"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "REDIS_URL": redis_url,
+        "REDIS_CHANNEL_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
+        "RELAY_HEARTBEAT_SECONDS": "1",
+        "DJANGO_SUPERUSER_PASSWORD": "admin-pw",
+        "RELAY_ALLOW_ANONYMOUS": "true",
+    }
+    deployment = Deployment(env=env, db_path=db_path)
+    sim_port = free_port()
+    sim = subprocess.Popen(
+        [sys.executable, "manage.py", "runsimulator", "--port", str(sim_port), "--pace", "fast"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deployment.procs.append(sim)
+    try:
+        wait_port(sim_port, sim)
+        env["REALTIME_SIMULATOR_URL"] = f"ws://127.0.0.1:{sim_port}"
+        deployment.manage("migrate", "--noinput")
+        deployment.manage(
+            "createsuperuser", "--noinput", "--username", "admin", "--email", "a@x.io"
+        )
+        yield deployment
+    finally:
+        deployment.stop()

@@ -1,0 +1,164 @@
+"""The session registry: rows, heartbeats and counters, the reaper, terminate, the admin."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
+from django.test import AsyncClient
+from django.utils import timezone
+
+from realtime import registry
+from realtime.models import RealtimeSession
+from realtime.stats import SessionStats
+from tests.relay.conftest import Client, relay_tasks
+
+Status = RealtimeSession.Status
+
+
+def make_row(**fields) -> RealtimeSession:
+    defaults = {"provider": "simulator", "model": "m", "worker_id": "host:1"}
+    return RealtimeSession.objects.create(**(defaults | fields))
+
+
+@pytest.mark.django_db
+def test_the_reaper_marks_silent_open_rows_stale_and_leaves_others(settings):
+    settings.RELAY_HEARTBEAT_SECONDS = 10
+    now = timezone.now()
+    silent = make_row(status=Status.LIVE, last_seen_at=now - timedelta(seconds=21))
+    fresh = make_row(status=Status.LIVE, last_seen_at=now - timedelta(seconds=9))
+    closed = make_row(status=Status.CLOSED, last_seen_at=now - timedelta(hours=1))
+    connecting = make_row(status=Status.CONNECTING, last_seen_at=now - timedelta(seconds=60))
+    assert registry.reap_stale(now=now) == 2
+    statuses = {r.id: r.status for r in RealtimeSession.objects.all()}
+    assert statuses == {
+        silent.id: Status.STALE,
+        fresh.id: Status.LIVE,
+        closed.id: Status.CLOSED,
+        connecting.id: Status.STALE,
+    }
+    assert list(RealtimeSession.objects.live()) == [fresh]
+
+
+@pytest.mark.django_db
+def test_a_starting_worker_closes_rows_it_left_behind():
+    mine = make_row(worker_id="h:7", status=Status.LIVE)
+    other = make_row(worker_id="h:8", status=Status.LIVE)
+    assert registry.close_left_behind(worker="h:7", before=timezone.now()) == 1
+    mine.refresh_from_db()
+    other.refresh_from_db()
+    assert (mine.status, mine.close_reason, other.status) == (
+        Status.CLOSED,
+        "worker_restarted",
+        Status.LIVE,
+    )
+
+
+@pytest.mark.django_db
+def test_a_heartbeat_revives_a_stale_row_and_writes_counters():
+    row = make_row(status=Status.STALE, last_seen_at=timezone.now() - timedelta(minutes=5))
+    stats = SessionStats(audio_bytes_in=48_000 * 3, input_tokens=7, output_tokens=11, barge_ins=2)
+    presence = registry.Presence(row.id, stats)
+    registry.session_heartbeat(session_id=row.id, counters=presence.counters())
+    row.refresh_from_db()
+    assert (row.audio_ms_in, row.input_tokens, row.output_tokens, row.barge_ins) == (3000, 7, 11, 2)
+    assert timezone.now() - row.last_seen_at < timedelta(seconds=5)
+
+
+async def wait_row(predicate, timeout: float = 5) -> RealtimeSession:
+    async with asyncio.timeout(timeout):
+        while True:
+            rows = await sync_to_async(list)(RealtimeSession.objects.all())
+            for row in rows:
+                if predicate(row):
+                    return row
+            await asyncio.sleep(0.05)
+
+
+@pytest.mark.usefixtures("relay_config")
+@pytest.mark.django_db(transaction=True)
+async def test_a_session_row_goes_live_counts_and_closes(settings):
+    settings.RELAY_HEARTBEAT_SECONDS = 0.2
+    client = Client()
+    await client.connect()
+    row = await wait_row(lambda r: r.status == Status.LIVE)
+    assert (
+        row.provider == "simulator" and row.channel_name and row.worker_id == registry.worker_id()
+    )
+    assert row.ready_at is not None
+    await client.send_json({"type": "user_message", "text": "count me"})
+    await client.until(action="response_done")
+    row = await wait_row(lambda r: r.responses == 1 and r.output_tokens > 0)
+    assert row.text_messages == 1 and row.audio_ms_out > 0
+    await client.close()
+    row = await wait_row(lambda r: r.status == Status.CLOSED)
+    assert (row.close_code, row.close_reason) == (1000, "client_closed")
+    assert row.ended_at is not None
+
+
+@pytest.mark.usefixtures("relay_config")
+@pytest.mark.django_db(transaction=True)
+async def test_terminate_by_channel_name_ends_the_session_with_4000(simulator):
+    client = Client()
+    await client.connect()
+    row = await wait_row(lambda r: r.status == Status.LIVE)
+    await registry.send_terminate([row.channel_name], by="alice")
+    error = await client.until(type="error")
+    assert error == {
+        "type": "error",
+        "code": "terminated",
+        "message": "An administrator ended this session.",
+        "fatal": True,
+    }
+    assert await client.until_closed() == 4000
+    row = await wait_row(lambda r: r.status == Status.CLOSED)
+    assert (row.close_code, row.close_reason, row.ended_by) == (4000, "terminated", "alice")
+    await asyncio.wait_for(simulator.connections[-1].closed.wait(), 3)
+    assert relay_tasks() == []
+
+
+@pytest.mark.usefixtures("relay_config")
+@pytest.mark.django_db(transaction=True)
+async def test_a_broadcast_reaches_every_session():
+    clients = [Client() for _ in range(3)]
+    await asyncio.gather(*(c.connect() for c in clients))
+    await registry.broadcast_terminate(by="maintenance")
+    codes = await asyncio.gather(*(c.until_closed() for c in clients))
+    assert codes == [4000, 4000, 4000]
+
+
+@pytest.mark.usefixtures("relay_config")
+@pytest.mark.django_db(transaction=True)
+async def test_the_admin_lists_live_sessions_and_its_action_terminates_one():
+    await sync_to_async(get_user_model().objects.create_superuser)("root", "r@x.io", "pw")
+    admin = AsyncClient()
+    await admin.alogin(username="root", password="pw")
+    first, second = Client(), Client()
+    await first.connect()
+    await second.connect()
+    await wait_row(lambda r: r.status == Status.LIVE)
+    page = await admin.get("/admin/realtime/realtimesession/")
+    assert page.status_code == 200
+    assert "2 live on 1 worker(s)" in page.content.decode()
+    rows = await sync_to_async(list)(RealtimeSession.objects.live().order_by("started_at"))
+    response = await admin.post(
+        "/admin/realtime/realtimesession/",
+        {"action": "terminate_sessions", "_selected_action": [str(rows[0].id)]},
+        follow=True,
+    )
+    assert "Asked 1 live session(s) to end." in response.content.decode()
+    assert await first.until_closed() == 4000
+    await second.send_json({"type": "user_message", "text": "still here"})
+    await second.until(action="response_done")
+    await second.close()
+
+
+@pytest.mark.django_db
+def test_the_admin_is_staff_only(client):
+    get_user_model().objects.create_user("bob", password="pw")
+    client.login(username="bob", password="pw")
+    response = client.get("/admin/realtime/realtimesession/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
