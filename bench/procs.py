@@ -112,6 +112,7 @@ def simulator_argv(port: int) -> list[str]:
 
 
 def bare_relay_argv(port: int, upstream: str) -> list[str]:
+    # One append per client frame: the obvious framing of a lean relay.
     return [python(), "-m", "bench.bare_relay", "--port", str(port), "--upstream", upstream]
 
 

@@ -8,8 +8,15 @@ from typing import Any
 
 def _point(results: dict[str, Any], fb: str, name: str, n: int) -> dict[str, Any] | None:
     points = results["sweeps"].get(fb, {}).get(name, [])
-    below = [p for p in points if p["sessions"] <= n]
-    return max(below, key=lambda p: p["sessions"]) if below else None
+    return next((p for p in points if p["sessions"] == n), None)
+
+
+def _common_n(results: dict[str, Any], fb: str, names: list[str], n: int) -> int | None:
+    """The largest N ≤ n that every named contender was measured at."""
+    sweep = results["sweeps"].get(fb, {})
+    sets = [{p["sessions"] for p in sweep.get(name, [])} for name in names]
+    common = [x for x in set.intersection(*sets) if x <= n] if sets else []
+    return max(common, default=None)
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -31,7 +38,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         rows.append({"target": f"capacity 2 workers ≥ 1.8× 1 worker ({ms} frames)",
                      "value": f"{two} vs {one} sessions", "ratio": r,
                      "met": r is not None and r >= 1.8})  # fmt: skip
-        p1, pb = _point(results, fb, "daphne-1", 50), _point(results, fb, "bare", 50)
+        n50 = _common_n(results, fb, ["daphne-1", "bare"], 50) or 0
+        p1, pb = _point(results, fb, "daphne-1", n50), _point(results, fb, "bare", n50)
         if p1 and pb:
             a, b = p1["added_p99_ms"], pb["added_p99_ms"]
             # A bare relay adding < 1 ms would make any ratio explode: floor it at 1 ms.

@@ -108,10 +108,15 @@ def _sweep(
                 continue
             w = {k: v for k, v in watch.items() if not k.startswith("relay")}
             w |= {f"relay{i}": pid for i, pid in enumerate(c.pids)}
-            p = run_point(pool, c, n, frame_bytes, plan.seconds, w, quiet_wait_s=quiet)
-            p["added_p50_ms"] = round(p["p50_ms"] - base["p50_ms"], 2)
-            p["added_p99_ms"] = round(p["p99_ms"] - base["p99_ms"], 2)
-            p["pass"] = _passes(p)
+            for attempt in range(2):
+                p = run_point(pool, c, n, frame_bytes, plan.seconds, w, quiet_wait_s=quiet)
+                p["added_p50_ms"] = round(p["p50_ms"] - base["p50_ms"], 2)
+                p["added_p99_ms"] = round(p["p99_ms"] - base["p99_ms"], 2)
+                p["pass"] = _passes(p)
+                p["attempt"] = attempt + 1
+                # A miss while other jobs took > 0.25 core is measured once more.
+                if p["pass"] or p["cpu_s"]["other"] / p["wall_s"] <= 0.25 or quiet <= 0:
+                    break
             out[c.name].append(p)
             log(
                 f"  {frame_bytes} B  N={n:<4} {c.name:<10}"
@@ -163,7 +168,7 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         )
         bare = Contender(
             "bare",
-            "bare relay (plain websockets, yardstick)",
+            "bare relay (plain websockets, 1 append per frame; yardstick)",
             [Target("relay", HOST, ports["bare"], "/")],
             [pids["bare"]],
         )
