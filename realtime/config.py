@@ -59,6 +59,25 @@ class RelayConfig:
     playback_report_wait_ms: int = 300
     max_text_bytes: int = 64 * 1024
     max_binary_bytes: int = 256 * 1024
+    # Access (realtime/access.py). allow_anonymous None = only with the simulator.
+    allow_anonymous: bool | None = None
+    allowed_origins: tuple[str, ...] = ()
+    ticket_ttl_s: int = 30
+    # Limits (realtime/limits.py); 0 disables a limit.
+    max_sessions_per_user: int = 3
+    max_sessions_total: int = 500
+    max_session_seconds: int = 1800
+    session_warning_seconds: int = 60
+    idle_timeout_seconds: int = 300
+    max_messages_per_minute: int = 20
+    drain_seconds: float = 10.0
+
+    @property
+    def anonymous_allowed(self) -> bool:
+        """A paid upstream is never open to anonymous clients unless explicitly enabled."""
+        if self.allow_anonymous is None:
+            return self.provider == "simulator"
+        return self.allow_anonymous
 
     @property
     def provider_label(self) -> str:
@@ -142,6 +161,21 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "playback_report_wait_ms": _int(env, "RELAY_PLAYBACK_REPORT_WAIT_MS", 300, 0, 5000),
         "max_text_bytes": _int(env, "RELAY_MAX_TEXT_BYTES", 64 * 1024, 256, 1024 * 1024 - 1),
         "max_binary_bytes": _int(env, "RELAY_MAX_BINARY_BYTES", 256 * 1024, 1024, 1024 * 1024 - 1),
+        "allow_anonymous": _bool(env, "RELAY_ALLOW_ANONYMOUS"),
+        "allowed_origins": tuple(
+            item.strip().rstrip("/")
+            for item in (_text(env, "RELAY_ALLOWED_ORIGINS") or "").split(",")
+            if item.strip()
+        ),
+        "ticket_ttl_s": _int(env, "RELAY_TICKET_TTL_SECONDS", 30, 5, 600),
+        "max_sessions_per_user": _int(env, "RELAY_MAX_SESSIONS_PER_USER", 3, 0, 100_000),
+        "max_sessions_total": _int(env, "RELAY_MAX_SESSIONS_TOTAL", 500, 0, 1_000_000),
+        # The upstream caps a session at 60 minutes: end ours first, with a warning.
+        "max_session_seconds": _int(env, "RELAY_MAX_SESSION_SECONDS", 1800, 0, 3540),
+        "session_warning_seconds": _int(env, "RELAY_SESSION_WARNING_SECONDS", 60, 0, 600),
+        "idle_timeout_seconds": _int(env, "RELAY_IDLE_TIMEOUT_SECONDS", 300, 0, 86_400),
+        "max_messages_per_minute": _int(env, "RELAY_MAX_MESSAGES_PER_MINUTE", 20, 0, 10_000),
+        "drain_seconds": _float(env, "RELAY_DRAIN_SECONDS", 10.0, 0.0, 300.0),
     }
 
     if azure_endpoint or azure_deployment:
@@ -190,6 +224,17 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         api_key=_text(env, "REALTIME_SIMULATOR_API_KEY"),
         **common,
     )
+
+
+def _bool(env: Mapping[str, str], name: str) -> bool | None:
+    raw = _text(env, name)
+    if raw is None:
+        return None
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
 def _transcription_model(env: Mapping[str, str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -10,12 +11,15 @@ import uuid
 from typing import Any
 
 from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async as _db
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import get_channel_layer
+from channels.utils import await_many_dispatch
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
-from realtime import metrics, protocol
+from realtime import drain, limits, metrics, protocol
 from realtime.closecodes import UPSTREAM_CONNECT_CLOSE, Close
 from realtime.config import RelayConfig
 from realtime.registry import SESSIONS_GROUP, Presence
@@ -50,10 +54,47 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # As AsyncConsumer.__call__, but a channel-layer outage (Redis restarting) must not
+        # end live sessions: their audio never touches the layer. Control messages resume
+        # when it is back.
+        self.scope = scope
+        self.base_send = send
+        self.channel_layer = get_channel_layer(self.channel_layer_alias)
+        sources = [receive]
+        if self.channel_layer is not None:
+            try:
+                self.channel_name = await self.channel_layer.new_channel()
+                sources.append(self._layer_receive)
+            except Exception as exc:  # the in-memory layer never fails; Redis may
+                log.warning("channel layer unavailable at connect: %s", type(exc).__name__)
         try:
-            await super().__call__(scope, receive, send)
+            await await_many_dispatch(sources, self.dispatch)
+        except StopConsumer:
+            pass
         finally:
             await self._shutdown()
+
+    async def _layer_receive(self) -> dict[str, Any]:
+        delay = 0.5
+        while True:
+            try:
+                return await self.channel_layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("channel layer receive failed (%s); retrying", type(exc).__name__)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def _join_groups(self) -> None:
+        """(Re)join the broadcast group: at connect, and every heartbeat after an outage."""
+        if self.channel_layer is None or not getattr(self, "channel_name", None):
+            return
+        try:
+            for group in self.groups:
+                await self.channel_layer.group_add(group, self.channel_name)
+        except Exception as exc:
+            log.warning("channel layer group_add failed: %s", type(exc).__name__)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' stock dispatch awaits aclose_old_connections() (a thread hop) before every
@@ -99,11 +140,40 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._tasks: set[asyncio.Task[None]] = set()
         self._close_reason = "client_closed"
         self._ended_by = ""
+        self._last_activity = time.monotonic()
+        self._rate = limits.MessageRate(self.config.max_messages_per_minute)
         await self.accept()
         log.info("session %s: client connected from %s", self.session_id, self._client_addr())
+        refusal = self.scope.get("relay_refusal")
+        if refusal is not None:
+            await self._end(refusal.code, refusal.message, refusal.close_code)
+            return
         self.presence = Presence(self.session_id, self.stats)
-        self._spawn(self.presence.run(self.ready, **self._describe()), "presence")
+        if not await self.presence.open(**self._describe()):
+            # Limits hold across workers through these rows: no row, no session.
+            await self._end(
+                "registry_unavailable",
+                "The relay cannot register sessions right now; try again shortly.",
+                Close.INTERNAL,
+            )
+            return
+        over = await _db(limits.concurrency_refusal)(session_id=self.session_id, config=self.config)
+        if over:
+            await self._end("too_many_sessions", over, Close.LIMIT)
+            return
+        await self._join_groups()
+        drain.register(self)
+        self._spawn(self.presence.run(self.ready, on_beat=self._join_groups), "presence")
         self._spawn(self._upstream_reader(), "reader")
+        self._spawn(
+            limits.session_clock(
+                config=self.config,
+                last_activity=lambda: self._last_activity,
+                warn=self._warn_session_ending,
+                end=self._end,
+            ),
+            "clock",
+        )
 
     async def disconnect(self, code: int) -> None:
         log.info("session %s: client disconnected (code %s)", self.session_id, code)
@@ -114,6 +184,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closed:
             return
+        self._last_activity = time.monotonic()
         if bytes_data is not None:
             if len(bytes_data) > self.config.max_binary_bytes:
                 await self._end(
@@ -185,6 +256,16 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
 
     async def _on_user_message(self, command: protocol.UserMessage) -> None:
+        if not self._rate.allow():
+            self.stats.errors += 1
+            await self.send(
+                text_data=protocol.error_message(
+                    "rate_limited",
+                    f"more than {self.config.max_messages_per_minute} messages a minute; "
+                    "message not sent",
+                )
+            )
+            return
         self._flush_audio()
         events = protocol.user_message_events(command.text)
         if self.outbox.maxsize - self.outbox.qsize() < len(events):
@@ -382,6 +463,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     # Channel-layer handlers (sent from any worker: see realtime/registry.py)
     # ----------------------------------------------------------------------------------------
 
+    async def drain(self) -> None:
+        """Called for every session when the worker shuts down (realtime/drain.py)."""
+        await self._end(
+            "server_restarting",
+            "This relay worker is restarting; reconnect to continue.",
+            Close.RESTART,
+        )
+
+    async def _warn_session_ending(self, seconds_left: int) -> None:
+        await self.send(text_data=protocol.control("session_ending", seconds_left=seconds_left))
+
     async def realtime_terminate(self, event: dict[str, Any]) -> None:
         self._ended_by = str(event.get("by") or "")
         log.info("session %s: terminated by %s", self.session_id, self._ended_by or "?")
@@ -415,16 +507,23 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self._spawn(self.send(text_data=text), "notice")
 
     async def _shutdown(self) -> None:
-        """Idempotent: cancel every owned task and timer, close the upstream (bounded)."""
-        if getattr(self, "_shut", True):
-            return
-        self._shut = True
-        self.closed = True
+        """Idempotent: every caller waits for the one cleanup (cancel tasks, close upstream)."""
+        if getattr(self, "_shut", True) and self._cleanup is None:
+            return  # never connected: nothing to clean up
+        if self._cleanup is None:
+            self._shut = True
+            self.closed = True
+            # Its own task: it may cancel the very task that asked for it (a reader that
+            # hit an upstream error), and must still run to the end.
+            self._cleanup = asyncio.ensure_future(self._cleanup_everything())
+        await asyncio.shield(self._cleanup)
+
+    async def _cleanup_everything(self) -> None:
+        drain.unregister(self)
         for handle in (self._flush_handle, self._truncate_handle):
             if handle is not None:
                 handle.cancel()
-        current = asyncio.current_task()
-        tasks = [t for t in self._tasks if t is not current]
+        tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         if tasks:
@@ -460,8 +559,17 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         return f"{client[0]}:{client[1]}"
 
     _shut = True  # until connect() runs there is nothing to clean up
+    _cleanup: asyncio.Future[None] | None = None
     _client_close_code: int | None = None
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self._shut = False
-        await super().websocket_connect(message)
+        await self.connect()  # groups are joined in connect(), once the session is admitted
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        if self.channel_layer is not None and getattr(self, "channel_name", None):
+            for group in self.groups:
+                with contextlib.suppress(Exception):  # best effort: groups also expire
+                    await self.channel_layer.group_discard(group, self.channel_name)
+        await self.disconnect(message.get("code", 1000))
+        raise StopConsumer()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass
@@ -12,6 +13,7 @@ class EmbeddedSimulator:
     base_url: str
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
+    simulator: Any  # realtime.simulator.Simulator; its records are read by tests
 
     def stop(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
@@ -19,7 +21,7 @@ class EmbeddedSimulator:
 
 
 def start_simulator_thread(
-    *, host: str = "127.0.0.1", port: int = 0, pace: str = "realtime"
+    *, host: str = "127.0.0.1", port: int = 0, pace: str = "realtime", api_key: str | None = None
 ) -> EmbeddedSimulator:
     """Start the simulator on a daemon thread with its own event loop; return once it listens."""
     from realtime.simulator import Simulator
@@ -27,7 +29,7 @@ def start_simulator_thread(
     loop = asyncio.new_event_loop()
     started = threading.Event()
     failure: list[BaseException] = []
-    simulator = Simulator(pace=pace)
+    simulator = Simulator(pace=pace, api_key=api_key)
 
     def run() -> None:
         asyncio.set_event_loop(loop)
@@ -45,4 +47,6 @@ def start_simulator_thread(
     started.wait(timeout=10)
     if failure:
         raise RuntimeError(f"the simulator could not start: {failure[0]}")
-    return EmbeddedSimulator(base_url=simulator.base_url, loop=loop, thread=thread)
+    return EmbeddedSimulator(
+        base_url=simulator.base_url, loop=loop, thread=thread, simulator=simulator
+    )

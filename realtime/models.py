@@ -111,3 +111,20 @@ class RealtimeSession(models.Model):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+
+class ConnectTicket(models.Model):
+    """A short-lived, single-use permission to open one WebSocket session as a user.
+
+    The client gets a signed token; the row makes it single-use across workers (consumed by
+    one conditional UPDATE).
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"ticket {str(self.id)[:8]} for user {self.user_id}"

@@ -182,10 +182,14 @@ class Presence:
             log.warning("session %s: registry write failed: %s", self.session_id, exc)
             return False
 
-    async def run(self, ready: asyncio.Event, **fields: Any) -> None:
-        """Create the row, mark it live when the session is ready, then heartbeat."""
-        ensure_reaper()
+    async def open(self, **fields: Any) -> bool:
+        """Create the row (before the session may use the upstream: limits count rows)."""
         self.opened = await self._call(session_open, session_id=self.session_id, **fields)
+        return self.opened
+
+    async def run(self, ready: asyncio.Event, on_beat: Any = None) -> None:
+        """Mark the row live when the session is ready, then heartbeat."""
+        ensure_reaper()
         interval = heartbeat_seconds()
         marked_live = False
         while True:
@@ -201,6 +205,8 @@ class Presence:
                 await self._call(
                     session_heartbeat, session_id=self.session_id, counters=self.counters()
                 )
+            if on_beat is not None:
+                await on_beat()
 
     async def close(self, *, code: int | None, reason: str, ended_by: str = "") -> None:
         await self._call(

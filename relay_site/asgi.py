@@ -10,18 +10,19 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-from realtime import daphne_close  # noqa: E402
+from realtime import daphne_close, drain  # noqa: E402
+from realtime.access import RelayAccessMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
 daphne_close.install()
+drain.install()
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Origin (ALLOWED_HOSTS + RELAY_ALLOWED_ORIGINS), session or ticket auth, draining:
+        # refusals are explained to the client by the consumer (error message + close code).
+        "websocket": AuthMiddlewareStack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns))),
     }
 )

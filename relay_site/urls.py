@@ -1,11 +1,12 @@
 from django.contrib import admin
 from django.urls import path, re_path
 
-from realtime import health, metrics, usage_admin, views
+from realtime import api, health, metrics, usage_admin, views
 
 urlpatterns = [
     path("admin/usage/", admin.site.admin_view(usage_admin.usage_view), name="usage_summary"),
     path("admin/", admin.site.urls),
+    path("api/realtime/ticket", api.ticket, name="realtime_ticket"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),

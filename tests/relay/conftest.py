@@ -96,7 +96,9 @@ class Client:
         except ConnectionError:
             pass
         assert self.close_code is not None
-        await self.ws.wait(timeout=2)
+        # As a real server would: the closed socket delivers websocket.disconnect.
+        await self.ws.send_input({"type": "websocket.disconnect", "code": self.close_code})
+        await self.ws.wait(timeout=3)
         return self.close_code
 
     def of(self, type: str, action: str | None = None) -> list[dict[str, Any]]:

@@ -1,0 +1,64 @@
+"""POST /api/realtime/ticket: a short-lived, single-use connect ticket for the WebSocket.
+
+For non-browser clients and frontends on another origin: authenticate here (Django session
++ CSRF token, or HTTP Basic over TLS), then open ``/realtime?ticket=…`` within
+RELAY_TICKET_TTL_SECONDS. No long-lived secret ever goes into a URL.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import authenticate
+from django.http import HttpRequest, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from realtime.access import issue_ticket, origin_allowed
+
+
+def _basic_auth_user(request: HttpRequest) -> Any | None:
+    header = request.headers.get("Authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return authenticate(request, username=username, password=password)
+
+
+def _error(status: int, code: str, message: str) -> JsonResponse:
+    response = JsonResponse({"error": {"code": code, "message": message}}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Basic realm="realtime relay"'
+    return response
+
+
+@csrf_exempt  # Basic-auth clients have no CSRF cookie; session clients are checked below.
+def ticket(request: HttpRequest) -> JsonResponse:
+    if request.method != "POST":
+        return _error(405, "method_not_allowed", "use POST")
+    user = _basic_auth_user(request)
+    if user is None and "Authorization" in request.headers:
+        return _error(401, "bad_credentials", "wrong username or password")
+    if user is None:
+        if not request.user.is_authenticated:
+            return _error(401, "auth_required", "log in or use HTTP Basic authentication")
+        if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
+            return _error(403, "csrf_failed", "missing or wrong CSRF token")
+        user = request.user
+    token = issue_ticket(user=user)
+    ttl = settings.RELAY_CONFIG.ticket_ttl_s
+    response = JsonResponse(
+        {"ticket": token, "expires_in": ttl, "url": f"/realtime?ticket={token}"}
+    )
+    origin = request.headers.get("Origin")
+    if origin and origin_allowed(origin.encode()):
+        response["Access-Control-Allow-Origin"] = origin
+        response["Vary"] = "Origin"
+    response["Cache-Control"] = "no-store"
+    return response

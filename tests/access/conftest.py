@@ -1,0 +1,1 @@
+from tests.relay.conftest import relay_config, simulator  # noqa: F401
