@@ -5,6 +5,7 @@ from __future__ import annotations
 import array
 import asyncio
 import json
+import os
 import sys
 import time
 import wave
@@ -61,6 +62,11 @@ class Command(BaseCommand):
         parser.add_argument("--out", type=Path, default=Path("reply.wav"), help="reply audio WAV")
         parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
         parser.add_argument("--origin", help="Origin header (default: derived from --url)")
+        parser.add_argument(
+            "--user",
+            help="log in as this user for a connect ticket (password from $RELAY_PASSWORD "
+            "or a prompt); needed when the relay uses a paid upstream",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         audio = read_wav_24k(options["wav"]) if options["wav"] else None
@@ -73,32 +79,50 @@ class Command(BaseCommand):
 
     async def _talk(self, options: dict[str, Any], audio: bytes | None) -> int | None:
         url = options["url"]
+        if options["user"]:
+            url = await asyncio.to_thread(self._ticket_url, url, options["user"])
         parts = urlsplit(url)
         origin = (
             options["origin"] or f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
         )
         reply = bytearray()
         started = time.monotonic()
-        async with connect(url, origin=origin, max_size=2**22) as ws:  # type: ignore[arg-type]
-            greeting = await self._until(ws, "connected", reply, options["timeout"])
-            self.stdout.write(f"greeting: {greeting.get('greeting')}")
-            if audio is None:
-                await ws.send(json.dumps({"type": "user_message", "text": options["text"]}))
-            streamer = None if audio is None else asyncio.create_task(self._stream(ws, audio))
-            try:
+        streamer: asyncio.Task[None] | None = None
+        try:
+            async with connect(url, origin=origin, max_size=2**22) as ws:  # type: ignore[arg-type]
+                greeting = await self._until(ws, "connected", reply, options["timeout"])
+                self.stdout.write(f"greeting: {greeting.get('greeting')}")
+                if audio is None:
+                    await ws.send(json.dumps({"type": "user_message", "text": options["text"]}))
+                else:
+                    streamer = asyncio.create_task(self._stream(ws, audio))
                 await self._until(ws, "response_done", reply, options["timeout"])
-            except ConnectionClosed as exc:
-                return exc.rcvd.code if exc.rcvd else 1006
-            finally:
-                if streamer is not None:
-                    streamer.cancel()
-            code = None
+        except ConnectionClosed as exc:
+            return exc.rcvd.code if exc.rcvd else 1006
+        finally:
+            if streamer is not None:
+                streamer.cancel()
         self._save(options["out"], reply)
         self.stdout.write(
             f"\nreply audio: {len(reply) / 48000:.2f} s → {options['out']} "
             f"({time.monotonic() - started:.1f} s in all)"
         )
-        return code
+        return None
+
+    @staticmethod
+    def _ticket_url(url: str, user: str) -> str:
+        """POST /api/realtime/ticket with HTTP Basic; the ticket is good for one connect."""
+        import getpass
+
+        import httpx
+
+        password = os.environ.get("RELAY_PASSWORD") or getpass.getpass(f"password for {user}: ")
+        parts = urlsplit(url)
+        http_base = f"{'https' if parts.scheme == 'wss' else 'http'}://{parts.netloc}"
+        response = httpx.post(f"{http_base}/api/realtime/ticket", auth=(user, password), timeout=10)
+        if response.status_code != 200:
+            raise CommandError(f"no connect ticket: HTTP {response.status_code} {response.text}")
+        return f"{url}?ticket={response.json()['ticket']}"
 
     async def _stream(self, ws: Any, audio: bytes) -> None:
         """Microphone-like: 20 ms frames in real time, then silence so the VAD ends the turn."""
