@@ -181,3 +181,15 @@ async def test_live_sessions_survive_a_redis_restart_and_control_resumes(deploym
         await session.wait_closed()
         assert session.close_code == 4000
     await layer.flush()
+
+
+@pytest.mark.parametrize("kind", ["text", "binary"])
+async def test_oversized_frames_get_a_clean_1009_through_daphne(deployment, kind):
+    """Below daphne's own 1 MiB limit (which drops without a close frame) the relay says why."""
+    _, port = deployment.start_worker()
+    ws = await open_session(port)
+    await ws.send("x" * 70_000 if kind == "text" else bytes(300_000))
+    error = await next_error(ws)
+    assert error["code"] == "frame_too_large" and error["fatal"] is True
+    await ws.wait_closed()
+    assert ws.close_code == 1009
