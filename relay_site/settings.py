@@ -130,7 +130,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-LOGIN_URL = "/admin/login/"
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
 
 # Observability (docs/operations.md): /metrics is open to loopback, staff and this bearer token.
 RELAY_METRICS_TOKEN = envsecret("RELAY_METRICS_TOKEN").strip()

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
 from realtime import api, health, metrics, usage_admin, views
@@ -6,6 +7,8 @@ from realtime import api, health, metrics, usage_admin, views
 urlpatterns = [
     path("admin/usage/", admin.site.admin_view(usage_admin.usage_view), name="usage_summary"),
     path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
     path("api/realtime/ticket", api.ticket, name="realtime_ticket"),
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),

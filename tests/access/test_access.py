@@ -189,3 +189,15 @@ async def test_a_draining_worker_turns_new_sessions_away_with_1012(simulator):
         health.set_draining(False)
     assert (message["code"], code) == ("server_restarting", 1012)
     assert simulator.connections == []
+
+
+def test_users_log_in_on_a_page_of_their_own_and_come_back_to_the_demo(db):
+    """Not only staff: the demo's login link leads to a plain login page."""
+    make_user("plain", "pw")
+    http = HttpClient()
+    page = http.get("/")
+    assert 'href="/accounts/login/?next=/"' in page.content.decode()
+    assert http.get("/accounts/login/?next=/").status_code == 200
+    response = http.post("/accounts/login/", {"username": "plain", "password": "pw", "next": "/"})
+    assert response.status_code == 302 and response["Location"] == "/"
+    assert "Signed in as <strong>plain</strong>" in http.get("/").content.decode()
