@@ -20,7 +20,7 @@ import os
 import re
 import time
 import weakref
-from asyncio import TimerHandle, get_running_loop
+from asyncio import TimerHandle, all_tasks, get_running_loop
 from typing import Any
 
 from django.conf import settings
@@ -90,6 +90,12 @@ TOKENS = Counter(
     ["kind"],
 )
 CACHED_TOKENS = Counter("relay_cached_input_tokens", "Input tokens served from the cache")
+ASYNCIO_TASKS = Gauge(
+    "relay_asyncio_tasks",
+    "asyncio tasks alive on the worker's event loop (all of them, not only sessions'); "
+    "updated when this worker answers a scrape: a leak shows as growth at a steady load",
+    multiprocess_mode="livesum",
+)
 
 _IN, _OUT = FRAMES.labels("in"), FRAMES.labels("out")
 # One bound child per value a meter tracks, in the order of SessionMeter._values().
@@ -243,8 +249,19 @@ def flush_all() -> None:
         meter.flush()
 
 
+def count_tasks() -> None:
+    """Set relay_asyncio_tasks from the running loop (the /metrics view is async: it runs on the
+    worker's loop). Called elsewhere without a loop, the gauge keeps its last value."""
+    try:
+        loop = get_running_loop()
+    except RuntimeError:
+        return
+    ASYNCIO_TASKS.set(len(all_tasks(loop)))
+
+
 def render() -> bytes:
     flush_all()
+    count_tasks()
     if MULTIPROC_DIR:
         registry = CollectorRegistry()
         prom_multiprocess.MultiProcessCollector(registry)
