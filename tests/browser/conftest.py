@@ -82,7 +82,7 @@ class LoopThread:
         self.thread.join(5)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def simulator(chromium_path: Path) -> Iterator[tuple[Simulator, LoopThread]]:
     runner = LoopThread()
     sim = Simulator(pace="realtime")
@@ -113,7 +113,7 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) ->
     raise RuntimeError(f"daphne did not listen on port {port} within {timeout} s")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def relay_url(
     simulator: tuple[Simulator, LoopThread], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
@@ -167,7 +167,9 @@ def relay_url(
         shutil.copy(log_path, ARTIFACTS / "daphne.log")
 
 
-@pytest.fixture(scope="session")
+# Module scope: sync Playwright keeps an event loop marked running in the main thread while it
+# is open, which breaks every async test that runs after it in the same session.
+@pytest.fixture(scope="module")
 def playwright_driver(chromium_path: Path) -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 

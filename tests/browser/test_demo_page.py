@@ -222,7 +222,7 @@ def test_auth_required_shows_login_link_and_does_not_reconnect(
     page, sockets = _open_mocked(launch, relay_url, refuse)
     link = page.locator("#notice").get_by_role("link", name="Log in")
     link.wait_for()
-    assert link.get_attribute("href") == "/admin/login/?next=/"
+    assert link.get_attribute("href") == "/accounts/login/?next=/"
     assert "Log in to talk." in page.locator("#notice").inner_text()
     page.locator("#status", has_text="Closed").wait_for()
     page.wait_for_timeout(2500)  # longer than the first backoff steps

@@ -8,7 +8,7 @@ const $ = (id) => document.getElementById(id);
 const root = $("relay-demo");
 const config = {
   wsPath: root.dataset.wsPath || "/realtime",
-  loginUrl: root.dataset.loginUrl || "/admin/login/?next=/",
+  loginUrl: root.dataset.loginUrl || "/accounts/login/?next=/",
   authenticated: root.dataset.authenticated === "true",
 };
 
