@@ -142,7 +142,8 @@ class RelayAccessMiddleware:
         if not config.anonymous_allowed and not (user is not None and user.is_authenticated):
             return Refusal(
                 "auth_required",
-                "Log in first (or connect with a ticket from POST /api/realtime/ticket).",
+                "Log in to use this relay. Programs can connect with a ticket from "
+                "POST /api/realtime/ticket.",
                 Close.POLICY,
             )
         return None

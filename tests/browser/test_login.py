@@ -54,7 +54,7 @@ def test_the_page_asks_to_log_in_then_connects(
     page = open_page(launch(FIXTURES / "silence_2s_24k.wav"), login_relay_url, viewport=LAPTOP)
     notice = page.locator("#notice")
     notice.get_by_role("link", name="Log in").wait_for()
-    assert "Log in first" in notice.inner_text()  # the relay's own auth_required message
+    assert "Log in to use this relay" in notice.inner_text()  # the relay's own message
     page.screenshot(path=str(artifacts / "demo-login-required.png"))
     notice.get_by_role("link", name="Log in").click()
     page.get_by_label("Username").fill("pat")
