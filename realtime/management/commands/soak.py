@@ -341,6 +341,8 @@ class Command(BaseCommand):
         try:
             with tempfile.TemporaryDirectory(prefix="relay-soak-") as tmp:
                 report = self._run(processes, Path(tmp), sessions, minutes, port, sim_port)
+        except KeyboardInterrupt:
+            raise CommandError("interrupted; subprocesses stopped", returncode=130) from None
         finally:
             processes.stop_all()
             signal.signal(signal.SIGTERM, previous)
