@@ -9,6 +9,7 @@ JSON itself and dispatches on the ``type`` string, whatever the dialect.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -41,6 +42,7 @@ def set_token_provider(provider: TokenProvider | None) -> None:
     """Use this async callable for Entra ID tokens (tests; or a custom credential)."""
     global _token_provider
     _token_provider = provider
+    _client.cache_clear()  # clients hold the provider they were built with
 
 
 def entra_token_provider() -> TokenProvider:
@@ -59,6 +61,7 @@ async def close_credential() -> None:
     if _credential is not None:
         await _credential.close()
         _credential, _token_provider = None, None
+        _client.cache_clear()
 
 
 def _connection_options(config: RelayConfig) -> dict[str, Any]:
@@ -73,6 +76,16 @@ def _connection_options(config: RelayConfig) -> dict[str, Any]:
 
 def _connect_manager(config: RelayConfig) -> Any:
     options = _connection_options(config)
+    client = _client(config)
+    realtime = client.beta.realtime if config.dialect == "beta" else client.realtime
+    return realtime.connect(model=config.model, websocket_connection_options=options)
+
+
+@functools.lru_cache(maxsize=8)
+def _client(config: RelayConfig) -> Any:
+    """One SDK client per process and configuration: building one costs ~0.8 MiB and ~20 ms
+    (it loads the TLS trust store), far too much per session. Only its websocket factory is
+    used; each session still gets its own connection."""
     if config.provider == "azure":
         credential: Any = config.api_key if config.api_key else entra_token_provider()
         if config.dialect == "beta":
@@ -81,7 +94,7 @@ def _connect_manager(config: RelayConfig) -> Any:
                 if config.api_key
                 else {"azure_ad_token_provider": credential}
             )
-            azure = AsyncAzureOpenAI(
+            return AsyncAzureOpenAI(
                 azure_endpoint=config.endpoint or "",
                 api_version=config.azure_api_version,
                 azure_deployment=config.model,
@@ -89,21 +102,14 @@ def _connect_manager(config: RelayConfig) -> Any:
                 websocket_base_url=f"{_websocket_origin(config.endpoint or '')}/openai",
                 **auth,
             )
-            return azure.beta.realtime.connect(
-                model=config.model, websocket_connection_options=options
-            )
         base = f"{_websocket_origin(config.endpoint or '')}/openai/v1"
-        client = AsyncOpenAI(api_key=credential, websocket_base_url=base, base_url=base)
-        return client.realtime.connect(model=config.model, websocket_connection_options=options)
-
+        return AsyncOpenAI(api_key=credential, websocket_base_url=base, base_url=base)
     if config.provider == "simulator":
         if not config.endpoint:
             raise UpstreamConnectError("upstream_unavailable", "the simulator is not running")
         base = config.endpoint.rstrip("/")
-        client = AsyncOpenAI(api_key=config.api_key or "simulator", websocket_base_url=f"{base}/v1")
-    else:
-        client = AsyncOpenAI(api_key=config.api_key, websocket_base_url=config.endpoint)
-    return client.realtime.connect(model=config.model, websocket_connection_options=options)
+        return AsyncOpenAI(api_key=config.api_key or "simulator", websocket_base_url=f"{base}/v1")
+    return AsyncOpenAI(api_key=config.api_key, websocket_base_url=config.endpoint)
 
 
 def _websocket_origin(endpoint: str) -> str:
@@ -122,8 +128,10 @@ class UpstreamSession:
         self._connection = connection
         self.dialect = dialect
         self._closed = False
-        # GA connections have send_raw; the beta one sends text straight on its websocket.
-        self.send = getattr(connection, "send_raw", None) or connection._connection.send
+        # Frames go straight onto the SDK connection's websocket (both dialects): the GA
+        # send_raw adds a reconnect queue and locks per message, which we do not use
+        # (reconnecting mid-conversation would lose the session anyway).
+        self.send = connection._connection.send
 
     @classmethod
     async def open(cls, config: RelayConfig) -> UpstreamSession:
