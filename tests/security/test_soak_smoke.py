@@ -40,7 +40,7 @@ def test_soak_command_samples_and_nothing_leaks(tmp_path: Path) -> None:
             "0.2",
             "--out",
             str(out),
-        ],  # fmt: skip
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
