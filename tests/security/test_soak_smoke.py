@@ -57,4 +57,7 @@ def test_soak_command_samples_and_nothing_leaks(tmp_path: Path) -> None:
     assert end["asyncio_tasks"] - start["asyncio_tasks"] <= TASK_MARGIN, report
     assert report["sessions_connected"] == 2
     assert report["turns"] >= 2, report  # each client got at least one reply
-    assert report["errors"] == {} and set(report["close_codes"]) <= {"1000"}, report
+    # A text message may land while a spoken turn is being answered: the upstream's non-fatal
+    # refusal is passed on. Anything else (or a close other than the clients' own) is a fault.
+    assert set(report["errors"]) <= {"conversation_already_has_active_response"}, report
+    assert report["close_codes"] == {"1000": 2}, report
