@@ -198,7 +198,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             return
         if text_data is None:
             return
-        if len(text_data) > self.config.max_text_bytes:
+        limit = self.config.max_text_bytes
+        # The limit is in UTF-8 bytes; a character is at most 4 of them.
+        if len(text_data) * 4 > limit and (len(text_data.encode("utf-8", "surrogatepass")) > limit):
             await self._end(
                 "frame_too_large",
                 f"text frame exceeds the limit of {self.config.max_text_bytes} bytes",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,6 +21,24 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from realtime.config import RelayConfig
 
 log = logging.getLogger("realtime.upstream")
+
+
+class HandshakeHeaderFilter(logging.Filter):
+    """websockets logs each handshake header at DEBUG ("> Authorization: Bearer …"): keys and
+    Entra tokens must not reach a log line, whatever handlers an operator configures. A
+    filter on the logger itself runs before any handler."""
+
+    _SECRET_HEADER = re.compile(r"^(\s*>\s*(?:authorization|api-key)\s*:\s*).+$", re.I | re.S)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self._SECRET_HEADER.sub(r"\1[redacted]", message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+logging.getLogger("websockets.client").addFilter(HandshakeHeaderFilter())
 
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 TokenProvider = Callable[[], Awaitable[str]]

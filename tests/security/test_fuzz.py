@@ -313,13 +313,11 @@ def check_messages(session: FuzzSession, outcome: Outcome, oversize_sent: bool) 
 
 
 def over_limit(frame: str | bytes, config: RelayConfig) -> tuple[bool, bool]:
-    """(must end the session, may end it). Text is judged by its UTF-8 size; a frame whose
-    characters are within the limit but whose bytes are not may go either way (see the xfail
-    test below)."""
+    """(must end the session, may end it): text is judged by its UTF-8 size, as documented."""
     if isinstance(frame, bytes):
         return len(frame) > config.max_binary_bytes, len(frame) > config.max_binary_bytes
     size = len(frame.encode("utf-8", "surrogatepass"))
-    return len(frame) > config.max_text_bytes, size > config.max_text_bytes
+    return size > config.max_text_bytes, size > config.max_text_bytes
 
 
 class Fuzzer:
@@ -505,11 +503,6 @@ def settings_fixture(settings: Any) -> Any:
 
 
 @pytest.mark.usefixtures("relay_config")
-@pytest.mark.xfail(
-    strict=True,
-    reason="relay bug: the text limit counts characters (len(str)), not UTF-8 bytes as "
-    "documented, so up to 4x RELAY_MAX_TEXT_BYTES passes (consumer.receive)",
-)
 async def test_a_text_frame_over_the_limit_in_utf8_bytes_ends_with_1009() -> None:
     from tests.relay.conftest import Client
 

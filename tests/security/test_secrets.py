@@ -237,8 +237,8 @@ async def test_the_api_key_is_never_exposed(
 
     assert records.records, "no log records were captured"
     # websockets.server is the simulator (it stands in for the provider and logs what it
-    # received); websockets.client's handshake dump is covered by the xfail test below.
-    found = record_leaks(records.records, key, skip=("websockets.server", "websockets.client"))
+    # received); websockets.client's handshake dump is redacted by realtime.upstream.
+    found = record_leaks(records.records, key, skip=("websockets.server",))
     assert found == [], f"the key reached a log record: {found}"
 
     pages = await http_pages(django_user_model)
@@ -246,13 +246,6 @@ async def test_the_api_key_is_never_exposed(
     assert page_leaks == {}, "the key reached a page"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="relay bug: the upstream websockets client logs its handshake headers at DEBUG "
-    "('> Authorization: Bearer <key>' / '> api-key: <key>' on logger websockets.client); "
-    "nothing redacts them: the RedactFilter sits on the console handler of the realtime and "
-    "django loggers only, so DEBUG on the root or websockets logger writes the key",
-)
 @pytest.mark.parametrize("provider", ["openai", "azure_preview"])
 async def test_the_upstream_client_debug_log_does_not_carry_the_key(
     keyed: tuple[Simulator, str], settings: Any, records: AllRecords, provider: str
