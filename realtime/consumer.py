@@ -15,7 +15,6 @@ from channels.db import database_sync_to_async as _db
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
-from channels.utils import await_many_dispatch
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
@@ -60,19 +59,31 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.scope = scope
         self.base_send = send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        sources = [receive]
+        layer_task = None
         if self.channel_layer is not None:
             try:
                 self.channel_name = await self.channel_layer.new_channel()
-                sources.append(self._layer_receive)
+                layer_task = asyncio.create_task(self._layer_loop(), name="realtime-layer")
             except Exception as exc:  # the in-memory layer never fails; Redis may
                 log.warning("channel layer unavailable at connect: %s", type(exc).__name__)
         try:
-            await await_many_dispatch(sources, self.dispatch)
+            # One plain loop instead of channels' await_many_dispatch, which builds a task
+            # and an asyncio.wait() per message: at 50–190 frames a second that adds up.
+            while True:
+                await self.dispatch(await receive())
         except StopConsumer:
             pass
         finally:
+            if layer_task is not None:
+                layer_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopConsumer):
+                    await layer_task
             await self._shutdown()
+
+    async def _layer_loop(self) -> None:
+        """Channel-layer messages (control only: terminate, broadcasts), dispatched as they come."""
+        while True:
+            await self.dispatch(await self._layer_receive())
 
     async def _layer_receive(self) -> dict[str, Any]:
         delay = 0.5

@@ -177,10 +177,16 @@ class Presence:
     async def _call(self, func: Any, **kwargs: Any) -> bool:
         try:
             await database_sync_to_async(func)(**kwargs)
-            return True
+            ok = True
         except DatabaseError as exc:
             log.warning("session %s: registry write failed: %s", self.session_id, exc)
-            return False
+            ok = False
+        # asgiref swallows a cancellation that arrives while the thread finishes its call
+        # (it returns the result instead): honour it here, or a cancelled heartbeat lives on.
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        return ok
 
     async def open(self, **fields: Any) -> bool:
         """Create the row (before the session may use the upstream: limits count rows)."""
