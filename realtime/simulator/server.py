@@ -65,7 +65,9 @@ class Simulator:
         """Queue faults for the next connection attempt (FIFO, one per call)."""
         self._faults.append(faults)
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    async def start(self, host: str = "127.0.0.1", port: int = 0, reuse_port: bool = False) -> None:
+        """Listen; ``reuse_port`` lets several simulator processes share one port (the kernel
+        spreads connections over them: ``runsimulator --processes N``)."""
         self._server = await serve(
             self._handle,
             host,
@@ -74,6 +76,7 @@ class Simulator:
             max_size=MAX_MESSAGE_BYTES,
             compression=None,
             server_header="realtime-simulator",
+            reuse_port=reuse_port,
         )
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = host, int(sockname[1])

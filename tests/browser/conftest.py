@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import threading
-import time
 import wave
 from collections.abc import Callable, Coroutine, Iterator
 from concurrent.futures import Future
@@ -20,6 +18,7 @@ from typing import Any
 import pytest
 
 from realtime.simulator import Simulator
+from tests.multiprocess.conftest import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -94,25 +93,6 @@ def simulator(chromium_path: Path) -> Iterator[tuple[Simulator, LoopThread]]:
         runner.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"daphne exited early with code {proc.returncode}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError(f"daphne did not listen on port {port} within {timeout} s")
-
-
 @pytest.fixture(scope="module")
 def relay_url(
     simulator: tuple[Simulator, LoopThread], tmp_path_factory: pytest.TempPathFactory
@@ -134,7 +114,7 @@ def relay_url(
         check=True,
         timeout=120,
     )
-    port = _free_port()
+    port = free_port()
     log_path = tmp / "daphne.log"
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -154,7 +134,7 @@ def relay_url(
             stderr=subprocess.STDOUT,
         )
     try:
-        _wait_port(port, proc)
+        wait_port(port, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

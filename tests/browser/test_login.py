@@ -11,7 +11,9 @@ from typing import Any
 
 import pytest
 
-from .conftest import FIXTURES, PROVIDER_ENV, REPO, _free_port, _wait_port
+from tests.multiprocess.conftest import free_port, wait_port
+
+from .conftest import FIXTURES, PROVIDER_ENV, REPO
 from .test_demo_page import LAPTOP, open_page, wait_connected
 
 pytestmark = pytest.mark.browser
@@ -34,14 +36,14 @@ def login_relay_url(simulator: Any, tmp_path_factory: pytest.TempPathFactory) ->
         ["createsuperuser", "--noinput", "--username", "pat", "--email", "p@x.io"],
     ):
         subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True)
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
          "relay_site.asgi:application"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        _wait_port(port, proc)
+        wait_port(port, proc)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.kill()

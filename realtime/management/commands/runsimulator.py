@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime.simulator import Simulator
 
@@ -29,6 +32,7 @@ async def main(
     pace: str = "realtime",
     echo: bool = False,
     session_max_seconds: float = 3600.0,
+    reuse_port: bool = False,
     stop: asyncio.Event | None = None,
     announce: Callable[[str], Any] = print,
 ) -> None:
@@ -39,7 +43,7 @@ async def main(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
     sim = Simulator(api_key=api_key, pace=pace, echo=echo, session_max_seconds=session_max_seconds)
-    await sim.start(host=host, port=port)
+    await sim.start(host=host, port=port, reuse_port=reuse_port)
     announce(describe(sim))
     try:
         await stop.wait()
@@ -60,12 +64,45 @@ class Command(BaseCommand):
         parser.add_argument("--pace", choices=["realtime", "fast"], default="realtime")
         parser.add_argument("--echo", action="store_true")
         parser.add_argument("--session-max-seconds", type=float, default=3600.0)
+        parser.add_argument(
+            "--processes",
+            type=int,
+            default=1,
+            help="serve from N processes sharing the port (SO_REUSEPORT), for load tests",
+        )
+        parser.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
 
     def handle(self, *args: Any, **options: Any) -> None:
         def announce(line: str) -> None:
             self.stdout.write(line)
             self.stdout.flush()
 
+        processes = options["processes"]
+        if processes > 1 and options["port"] == 0:
+            raise CommandError("--processes needs a fixed --port")
+        helpers = [self._spawn_helper(options) for _ in range(processes - 1)]
+        try:
+            self._run(options, announce, reuse_port=processes > 1 or options["reuse_port"])
+        finally:
+            for helper in helpers:
+                helper.terminate()
+            for helper in helpers:
+                helper.wait(10)
+
+    @staticmethod
+    def _spawn_helper(options: dict[str, Any]) -> subprocess.Popen[bytes]:
+        argv = [sys.executable, "-m", "django", "runsimulator", "--reuse-port",
+                "--host", options["host"], "--port", str(options["port"]),
+                "--pace", options["pace"],
+                "--session-max-seconds", str(options["session_max_seconds"])]  # fmt: skip
+        if options["api_key"]:
+            argv += ["--api-key", options["api_key"]]
+        if options["echo"]:
+            argv.append("--echo")
+        return subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+
+    @staticmethod
+    def _run(options: dict[str, Any], announce: Callable[[str], Any], reuse_port: bool) -> None:
         asyncio.run(
             main(
                 host=options["host"],
@@ -74,6 +111,7 @@ class Command(BaseCommand):
                 pace=options["pace"],
                 echo=options["echo"],
                 session_max_seconds=options["session_max_seconds"],
+                reuse_port=reuse_port,
                 announce=announce,
             )
         )
