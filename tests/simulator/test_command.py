@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from websockets.asyncio.client import connect
@@ -48,6 +51,44 @@ def test_manage_py_runsimulator_subprocess() -> None:
         )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_several_processes_share_one_port_and_stop_together() -> None:
+    """--processes N: N listeners on the port (SO_REUSEPORT); SIGTERM stops all of them."""
+    from tests.multiprocess.conftest import free_port, wait_port
+
+    port = free_port()
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "relay_site.settings"}
+    proc = subprocess.Popen(
+        [sys.executable, "manage.py", "runsimulator", "--port", str(port), "--processes", "2"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        wait_port(port, proc)
+
+        def listeners() -> set[str]:
+            out = subprocess.run(
+                ["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True
+            ).stdout
+            return set(re.findall(r"pid=(\d+)", out))
+
+        deadline = time.monotonic() + 20
+        while len(listeners()) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        pids = listeners()
+        assert len(pids) == 2 and str(proc.pid) in pids
+
+        async def greet() -> str:
+            async with connect(f"ws://127.0.0.1:{port}/v1/realtime?model=m") as ws:
+                return json.loads(await ws.recv())["type"]
+
+        assert [asyncio.run(greet()) for _ in range(4)] == ["session.created"] * 4
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(15) == 0
+        assert listeners() == set()
     finally:
         if proc.poll() is None:
             proc.kill()
