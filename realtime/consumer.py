@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -13,21 +12,19 @@ from typing import Any
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async as _db
 from channels.exceptions import StopConsumer
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.layers import get_channel_layer
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
 from realtime import drain, limits, metrics, protocol
 from realtime.closecodes import UPSTREAM_CONNECT_CLOSE, Close
 from realtime.config import RelayConfig
+from realtime.layer import ResilientConsumer
+from realtime.outbox import UpstreamOutbox
 from realtime.registry import SESSIONS_GROUP, Presence
 from realtime.stats import SessionStats
 from realtime.upstream import UpstreamConnectError, UpstreamSession
 
 log = logging.getLogger("realtime.session")
-
-OUTBOX_MESSAGES = 500  # ≈10 s of 20 ms appends held while the upstream is slow or not ready
 
 
 class SessionEnded(Exception):
@@ -40,7 +37,7 @@ class SessionEnded(Exception):
         self.close_code = close_code
 
 
-class RealtimeConsumer(AsyncWebsocketConsumer):
+class RealtimeConsumer(ResilientConsumer):
     """Relays one browser ⇄ one upstream realtime session.
 
     Client frames are handled inline (validation, coalescing: no I/O beyond a queue put).
@@ -51,61 +48,6 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     config: RelayConfig
     groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # As AsyncConsumer.__call__, but a channel-layer outage (Redis restarting) must not
-        # end live sessions: their audio never touches the layer. Control messages resume
-        # when it is back.
-        self.scope = scope
-        self.base_send = send
-        self.channel_layer = get_channel_layer(self.channel_layer_alias)
-        layer_task = None
-        if self.channel_layer is not None:
-            try:
-                self.channel_name = await self.channel_layer.new_channel()
-                layer_task = asyncio.create_task(self._layer_loop(), name="realtime-layer")
-            except Exception as exc:  # the in-memory layer never fails; Redis may
-                log.warning("channel layer unavailable at connect: %s", type(exc).__name__)
-        try:
-            # One plain loop instead of channels' await_many_dispatch, which builds a task
-            # and an asyncio.wait() per message: at 50–190 frames a second that adds up.
-            while True:
-                await self.dispatch(await receive())
-        except StopConsumer:
-            pass
-        finally:
-            if layer_task is not None:
-                layer_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopConsumer):
-                    await layer_task
-            await self._shutdown()
-
-    async def _layer_loop(self) -> None:
-        """Channel-layer messages (control only: terminate, broadcasts), dispatched as they come."""
-        while True:
-            await self.dispatch(await self._layer_receive())
-
-    async def _layer_receive(self) -> dict[str, Any]:
-        delay = 0.5
-        while True:
-            try:
-                return await self.channel_layer.receive(self.channel_name)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                log.warning("channel layer receive failed (%s); retrying", type(exc).__name__)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
-
-    async def _join_groups(self) -> None:
-        """(Re)join the broadcast group: at connect, and every heartbeat after an outage."""
-        if self.channel_layer is None or not getattr(self, "channel_name", None):
-            return
-        try:
-            for group in self.groups:
-                await self.channel_layer.group_add(group, self.channel_name)
-        except Exception as exc:
-            log.warning("channel layer group_add failed: %s", type(exc).__name__)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         # Channels' stock dispatch awaits aclose_old_connections() (a thread hop) before every
@@ -134,15 +76,12 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.meter = metrics.SessionMeter(self.stats)
         self.meter.opened()
         self.translator = protocol.Translator()
-        self.coalescer = protocol.AudioCoalescer(
-            flush_bytes=max(2, self.config.audio_coalesce_ms * protocol.BYTES_PER_MS),
-            max_bytes=OUTBOX_MESSAGES * 960,
+        self.outbox = UpstreamOutbox(
+            coalesce_ms=self.config.audio_coalesce_ms, on_dropped=self._audio_dropped
         )
-        self.outbox: asyncio.Queue[str] = asyncio.Queue(maxsize=OUTBOX_MESSAGES)
         self.upstream: UpstreamSession | None = None
         self.ready = asyncio.Event()
         self.closed = False
-        self._flush_handle: asyncio.TimerHandle | None = None
         self._truncate_handle: asyncio.TimerHandle | None = None
         self._pending_cut: protocol.Interruption | None = None
         self._awaiting_response = False
@@ -238,35 +177,18 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
     def _on_audio(self, data: bytes) -> None:
         self.stats.audio_bytes_in += len(data)
         self.meter.frames_in += 1
-        chunk = self.coalescer.feed(data)
-        if chunk:
-            self._enqueue_audio(chunk)
-        elif len(self.coalescer) and self._flush_handle is None:
-            # Never hold the tail of an utterance longer than the coalescing window.
-            delay = self.config.audio_coalesce_ms / 1000
-            self._flush_handle = asyncio.get_running_loop().call_later(delay, self._flush_audio)
+        self.outbox.audio(data)
 
-    def _flush_audio(self) -> None:
-        self._flush_handle = None
-        if len(self.coalescer):
-            self._enqueue_audio(self.coalescer.drain())
-
-    def _enqueue_audio(self, chunk: bytes) -> None:
-        if self._flush_handle is not None:
-            self._flush_handle.cancel()
-            self._flush_handle = None
-        try:
-            self.outbox.put_nowait(protocol.audio_append(chunk))
-        except asyncio.QueueFull:
-            # Bounded: a stalled upstream must not grow memory; tell the client once.
-            self.stats.audio_bytes_dropped += len(chunk)
-            if not self._backlog_warned:
-                self._backlog_warned = True
-                self._send_soon(
-                    protocol.error_message(
-                        "audio_dropped", "the realtime service is not keeping up; audio dropped"
-                    )
+    def _audio_dropped(self, size: int) -> None:
+        # Bounded: a stalled upstream must not grow memory; tell the client once.
+        self.stats.audio_bytes_dropped += size
+        if not self._backlog_warned:
+            self._backlog_warned = True
+            self._send_soon(
+                protocol.error_message(
+                    "audio_dropped", "the realtime service is not keeping up; audio dropped"
                 )
+            )
 
     async def _on_user_message(self, command: protocol.UserMessage) -> None:
         if not self._rate.allow():
@@ -279,15 +201,11 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
                 )
             )
             return
-        self._flush_audio()
-        events = protocol.user_message_events(command.text)
-        if self.outbox.maxsize - self.outbox.qsize() < len(events):
+        if not self.outbox.events(protocol.user_message_events(command.text)):
             await self.send(
                 text_data=protocol.error_message("busy", "the relay is busy; message not sent")
             )
             return
-        for event in events:
-            self.outbox.put_nowait(json.dumps(event))
         self.stats.text_messages += 1
         self._awaiting_response = True
         if self._watch is not None and self._watch.when() is None:
@@ -332,10 +250,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self._enqueue_event(protocol.truncate_event(cut, played_ms))
 
     def _enqueue_event(self, event: dict[str, Any]) -> None:
-        self._flush_audio()
-        try:
-            self.outbox.put_nowait(json.dumps(event))
-        except asyncio.QueueFull:
+        if not self.outbox.events([event]):
             log.warning("session %s: outbox full, dropped %s", self.session_id, event["type"])
 
     # ----------------------------------------------------------------------------------------
@@ -533,9 +448,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def _cleanup_everything(self) -> None:
         drain.unregister(self)
-        for handle in (self._flush_handle, self._truncate_handle):
-            if handle is not None:
-                handle.cancel()
+        self.outbox.close()
+        if self._truncate_handle is not None:
+            self._truncate_handle.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -571,18 +486,13 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         client = self.scope.get("client") or ("?", 0)
         return f"{client[0]}:{client[1]}"
 
-    _shut = True  # until connect() runs there is nothing to clean up
-    _cleanup: asyncio.Future[None] | None = None
-    _client_close_code: int | None = None
-
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self._shut = False
         await self.connect()  # groups are joined in connect(), once the session is admitted
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
-        if self.channel_layer is not None and getattr(self, "channel_name", None):
-            for group in self.groups:
-                with contextlib.suppress(Exception):  # best effort: groups also expire
-                    await self.channel_layer.group_discard(group, self.channel_name)
-        await self.disconnect(message.get("code", 1000))
-        raise StopConsumer()
+    async def cleanup(self) -> None:
+        await self._shutdown()
+
+    _shut = True  # until connect() runs there is nothing to clean up
+    _cleanup: asyncio.Future[None] | None = None
+    _client_close_code: int | None = None
