@@ -264,6 +264,7 @@ class RealtimeConsumer(ResilientConsumer):
         except SessionEnded as ended:
             await self._end(ended.code, ended.message, ended.close_code)
         except UpstreamConnectError as exc:
+            metrics.count_upstream_error(exc.code)  # connect failures are upstream errors too
             close = UPSTREAM_CONNECT_CLOSE.get(exc.code, Close.UPSTREAM_UNAVAILABLE)
             await self._end(exc.code, exc.message, close)
         except ConnectionClosed as exc:

@@ -176,6 +176,7 @@ async def test_metrics_follow_a_scripted_session_turn_barge_in_and_error(simulat
 async def test_a_session_refused_upstream_is_counted_by_its_close_reason(simulator):
     simulator.next_faults(Faults(refuse_status=503))
     snap = Snapshot()
+    errors_before = value("relay_upstream_errors_total", code="upstream_unavailable")
     client = CountingClient()
     await client.connect(greeting=False)
     assert await client.until_closed() == 4010
@@ -186,6 +187,8 @@ async def test_a_session_refused_upstream_is_counted_by_its_close_reason(simulat
     assert d["relay_sessions_closed_total/client_closed"] == 0
     assert d["relay_upstream_connect_seconds_count"] == 0
     assert d["relay_active_sessions"] == 0
+    errors = value("relay_upstream_errors_total", code="upstream_unavailable") - errors_before
+    assert errors == 1  # a refused connect is an upstream error too
 
 
 # ---------------------------------------------------------------------------------------------
