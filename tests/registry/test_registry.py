@@ -162,3 +162,9 @@ def test_the_admin_is_staff_only(client):
     client.login(username="bob", password="pw")
     response = client.get("/admin/realtime/realtimesession/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+@pytest.mark.django_db
+def test_the_sessions_list_links_to_the_usage_page(admin_client):
+    page = admin_client.get("/admin/realtime/realtimesession/").content.decode()
+    assert 'href="/admin/usage/"' in page and "Token usage per user and day" in page
