@@ -43,7 +43,7 @@ class RealtimeConsumer(ResilientConsumer):
     Client frames are handled inline (validation, coalescing: no I/O beyond a queue put).
     Two owned tasks do the I/O: ``_upstream_reader`` (connect, configure, read and translate)
     and ``_upstream_writer`` (the only writer to the upstream socket, so order is kept).
-    ``_shutdown`` is the one idempotent cleanup, reached from every path.
+    ``cleanup`` is the one idempotent cleanup, reached from every path.
     """
 
     config: RelayConfig
@@ -129,7 +129,7 @@ class RealtimeConsumer(ResilientConsumer):
         log.info("session %s: client disconnected (code %s)", self.session_id, code)
         self._client_close_code = code if isinstance(code, int) else None
         self.closed = True
-        await self._shutdown()
+        await self.cleanup()
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self.closed:
@@ -389,7 +389,7 @@ class RealtimeConsumer(ResilientConsumer):
             pass  # the reader sees the same close and reports it
 
     # ----------------------------------------------------------------------------------------
-    # Channel-layer handlers (sent from any worker: see realtime/registry.py)
+    # Endings the server starts: drain, the session clock, an administrator (channel layer)
     # ----------------------------------------------------------------------------------------
 
     async def drain(self) -> None:
@@ -425,7 +425,7 @@ class RealtimeConsumer(ResilientConsumer):
                 await self.close(code=int(close_code))  # daphne refuses IntEnum codes
             except Exception:  # the client may already be gone
                 pass
-        await self._shutdown()
+        await self.cleanup()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"realtime-{name}-{self.session_id}")
@@ -435,7 +435,7 @@ class RealtimeConsumer(ResilientConsumer):
     def _send_soon(self, text: str) -> None:
         self._spawn(self.send(text_data=text), "notice")
 
-    async def _shutdown(self) -> None:
+    async def cleanup(self) -> None:
         """Idempotent: every caller waits for the one cleanup (cancel tasks, close upstream)."""
         if getattr(self, "_shut", True) and self._cleanup is None:
             return  # never connected: nothing to clean up
@@ -490,9 +490,6 @@ class RealtimeConsumer(ResilientConsumer):
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         self._shut = False
         await self.connect()  # groups are joined in connect(), once the session is admitted
-
-    async def cleanup(self) -> None:
-        await self._shutdown()
 
     _shut = True  # until connect() runs there is nothing to clean up
     _cleanup: asyncio.Future[None] | None = None
