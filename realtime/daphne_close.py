@@ -23,10 +23,10 @@ def install() -> None:
     original = WebSocketProtocol.serverClose
 
     def server_close(self: Any, code: int | None = None) -> None:
-        if code is not None and int(code) in SERVER_CODES:
-            self.sendCloseFrame(code=int(code), isReply=False)
+        if code in SERVER_CODES:
+            self.sendCloseFrame(code=code, isReply=False)
         else:
-            original(self, code=None if code is None else int(code))
+            original(self, code=code)
 
     WebSocketProtocol.serverClose = server_close
     WebSocketProtocol._relay_close_codes = True

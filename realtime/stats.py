@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from realtime.protocol import BYTES_PER_MS, Usage
 
@@ -36,14 +36,11 @@ class SessionStats:
         return self.audio_bytes_out // BYTES_PER_MS
 
     def add_usage(self, usage: Usage) -> None:
+        """One response's usage: every token kind of ``Usage`` has a counter of that name."""
         self.responses += 1
-        self.input_tokens += usage.input_tokens
-        self.output_tokens += usage.output_tokens
-        self.input_text_tokens += usage.input_text_tokens
-        self.input_audio_tokens += usage.input_audio_tokens
-        self.cached_tokens += usage.cached_tokens
-        self.output_text_tokens += usage.output_text_tokens
-        self.output_audio_tokens += usage.output_audio_tokens
+        for field in fields(usage):
+            name = field.name
+            setattr(self, name, getattr(self, name) + getattr(usage, name))
 
     def as_dict(self) -> dict[str, int | None]:
         return asdict(self) | {"audio_ms_in": self.audio_ms_in, "audio_ms_out": self.audio_ms_out}

@@ -23,34 +23,23 @@ if TYPE_CHECKING:
 
 MAX_APPEND_BYTES = 15 * 1024 * 1024
 BYTES_PER_MS = 48
+_GA_CLIENT_TYPES = [
+    "session.update",
+    "input_audio_buffer.append",
+    "input_audio_buffer.commit",
+    "input_audio_buffer.clear",
+    "conversation.item.create",
+    "conversation.item.delete",
+    "conversation.item.retrieve",
+    "conversation.item.truncate",
+    "response.create",
+    "response.cancel",
+    "output_audio_buffer.clear",
+]
 CLIENT_TYPES = {
-    "ga": [
-        "session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "response.create",
-        "response.cancel",
-        "output_audio_buffer.clear",
-    ],
-    "beta": [
-        "session.update",
-        "transcription_session.update",
-        "input_audio_buffer.append",
-        "input_audio_buffer.commit",
-        "input_audio_buffer.clear",
-        "conversation.item.create",
-        "conversation.item.delete",
-        "conversation.item.retrieve",
-        "conversation.item.truncate",
-        "response.create",
-        "response.cancel",
-        "output_audio_buffer.clear",
-    ],
+    "ga": _GA_CLIENT_TYPES,
+    # Beta has one more: transcription_session.update.
+    "beta": [_GA_CLIENT_TYPES[0], "transcription_session.update", *_GA_CLIENT_TYPES[1:]],
 }
 
 

@@ -3,20 +3,19 @@ subprocess) and Debian's Chromium driven by Playwright with a WAV file as the mi
 
 from __future__ import annotations
 
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
-import threading
 import wave
-from collections.abc import Callable, Coroutine, Iterator
-from concurrent.futures import Future
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from realtime.config import PROVIDER_VARIABLES
+from realtime.embedded import LoopThread, start_simulator_thread
 from realtime.simulator import Simulator
 from tests.multiprocess.conftest import free_port, wait_port
 
@@ -35,14 +34,7 @@ CHROMIUM_FLAGS = [
     "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
 ]
-PROVIDER_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_ENDPOINT",
-    "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_DEPLOYMENT",
-    "AZURE_OPENAI_API_KEY",
-    "AZURE_OPENAI_API_VERSION",
-)
+PROVIDER_ENV = PROVIDER_VARIABLES
 
 pytestmark = pytest.mark.browser
 
@@ -64,33 +56,13 @@ def chromium_path() -> Path:
     return CHROMIUM
 
 
-class LoopThread:
-    """An asyncio loop in a daemon thread: the simulator lives there, tests call into it."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, Any], timeout: float = 30) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
 @pytest.fixture(scope="module")
 def simulator(chromium_path: Path) -> Iterator[tuple[Simulator, LoopThread]]:
-    runner = LoopThread()
-    sim = Simulator(pace="realtime")
-    runner.run(sim.start(host="127.0.0.1", port=0))
+    embedded = start_simulator_thread(pace="realtime")
     try:
-        yield sim, runner
+        yield embedded.simulator, embedded.runner
     finally:
-        runner.run(sim.stop())
-        runner.close()
+        embedded.stop()
 
 
 @pytest.fixture(scope="module")

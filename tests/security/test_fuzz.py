@@ -18,8 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import threading
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -30,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from realtime.config import RelayConfig, load_config
+from realtime.embedded import LoopThread
 from realtime.routing import websocket_urlpatterns
 from realtime.simulator import Simulator
 from tests.relay.conftest import relay_tasks
@@ -198,23 +197,6 @@ frames = st.one_of(
 # ---------------------------------------------------------------------------------------------
 # A relay on a loop of its own
 # ---------------------------------------------------------------------------------------------
-
-
-class LoopThread:
-    """An event loop in a daemon thread; ``run`` submits a coroutine and waits for its result."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="fuzz-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Coroutine[Any, Any, T], timeout: float = 60) -> T:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @dataclass
@@ -433,7 +415,7 @@ class ErrorRecords(logging.Handler):
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 def test_fuzzed_client_frames_never_crash_leak_or_disturb_others(settings_fixture: Any) -> None:
-    runner = LoopThread()
+    runner = LoopThread("fuzz-loop")
     errors = ErrorRecords()
     logging.getLogger("realtime").addHandler(errors)
     simulator = Simulator(pace="fast")

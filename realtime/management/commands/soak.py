@@ -35,6 +35,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from realtime.config import PROVIDER_VARIABLES
+
 RATE = 24_000
 FRAME_MS = 20
 FRAME_SAMPLES = RATE * FRAME_MS // 1000  # 480 samples = 960 bytes
@@ -46,12 +48,7 @@ CONNECT_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 # Provider settings never reach the worker: the soak runs against the simulator only.
 STRIPPED_ENV = (
-    "OPENAI_API_KEY",
-    "OPENAI_ENDPOINT",
-    "AZURE_OPENAI_ENDPOINT",
-    "AZURE_OPENAI_DEPLOYMENT",
-    "AZURE_OPENAI_API_KEY",
-    "AZURE_OPENAI_API_VERSION",
+    *PROVIDER_VARIABLES,
     "REDIS_URL",
     "PROMETHEUS_MULTIPROC_DIR",
     "DATABASE_URL",
