@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 from django.utils.html import format_html
 
-from realtime import registry
+from realtime import counters, registry
 from realtime.models import RealtimeSession
 
 
@@ -61,7 +61,7 @@ class RealtimeSessionAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Activity", {"fields": RealtimeSession.COUNTERS}),
+        ("Activity", {"fields": [c.column for c in counters.STORED]}),
     )
 
     # Counters are written by the consumers only.

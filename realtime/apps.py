@@ -5,3 +5,8 @@ class RealtimeConfig(AppConfig):
     name = "realtime"
     verbose_name = "Realtime relay"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from realtime import compat
+
+        compat.install()  # framework patches, once per process (realtime/compat)

@@ -9,19 +9,17 @@ import time
 import uuid
 from typing import Any
 
-from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async as _db
-from channels.exceptions import StopConsumer
 from django.conf import settings
 from websockets.exceptions import ConnectionClosed
 
 from realtime import drain, limits, metrics, protocol
 from realtime.closecodes import UPSTREAM_CONNECT_CLOSE, Close
+from realtime.compat.consumer import DirectWebsocketConsumer
 from realtime.config import RelayConfig
-from realtime.layer import ResilientConsumer
+from realtime.counters import SessionCounters
 from realtime.outbox import UpstreamOutbox
 from realtime.registry import SESSIONS_GROUP, Presence
-from realtime.stats import SessionStats
 from realtime.upstream import UpstreamConnectError, UpstreamSession
 
 log = logging.getLogger("realtime.session")
@@ -37,7 +35,7 @@ class SessionEnded(Exception):
         self.close_code = close_code
 
 
-class RealtimeConsumer(ResilientConsumer):
+class RealtimeConsumer(DirectWebsocketConsumer):
     """Relays one browser ⇄ one upstream realtime session.
 
     Client frames are handled inline (validation, coalescing: no I/O beyond a queue put).
@@ -49,21 +47,9 @@ class RealtimeConsumer(ResilientConsumer):
     config: RelayConfig
     groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
 
-    async def dispatch(self, message: dict[str, Any]) -> None:
-        # Channels' stock dispatch awaits aclose_old_connections() (a thread hop) before every
-        # handler; at ~50–190 audio frames/s per session that dominates. ORM work in this
-        # consumer happens in tasks that close old connections themselves.
-        handler = getattr(self, get_handler_name(message), None)
-        if handler is None:
-            raise ValueError(f"No handler for message type {message['type']}")
-        try:
-            await handler(message)
-        except StopConsumer:
-            raise
-        except Exception:
-            log.exception("session %s: unexpected error in %s", self.session_id, message["type"])
-            await self._end("internal_error", "the relay hit an internal error", Close.INTERNAL)
-            raise StopConsumer() from None
+    async def handler_failed(self, message: dict[str, Any]) -> None:
+        log.exception("session %s: unexpected error in %s", self.session_id, message["type"])
+        await self._end("internal_error", "the relay hit an internal error", Close.INTERNAL)
 
     # ----------------------------------------------------------------------------------------
     # WebSocket handlers
@@ -72,7 +58,9 @@ class RealtimeConsumer(ResilientConsumer):
     async def connect(self) -> None:
         self.config = settings.RELAY_CONFIG
         self.session_id = uuid.uuid4()
-        self.stats = SessionStats()
+        self.stats = SessionCounters()
+        self.connect_ms: int | None = None
+        self.close_code: int | None = None
         self.meter = metrics.SessionMeter(self.stats)
         self.meter.opened()
         self.translator = protocol.Translator()
@@ -111,9 +99,9 @@ class RealtimeConsumer(ResilientConsumer):
         if over:
             await self._end("too_many_sessions", over, Close.LIMIT)
             return
-        await self._join_groups()
+        await self.join_groups()
         drain.register(self)
-        self._spawn(self.presence.run(self.ready, on_beat=self._join_groups), "presence")
+        self._spawn(self.presence.run(self.ready, on_beat=self.join_groups), "presence")
         self._spawn(self._upstream_reader(), "reader")
         self._spawn(
             limits.session_clock(
@@ -176,7 +164,7 @@ class RealtimeConsumer(ResilientConsumer):
 
     def _on_audio(self, data: bytes) -> None:
         self.stats.audio_bytes_in += len(data)
-        self.meter.frames_in += 1
+        self.stats.frames_in += 1
         self.outbox.audio(data)
 
     def _audio_dropped(self, size: int) -> None:
@@ -246,7 +234,7 @@ class RealtimeConsumer(ResilientConsumer):
             self._truncate_handle.cancel()
             self._truncate_handle = None
         if cut is not None:
-            self.meter.truncations += 1
+            self.stats.truncations += 1
             self._enqueue_event(protocol.truncate_event(cut, played_ms))
 
     def _enqueue_event(self, event: dict[str, Any]) -> None:
@@ -302,7 +290,7 @@ class RealtimeConsumer(ResilientConsumer):
                         f"{err.get('message') or err.get('code')}",
                         Close.UPSTREAM_CLOSED,
                     )
-        self.stats.connect_ms = int((time.monotonic() - started) * 1000)
+        self.connect_ms = int((time.monotonic() - started) * 1000)
         await self.send(text_data=protocol.control("connected", greeting=self.config.greeting))
         await self.send(
             text_data=protocol.control(
@@ -315,9 +303,9 @@ class RealtimeConsumer(ResilientConsumer):
             "session %s: live on %s after %d ms",
             self.session_id,
             self.config.provider_label,
-            self.stats.connect_ms,
+            self.connect_ms,
         )
-        self.meter.live(self.stats.connect_ms)
+        self.meter.live(self.connect_ms)
         self.ready.set()
         self._spawn(self._upstream_writer(), "writer")
 
@@ -361,7 +349,9 @@ class RealtimeConsumer(ResilientConsumer):
 
     def _account(self, result: protocol.Translation) -> None:
         stats = self.stats
-        stats.audio_bytes_out += result.audio_bytes
+        if result.audio_bytes:
+            stats.audio_bytes_out += result.audio_bytes
+            stats.frames_out += 1
         if result.usage is not None:
             stats.add_usage(result.usage)
         if result.speech_started:
@@ -418,7 +408,7 @@ class RealtimeConsumer(ResilientConsumer):
             self.closed = True
             log.info("session %s: ending (%s, close %d)", self.session_id, code, close_code)
             self._close_reason = code
-            self.stats.close_code = close_code
+            self.close_code = close_code
             self.meter.ended(code)
             try:
                 await self.send(text_data=protocol.error_message(code, message, fatal=True))
@@ -462,7 +452,7 @@ class RealtimeConsumer(ResilientConsumer):
         presence = getattr(self, "presence", None)
         if presence is not None:
             await presence.close(
-                code=self.stats.close_code or self._client_close_code,
+                code=self.close_code or self._client_close_code,
                 reason=self._close_reason,
                 ended_by=self._ended_by,
             )

@@ -1,8 +1,8 @@
 """Prometheus metrics: the metric objects, the per-session meter the consumer feeds, /metrics.
 
-Frame path cost: nothing here runs per client frame except one attribute increment
-(``meter.frames_in += 1``). Bytes, barge-ins, responses and tokens are already counted in the
-session's ``SessionStats``; a ``SessionMeter`` adds their *deltas* to the Prometheus counters in
+Frame path cost: nothing here runs per client frame. Frames, bytes, barge-ins, responses and
+tokens are counted in the session's ``SessionCounters`` (realtime.counters, which also names
+each counter's metric); a ``SessionMeter`` adds their *deltas* to the Prometheus counters in
 batches: every ``FLUSH_INTERVAL_S`` (a timer per session), right before this process answers a
 scrape, and when the session closes. Labelled children are bound once, at import.
 
@@ -38,8 +38,8 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
+from realtime.counters import COUNTERS, METRIC_FAMILIES, SessionCounters
 from realtime.protocol import Translation
-from realtime.stats import SessionStats
 
 FLUSH_INTERVAL_S = 5.0
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
@@ -53,19 +53,6 @@ SESSIONS_OPENED = Counter("relay_sessions_opened", "Client sessions accepted")
 SESSIONS_CLOSED = Counter(
     "relay_sessions_closed", "Client sessions ended, by close reason", ["reason"]
 )
-FRAMES = Counter(
-    "relay_audio_frames",
-    "Binary audio frames relayed: in = client to relay, out = relay to client",
-    ["direction"],
-)
-AUDIO_BYTES = Counter(
-    "relay_audio_bytes",
-    "PCM16 audio bytes relayed: in = client to relay, out = relay to client",
-    ["direction"],
-)
-AUDIO_DROPPED = Counter(
-    "relay_audio_dropped_bytes", "Client audio bytes dropped because the upstream lagged"
-)
 CONNECT_SECONDS = Histogram(
     "relay_upstream_connect_seconds",
     "From the start of the upstream connect to a configured session (session.updated)",
@@ -76,20 +63,9 @@ REPLY_SECONDS = Histogram(
     "From the end of user speech (speech_stopped) to the first reply audio sent to the client",
     buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
 )
-RESPONSES = Counter("relay_responses", "Model responses finished (response.done)")
-BARGE_INS = Counter("relay_barge_ins", "Reply audio cut short by the user (speech or interrupt)")
-TRUNCATIONS = Counter(
-    "relay_truncations", "conversation.item.truncate/delete sent upstream after a barge-in"
-)
 UPSTREAM_ERRORS = Counter(
     "relay_upstream_errors", "Upstream error events, by the upstream's error code", ["code"]
 )
-TOKENS = Counter(
-    "relay_tokens",
-    "Tokens reported by the upstream (response.done usage), by kind; kinds add up to the total",
-    ["kind"],
-)
-CACHED_TOKENS = Counter("relay_cached_input_tokens", "Input tokens served from the cache")
 ASYNCIO_TASKS = Gauge(
     "relay_asyncio_tasks",
     "asyncio tasks alive on the worker's event loop (all of them, not only sessions'); "
@@ -97,25 +73,25 @@ ASYNCIO_TASKS = Gauge(
     multiprocess_mode="livesum",
 )
 
-_IN, _OUT = FRAMES.labels("in"), FRAMES.labels("out")
-# One bound child per value a meter tracks, in the order of SessionMeter._values().
-_CHILDREN = (
-    AUDIO_BYTES.labels("in"),
-    AUDIO_BYTES.labels("out"),
-    AUDIO_DROPPED,
-    _IN,
-    _OUT,
-    BARGE_INS,
-    TRUNCATIONS,
-    RESPONSES,
-    TOKENS.labels("input_text"),
-    TOKENS.labels("input_audio"),
-    TOKENS.labels("input_other"),
-    TOKENS.labels("output_text"),
-    TOKENS.labels("output_audio"),
-    TOKENS.labels("output_other"),
-    CACHED_TOKENS,
+# The session counters' families and one bound child per counter that has a metric (both
+# from realtime.counters, the one definition of what a session counts).
+_FAMILIES = {
+    name: Counter(name, family.help, [family.label] if family.label else [])
+    for name, family in METRIC_FAMILIES.items()
+}
+_METERED = tuple(c for c in COUNTERS if c.metric)
+_CHILDREN = tuple(
+    _FAMILIES[c.metric].labels(c.label) if c.label else _FAMILIES[c.metric]  # type: ignore[index]
+    for c in _METERED
 )
+_NAMES = tuple(c.name for c in _METERED)
+
+
+def family(name: str) -> Counter:
+    """One of the session counters' Prometheus families, e.g. ``family("relay_audio_bytes")``."""
+    return _FAMILIES[name]
+
+
 _LABEL = re.compile(r"[a-z0-9_.]{1,48}")
 _MAX_ERROR_CODES = 64
 _error_children: dict[str, Any] = {}
@@ -149,18 +125,12 @@ class SessionMeter:
         "_open",
         "_speech_stopped_at",
         "_timer",
-        "frames_in",
-        "frames_out",
         "reason",
         "stats",
-        "truncations",
     )
 
-    def __init__(self, stats: SessionStats) -> None:
+    def __init__(self, stats: SessionCounters) -> None:
         self.stats = stats
-        self.frames_in = 0
-        self.frames_out = 0
-        self.truncations = 0
         self.reason: str | None = None
         self._speech_stopped_at: float | None = None
         self._last = (0,) * len(_CHILDREN)
@@ -180,7 +150,6 @@ class SessionMeter:
 
     def on_translation(self, result: Translation) -> None:
         if result.audio_bytes:
-            self.frames_out += 1
             if self._speech_stopped_at is not None:
                 REPLY_SECONDS.observe(time.monotonic() - self._speech_stopped_at)
                 self._speech_stopped_at = None
@@ -217,24 +186,8 @@ class SessionMeter:
         self._last = values
 
     def _values(self) -> tuple[int, ...]:
-        s = self.stats
-        return (
-            s.audio_bytes_in,
-            s.audio_bytes_out,
-            s.audio_bytes_dropped,
-            self.frames_in,
-            self.frames_out,
-            s.barge_ins,
-            self.truncations,
-            s.responses,
-            s.input_text_tokens,
-            s.input_audio_tokens,
-            max(0, s.input_tokens - s.input_text_tokens - s.input_audio_tokens),
-            s.output_text_tokens,
-            s.output_audio_tokens,
-            max(0, s.output_tokens - s.output_text_tokens - s.output_audio_tokens),
-            s.cached_tokens,
-        )
+        stats = self.stats
+        return tuple(getattr(stats, name) for name in _NAMES)
 
     def _tick(self) -> None:
         self._timer = None

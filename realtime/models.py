@@ -9,6 +9,8 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from realtime import counters
+
 
 class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
     def live(self) -> RealtimeSessionQuerySet:
@@ -25,7 +27,16 @@ class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
         return self.live().filter(last_seen_at__lt=cutoff)
 
 
-class RealtimeSession(models.Model):
+class SessionCounterColumns(models.Model):
+    """The counter columns, one per stored counter of ``realtime.counters.COUNTERS``."""
+
+    locals().update(counters.model_fields())
+
+    class Meta:
+        abstract = True
+
+
+class RealtimeSession(SessionCounterColumns):
     class Status(models.TextChoices):
         CONNECTING = "connecting", "connecting"
         LIVE = "live", "live"
@@ -60,37 +71,7 @@ class RealtimeSession(models.Model):
     close_reason = models.CharField(max_length=64, blank=True)
     ended_by = models.CharField(max_length=150, blank=True)
 
-    audio_ms_in = models.BigIntegerField(default=0)
-    audio_ms_out = models.BigIntegerField(default=0)
-    text_messages = models.PositiveIntegerField(default=0)
-    responses = models.PositiveIntegerField(default=0)
-    barge_ins = models.PositiveIntegerField(default=0)
-    errors = models.PositiveIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    input_text_tokens = models.BigIntegerField(default=0)
-    input_audio_tokens = models.BigIntegerField(default=0)
-    cached_tokens = models.BigIntegerField(default=0)
-    output_text_tokens = models.BigIntegerField(default=0)
-    output_audio_tokens = models.BigIntegerField(default=0)
-
     objects = RealtimeSessionQuerySet.as_manager()
-
-    COUNTERS = (
-        "audio_ms_in",
-        "audio_ms_out",
-        "text_messages",
-        "responses",
-        "barge_ins",
-        "errors",
-        "input_tokens",
-        "output_tokens",
-        "input_text_tokens",
-        "input_audio_tokens",
-        "cached_tokens",
-        "output_text_tokens",
-        "output_audio_tokens",
-    )
 
     class Meta:
         ordering = ["-started_at"]

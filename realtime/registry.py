@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
+from realtime.compat.cancellation import raise_if_cancelling
 from realtime.models import RealtimeSession
 
 log = logging.getLogger("realtime.registry")
@@ -171,8 +172,7 @@ class Presence:
         self.opened = False
 
     def counters(self) -> dict[str, int]:
-        stats = self.stats
-        return {name: int(getattr(stats, name)) for name in RealtimeSession.COUNTERS}
+        return self.stats.columns()
 
     async def _call(self, func: Any, **kwargs: Any) -> bool:
         try:
@@ -181,11 +181,7 @@ class Presence:
         except DatabaseError as exc:
             log.warning("session %s: registry write failed: %s", self.session_id, exc)
             ok = False
-        # asgiref swallows a cancellation that arrives while the thread finishes its call
-        # (it returns the result instead): honour it here, or a cancelled heartbeat lives on.
-        task = asyncio.current_task()
-        if task is not None and task.cancelling():
-            raise asyncio.CancelledError
+        raise_if_cancelling()  # an await may have swallowed a cancellation (realtime.compat)
         return ok
 
     async def open(self, **fields: Any) -> bool:
@@ -203,7 +199,8 @@ class Presence:
                 await asyncio.sleep(interval)
             else:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ready.wait(), timeout=interval)
+                    async with asyncio.timeout(interval):  # not wait_for: see compat.cancellation
+                        await ready.wait()
             if ready.is_set() and not marked_live:
                 marked_live = True
                 await self._call(session_live, session_id=self.session_id, counters=self.counters())

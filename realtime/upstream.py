@@ -11,34 +11,17 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from realtime.compat.sdk import close_code, raw_socket
 from realtime.config import RelayConfig
 
 log = logging.getLogger("realtime.upstream")
 
-
-class HandshakeHeaderFilter(logging.Filter):
-    """websockets logs each handshake header at DEBUG ("> Authorization: Bearer …"): keys and
-    Entra tokens must not reach a log line, whatever handlers an operator configures. A
-    filter on the logger itself runs before any handler."""
-
-    _SECRET_HEADER = re.compile(r"^(\s*>\s*(?:authorization|api-key)\s*:\s*).+$", re.I | re.S)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        cleaned = self._SECRET_HEADER.sub(r"\1[redacted]", message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-logging.getLogger("websockets.client").addFilter(HandshakeHeaderFilter())
 
 ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 TokenProvider = Callable[[], Awaitable[str]]
@@ -150,7 +133,9 @@ class UpstreamSession:
         # Frames go straight onto the SDK connection's websocket (both dialects): the GA
         # send_raw adds a reconnect queue and locks per message, which we do not use
         # (reconnecting mid-conversation would lose the session anyway).
-        self.send = connection._connection.send
+        raw = raw_socket(connection)
+        self.send = raw.send
+        self.recv = raw.recv
 
     @classmethod
     async def open(cls, config: RelayConfig) -> UpstreamSession:
@@ -183,13 +168,9 @@ class UpstreamSession:
             ) from None
         return cls(connection, config.dialect)
 
-    async def recv(self) -> bytes:
-        return await self._connection.recv_bytes()
-
     @property
     def close_code(self) -> int | None:
-        ws = getattr(self._connection, "_connection", None)
-        return getattr(ws, "close_code", None)
+        return close_code(self._connection)
 
     async def close(self) -> None:
         if self._closed:

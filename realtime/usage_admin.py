@@ -19,18 +19,9 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-SUMMED = (
-    "input_tokens",
-    "output_tokens",
-    "input_text_tokens",
-    "input_audio_tokens",
-    "cached_tokens",
-    "output_text_tokens",
-    "output_audio_tokens",
-    "audio_ms_in",
-    "audio_ms_out",
-    "responses",
-)
+from realtime.counters import USAGE_COLUMNS
+
+SUMMED = USAGE_COLUMNS  # realtime.counters: the counters marked usage=True
 DEFAULT_DAYS = 30
 
 

@@ -11,11 +11,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
-from realtime import daphne_close, drain  # noqa: E402
+from realtime import drain  # noqa: E402
 from realtime.access import RelayAccessMiddleware  # noqa: E402
 from realtime.routing import websocket_urlpatterns  # noqa: E402
 
-daphne_close.install()
 drain.install()
 
 application = ProtocolTypeRouter(

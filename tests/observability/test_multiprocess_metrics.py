@@ -15,7 +15,7 @@ django.setup()
 from realtime import metrics
 metrics.SESSIONS_OPENED.inc({opened})
 metrics.ACTIVE_SESSIONS.inc({active})
-metrics.AUDIO_BYTES.labels("in").inc(960)
+metrics.family("relay_audio_bytes").labels("in").inc(960)
 {tail}
 """
 SCRAPE = "print(metrics.render().decode())"

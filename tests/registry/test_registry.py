@@ -12,8 +12,8 @@ from django.test import AsyncClient
 from django.utils import timezone
 
 from realtime import registry
+from realtime.counters import SessionCounters
 from realtime.models import RealtimeSession
-from realtime.stats import SessionStats
 from tests.relay.conftest import Client, relay_tasks
 
 Status = RealtimeSession.Status
@@ -60,7 +60,9 @@ def test_a_starting_worker_closes_rows_it_left_behind():
 @pytest.mark.django_db
 def test_a_heartbeat_revives_a_stale_row_and_writes_counters():
     row = make_row(status=Status.STALE, last_seen_at=timezone.now() - timedelta(minutes=5))
-    stats = SessionStats(audio_bytes_in=48_000 * 3, input_tokens=7, output_tokens=11, barge_ins=2)
+    stats = SessionCounters(
+        audio_bytes_in=48_000 * 3, input_tokens=7, output_tokens=11, barge_ins=2
+    )
     presence = registry.Presence(row.id, stats)
     registry.session_heartbeat(session_id=row.id, counters=presence.counters())
     row.refresh_from_db()

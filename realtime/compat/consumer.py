@@ -1,11 +1,17 @@
-"""A Channels consumer base for long-lived, high-rate WebSocket sessions.
+"""A Channels WebSocket consumer base for long-lived, high-rate sessions.
 
-- One plain receive loop instead of channels' ``await_many_dispatch``, which builds a task and
-  an ``asyncio.wait()`` per message (at 50–190 audio frames a second that adds up).
-- The channel layer carries control only; an outage (Redis restarting) must not end live
-  sessions. The layer's receive retries with backoff, and groups can be re-joined later.
-- ``cleanup()`` runs on every way out of ``__call__``: a handler that raised, a disconnect,
-  a cancellation by the server.
+Channels' stock ``AsyncConsumer`` (checked against channels 4.3.2) costs, per message:
+- ``await_many_dispatch``: a task and an ``asyncio.wait()`` for every frame;
+- ``dispatch``: ``await aclose_old_connections()``, a hop to the database thread, before
+  every handler. At 50–190 audio frames a second per session that dominates the relay.
+``DirectWebsocketConsumer`` dispatches each client message directly from one plain receive
+loop, and channel-layer messages from one task of their own. Code that uses the ORM closes
+old connections itself (``realtime.compat.asgiref.db_call``).
+
+The channel layer carries control only; an outage (Redis restarting) must not end live
+sessions: the layer's receive retries with backoff, and groups can be re-joined later.
+``cleanup()`` runs on every way out of ``__call__``: a handler that raised, a disconnect, a
+cancellation by the server.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import contextlib
 import logging
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
@@ -22,11 +29,8 @@ from channels.layers import get_channel_layer
 log = logging.getLogger("realtime.layer")
 
 
-class ResilientConsumer(AsyncWebsocketConsumer):
+class DirectWebsocketConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        # As AsyncConsumer.__call__, but a channel-layer outage (Redis restarting) must not
-        # end live sessions: their audio never touches the layer. Control messages resume
-        # when it is back.
         self.scope = scope
         self.base_send = send
         self.channel_layer = get_channel_layer(self.channel_layer_alias)
@@ -38,8 +42,6 @@ class ResilientConsumer(AsyncWebsocketConsumer):
             except Exception as exc:  # the in-memory layer never fails; Redis may
                 log.warning("channel layer unavailable at connect: %s", type(exc).__name__)
         try:
-            # One plain loop instead of channels' await_many_dispatch, which builds a task
-            # and an asyncio.wait() per message: at 50–190 frames a second that adds up.
             while True:
                 await self.dispatch(await receive())
         except StopConsumer:
@@ -50,6 +52,22 @@ class ResilientConsumer(AsyncWebsocketConsumer):
                 with contextlib.suppress(asyncio.CancelledError, StopConsumer):
                     await layer_task
             await self.cleanup()
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:
+            await self.handler_failed(message)
+            raise StopConsumer() from None
+
+    async def handler_failed(self, message: dict[str, Any]) -> None:
+        """A handler raised: log it and end the connection (subclasses tell the client)."""
+        log.exception("consumer: unexpected error in %s", message["type"])
 
     async def _layer_loop(self) -> None:
         """Channel-layer messages (control only: terminate, broadcasts), dispatched as they come."""
@@ -68,8 +86,8 @@ class ResilientConsumer(AsyncWebsocketConsumer):
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
 
-    async def _join_groups(self) -> None:
-        """(Re)join the broadcast group: at connect, and every heartbeat after an outage."""
+    async def join_groups(self) -> None:
+        """(Re)join the broadcast groups: at connect, and every heartbeat after an outage."""
         if self.channel_layer is None or not getattr(self, "channel_name", None):
             return
         try:
@@ -78,11 +96,17 @@ class ResilientConsumer(AsyncWebsocketConsumer):
         except Exception as exc:
             log.warning("channel layer group_add failed: %s", type(exc).__name__)
 
-    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+    async def leave_groups(self) -> None:
         if self.channel_layer is not None and getattr(self, "channel_name", None):
             for group in self.groups:
                 with contextlib.suppress(Exception):  # best effort: groups also expire
                     await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        await self.connect()  # groups are joined by the subclass, once it admits the client
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        await self.leave_groups()
         await self.disconnect(message.get("code", 1000))
         raise StopConsumer()
 

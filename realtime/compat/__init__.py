@@ -1,0 +1,26 @@
+"""The one home of the relay's reaches into framework and SDK internals.
+
+Each module names what it patches or reaches into, why, and the versions it was checked
+against; ``tests/compat/`` fails loudly (with the module's name) when the patched thing
+disappears or changes shape, so an upgrade cannot break the relay silently.
+
+- ``daphne``: let daphne send the RFC 6455 server close codes 1008/1009/1011/1012
+  (daphne 4.2.3, autobahn 26.10);
+- ``consumer``: a Channels consumer base without the per-message task and thread hop
+  (channels 4.3.2);
+- ``sdk``: frames straight onto the SDK connection's websocket, the public API as fallback
+  (openai 3.57, websockets 15);
+- ``cancellation``: honour a cancellation an await swallowed (CPython 3.11 ``wait_for``;
+  asgiref 3.13 checked);
+- ``websockets``: redact keys from websockets' DEBUG handshake dump (websockets 15).
+"""
+
+from __future__ import annotations
+
+
+def install() -> None:
+    """Apply the process-wide patches (idempotent). Called when the ASGI application is built."""
+    from realtime.compat import daphne, websockets
+
+    daphne.install_close_codes()
+    websockets.install_handshake_redaction()

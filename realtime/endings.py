@@ -1,0 +1,149 @@
+"""How a session ends: one table of endings, used by every path and mirrored in docs/protocol.md.
+
+A fatal ending is announced with an ``error`` message whose ``code`` is the ending's code,
+then the close frame carries its close code; the registry row records the code as the close
+reason. ``tests/relay/test_endings.py`` checks this table against the protocol document.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Close(IntEnum):
+    """WebSocket close codes (RFC 6455 registered ones, and 4000–4999 for the application)."""
+
+    NORMAL = 1000
+    POLICY = 1008
+    TOO_BIG = 1009
+    INTERNAL = 1011
+    RESTART = 1012
+    TERMINATED = 4000
+    LIMIT = 4003
+    SESSION_TIMEOUT = 4004
+    IDLE_TIMEOUT = 4005
+    UPSTREAM_UNAVAILABLE = 4010
+    UPSTREAM_AUTH = 4011
+    UPSTREAM_CLOSED = 4012
+    UPSTREAM_STALLED = 4013
+    UPSTREAM_EXPIRED = 4014
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    code: str
+    close_code: int
+    message: str
+
+    def because(self, message: str) -> Ending:
+        """The same ending with a message that says more (sizes, limits, upstream reasons)."""
+        return dataclasses.replace(self, message=message)
+
+
+class SessionEnded(Exception):
+    """Raised inside a session's tasks to end it with this ending."""
+
+    def __init__(self, ending: Ending) -> None:
+        super().__init__(ending.message)
+        self.ending = ending
+
+
+def _ending(code: str, close: Close, message: str) -> Ending:
+    return Ending(code, int(close), message)  # plain ints: daphne refuses IntEnum codes
+
+
+# Endings a client or the relay starts without an error (no error message is sent).
+CLIENT_CLOSED = _ending("client_closed", Close.NORMAL, "The client closed the session.")
+
+# Refusals at connect.
+AUTH_REQUIRED = _ending(
+    "auth_required",
+    Close.POLICY,
+    "Log in to use this relay. Programs can connect with a ticket from POST /api/realtime/ticket.",
+)
+TICKET_INVALID = _ending(
+    "ticket_invalid",
+    Close.POLICY,
+    "The connect ticket is invalid, expired or already used; get a new one.",
+)
+ORIGIN_NOT_ALLOWED = _ending(
+    "origin_not_allowed", Close.POLICY, "This origin may not use this relay."
+)
+TOO_MANY_SESSIONS = _ending(
+    "too_many_sessions", Close.LIMIT, "Too many sessions are open; try again later."
+)
+REGISTRY_UNAVAILABLE = _ending(
+    "registry_unavailable",
+    Close.INTERNAL,
+    "The relay cannot register sessions right now; try again shortly.",
+)
+SERVER_RESTARTING = _ending(
+    "server_restarting",
+    Close.RESTART,
+    "This relay worker is restarting; reconnect to continue.",
+)
+
+# Limits and the server.
+FRAME_TOO_LARGE = _ending("frame_too_large", Close.TOO_BIG, "A frame exceeded the size limit.")
+SESSION_TIMEOUT = _ending(
+    "session_timeout", Close.SESSION_TIMEOUT, "The session reached its maximum length."
+)
+IDLE_TIMEOUT = _ending(
+    "idle_timeout", Close.IDLE_TIMEOUT, "No audio or message from the client; session closed."
+)
+TERMINATED = _ending("terminated", Close.TERMINATED, "An administrator ended this session.")
+INTERNAL_ERROR = _ending("internal_error", Close.INTERNAL, "the relay hit an internal error")
+
+# The upstream.
+UPSTREAM_UNAVAILABLE = _ending(
+    "upstream_unavailable",
+    Close.UPSTREAM_UNAVAILABLE,
+    "the realtime service could not be reached",
+)
+UPSTREAM_AUTH_FAILED = _ending(
+    "upstream_auth_failed",
+    Close.UPSTREAM_AUTH,
+    "the realtime service rejected the relay's credentials",
+)
+UPSTREAM_SESSION_REJECTED = _ending(
+    "upstream_session_rejected",
+    Close.UPSTREAM_CLOSED,
+    "the realtime service rejected the session settings",
+)
+UPSTREAM_CLOSED = _ending(
+    "upstream_closed", Close.UPSTREAM_CLOSED, "the realtime service closed the session"
+)
+UPSTREAM_STALLED = _ending(
+    "upstream_stalled", Close.UPSTREAM_STALLED, "the realtime service stopped answering"
+)
+UPSTREAM_SESSION_EXPIRED = _ending(
+    "upstream_session_expired",
+    Close.UPSTREAM_EXPIRED,
+    "the realtime session reached the service's time limit",
+)
+
+FATAL: dict[str, Ending] = {
+    ending.code: ending
+    for ending in (
+        AUTH_REQUIRED,
+        TICKET_INVALID,
+        ORIGIN_NOT_ALLOWED,
+        TOO_MANY_SESSIONS,
+        REGISTRY_UNAVAILABLE,
+        SERVER_RESTARTING,
+        FRAME_TOO_LARGE,
+        SESSION_TIMEOUT,
+        IDLE_TIMEOUT,
+        TERMINATED,
+        INTERNAL_ERROR,
+        UPSTREAM_UNAVAILABLE,
+        UPSTREAM_AUTH_FAILED,
+        UPSTREAM_SESSION_REJECTED,
+        UPSTREAM_CLOSED,
+        UPSTREAM_STALLED,
+        UPSTREAM_SESSION_EXPIRED,
+    )
+}
+"""Every ending a client is told about, by code (the error table of docs/protocol.md)."""
