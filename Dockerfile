@@ -1,12 +1,12 @@
 FROM python:3.11-slim
 ENV PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY relay_site relay_site
 COPY realtime realtime
 COPY templates templates
 COPY manage.py ./
-RUN pip install . && useradd --system relay
+RUN pip install -c constraints.txt . && useradd --system relay
 USER relay
 EXPOSE 8080
 CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8080", "--no-migrate", "--proxy-headers"]

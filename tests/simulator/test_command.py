@@ -12,6 +12,7 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from realtime.loadtools.ports import free_port, wait_port
 from realtime.management.commands.runsimulator import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +59,6 @@ def test_manage_py_runsimulator_subprocess() -> None:
 
 def test_several_processes_share_one_port_and_stop_together() -> None:
     """--processes N: N listeners on the port (SO_REUSEPORT); SIGTERM stops all of them."""
-    from tests.multiprocess.conftest import free_port, wait_port
-
     port = free_port()
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "relay_site.settings"}
     proc = subprocess.Popen(

@@ -3,28 +3,22 @@
 from __future__ import annotations
 
 import json
-import platform
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import report
-from bench.loadgen import Target
-from bench.measure import Contender, run_point
-from bench.pool import LoadGenPool
-from bench.probes import greetings, idle_memory
-from bench.procs import (
-    Children,
-    bare_relay_argv,
-    cpu_seconds,
-    daphne_argv,
-    free_port,
-    migrate,
-    relay_env,
-    simulator_argv,
-)
+from realtime.loadtools.bench import report
+from realtime.loadtools.bench.measure import Contender, run_point
+from realtime.loadtools.bench.probes import greetings, idle_memory
+from realtime.loadtools.children import Children
+from realtime.loadtools.loadgen import Target
+from realtime.loadtools.pool import LoadGenPool
+from realtime.loadtools.ports import free_port
+from realtime.loadtools.procfs import cpu_seconds, machine
+from realtime.loadtools.stack import child_env, daphne_argv, django_argv, migrate
 
 HOST = "127.0.0.1"
 ADDED_P99_LIMIT_MS = 20.0
@@ -52,25 +46,22 @@ PLANS = {
 }
 
 
-def machine() -> dict[str, Any]:
-    model = ""
-    mem = 0
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next((ln.split(":", 1)[1].strip() for ln in f if "model name" in ln), "")
-        with open("/proc/meminfo") as f:
-            mem = int(f.readline().split()[1]) * 1024
-    except OSError:
-        pass
-    import os
+def simulator_argv(port: int) -> list[str]:
+    return django_argv("runsimulator", "--pace", "fast", "--echo", "--port", str(port))
 
-    return {
-        "cpu": model,
-        "cores": os.cpu_count(),
-        "memory_gib": round(mem / 2**30, 1),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
+
+def bare_relay_argv(port: int, upstream: str) -> list[str]:
+    # One append per client frame: the obvious framing of a lean relay.
+    module = "realtime.loadtools.bench.bare_relay"
+    return [sys.executable, "-m", module, "--port", str(port), "--upstream", upstream]
+
+
+def relay_env(sim_url: str, db_path: Path) -> dict[str, str]:
+    return child_env({
+        "REALTIME_SIMULATOR_URL": sim_url,
+        "DATABASE_URL": f"sqlite:///{db_path}",
+        "RELAY_LOG_LEVEL": "WARNING",
+    })  # fmt: skip
 
 
 def _passes(point: dict[str, Any]) -> bool:
@@ -146,17 +137,21 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
     db = Path(tempfile.gettempdir()) / f"bench-{int(started)}.sqlite3"
     try:
         sim_port = free_port()
-        sim_pid = children.start("simulator", simulator_argv(sim_port), {}, sim_port)
+        sim = simulator_argv(sim_port)
+        sim_pid = children.start("simulator", sim, child_env(), port=sim_port).pid
         sim_url = f"ws://{HOST}:{sim_port}"
         env = relay_env(sim_url, db)
-        migrate(env, log_dir)
+        migrate(env, log_dir / "migrate.log")
         ports = {name: free_port() for name in ("bare", "daphne-a", "daphne-b")}
         argvs = {
-            "bare": (bare_relay_argv(ports["bare"], sim_url), {}),
+            "bare": (bare_relay_argv(ports["bare"], sim_url), child_env()),
             "daphne-a": (daphne_argv(ports["daphne-a"]), env),
             "daphne-b": (daphne_argv(ports["daphne-b"]), env),
         }
-        pids = {name: children.start(name, a, e, ports[name]) for name, (a, e) in argvs.items()}
+        pids = {
+            name: children.start(name, argv, e, port=ports[name]).pid
+            for name, (argv, e) in argvs.items()
+        }
 
         def relay_target(port: int) -> Target:
             return Target("relay", HOST, port, "/realtime", f"http://{HOST}:{port}")

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench import stamps
-from bench.wsclient import OP_BINARY, OP_TEXT, RawWebSocket, open_ws
+from realtime.loadtools import stamps
+from realtime.loadtools.audio import BYTES_PER_MS
+from realtime.loadtools.wsclient import OP_BINARY, OP_TEXT, RawWebSocket, open_ws
 
-BYTES_PER_MS = 48
 DELTA_KEY = b'"delta":"'
 APPEND_HEAD = '{"type":"input_audio_buffer.append","audio":"'
 

@@ -7,7 +7,7 @@ from dataclasses import asdict
 from multiprocessing.connection import Connection
 from typing import Any
 
-from bench.loadgen import Target, worker_main
+from realtime.loadtools.loadgen import Target, worker_main
 
 
 class LoadGenPool:

@@ -1,6 +1,7 @@
 """Profile one daphne worker of the relay under load with py-spy.
 
-    python -m bench.profile [--sessions 40] [--seconds 10] [--frames 960] [--out bench-out]
+    python -m realtime.loadtools.bench.profile [--sessions 40] [--seconds 10] [--frames 960] \
+        [--out bench-out]
 
 Starts the simulator and one daphne worker, streams N sessions, and runs
 ``py-spy record`` on the worker meanwhile; writes ``profile-<frames>.txt`` (collapsed stacks,
@@ -14,13 +15,17 @@ import collections
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
-from bench.loadgen import Target
-from bench.measure import Contender, run_point
-from bench.pool import LoadGenPool
-from bench.procs import Children, daphne_argv, free_port, migrate, relay_env, simulator_argv
+from realtime.loadtools.bench.measure import Contender, run_point
+from realtime.loadtools.bench.runner import relay_env, simulator_argv
+from realtime.loadtools.children import Children
+from realtime.loadtools.loadgen import Target
+from realtime.loadtools.pool import LoadGenPool
+from realtime.loadtools.ports import free_port
+from realtime.loadtools.stack import child_env, daphne_argv, migrate
 
 
 def _top(collapsed: Path, n: int = 25) -> list[tuple[str, float]]:
@@ -41,7 +46,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=960)
     parser.add_argument("--out", default="bench-out")
     args = parser.parse_args()
-    spy = shutil.which("py-spy") or str(Path(os.sys.executable).parent / "py-spy")
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     children = Children(out)
@@ -49,10 +54,10 @@ def main() -> None:
     pool = None
     try:
         sim_port, port = free_port(), free_port()
-        children.start("simulator", simulator_argv(sim_port), {}, sim_port)
+        children.start("simulator", simulator_argv(sim_port), child_env(), port=sim_port)
         env = relay_env(f"ws://127.0.0.1:{sim_port}", db)
-        migrate(env, out)
-        pid = children.start("daphne-profiled", daphne_argv(port), env, port)
+        migrate(env, out / "migrate.log")
+        pid = children.start("daphne-profiled", daphne_argv(port), env, port=port).pid
         origin = f"http://127.0.0.1:{port}"
         relay = Contender("daphne-1", "", [Target("relay", "127.0.0.1", port, "/realtime", origin)])
         relay.pids = [pid]

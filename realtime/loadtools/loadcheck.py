@@ -1,6 +1,6 @@
-"""Load check: N raw websocket sessions streaming 20 ms PCM16 frames in real time.
+"""Simulator load check: N websocket sessions streaming 20 ms PCM16 frames in real time.
 
-    python -m realtime.simulator.loadcheck --sessions 500 --seconds 10 [--mode echo|vad]
+    python -m realtime.loadtools.loadcheck --sessions 500 --seconds 10 [--mode echo|vad]
 
 The simulator runs in a child process so its CPU (from /proc/PID/stat) is measured apart
 from the clients'. ``echo`` mode stamps a sequence number and send time into each frame and
@@ -23,14 +23,15 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
-from .synth import speech_pcm
+from realtime.loadtools.audio import FRAME_MS, frames
+from realtime.loadtools.procfs import cpu_seconds
+from realtime.simulator.synth import speech_pcm
 
-FRAME_BYTES = 960
-FRAME_S = 0.02
+FRAME_S = FRAME_MS / 1000
 
 
 def _serve(port_queue: Any, echo: bool) -> None:
-    from .server import Simulator
+    from realtime.simulator.server import Simulator
 
     async def run() -> None:
         sim = Simulator(pace="fast", echo=echo)
@@ -41,16 +42,10 @@ def _serve(port_queue: Any, echo: bool) -> None:
     asyncio.run(run())
 
 
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 async def _session(
     url: str, seconds: float, mode: str, lags: list[float], counts: list[int], start_at: float
 ) -> None:
-    speech = speech_pcm(1000)
+    speech = frames(speech_pcm(1000))  # 50 whole frames, sent in a loop
     async with connect(url, compression=None, max_size=None) as ws:
         await ws.recv()  # session.created
         if mode == "vad":
@@ -73,8 +68,7 @@ async def _session(
         begin = time.perf_counter()
         n = 0
         while (now := time.perf_counter()) - begin < seconds:
-            offset = (n * FRAME_BYTES) % len(speech)
-            frame = bytearray(speech[offset : offset + FRAME_BYTES].ljust(FRAME_BYTES, b"\0"))
+            frame = bytearray(speech[n % len(speech)])
             struct.pack_into("<qd", frame, 0, n, time.perf_counter())
             audio = base64.b64encode(frame).decode()
             await ws.send('{"type":"input_audio_buffer.append","audio":"' + audio + '"}')
@@ -101,13 +95,13 @@ async def run(sessions: int, seconds: float, mode: str) -> dict[str, Any]:
         async def mark_start() -> None:
             # CPU is measured from when streaming starts, leaving out the handshakes.
             await asyncio.sleep(max(0.0, start_at - time.perf_counter()))
-            marks.extend([_cpu_seconds(pid), time.perf_counter()])
+            marks.extend([cpu_seconds(pid), time.perf_counter()])
 
         await asyncio.gather(
             mark_start(),
             *(_session(url, seconds, mode, lags, counts, start_at) for _ in range(sessions)),
         )
-        cpu = _cpu_seconds(pid) - marks[0]
+        cpu = cpu_seconds(pid) - marks[0]
         wall = time.perf_counter() - marks[1]
     finally:
         proc.terminate()

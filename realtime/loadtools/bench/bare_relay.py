@@ -8,7 +8,8 @@ are base64-decoded and sent to the client as binary frames. No validation, no te
 messages, no barge-in, no limits, no logging, no Django: the lean floor a relay in Python
 can reach, so the benchmark can say what Channels + daphne cost on top.
 
-    python -m bench.bare_relay --port 9300 --upstream ws://127.0.0.1:9100 [--coalesce-bytes 960]
+    python -m realtime.loadtools.bench.bare_relay --port 9300 \
+        --upstream ws://127.0.0.1:9100 [--coalesce-bytes 960]
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bench.loadgen import Target
-from bench.pool import LoadGenPool
-from bench.procs import cpu_seconds, machine_busy_seconds, wait_quiet
+from realtime.loadtools.loadgen import Target
+from realtime.loadtools.pool import LoadGenPool
+from realtime.loadtools.procfs import cpu_seconds, machine_busy_seconds, wait_quiet
 
 
 @dataclass

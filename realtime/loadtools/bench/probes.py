@@ -6,11 +6,11 @@ import asyncio
 import time
 from typing import Any
 
-from bench.loadgen import Target
-from bench.measure import Contender, percentile
-from bench.pool import LoadGenPool
-from bench.procs import rss_bytes
-from bench.wsclient import OP_TEXT, open_ws
+from realtime.loadtools.bench.measure import Contender, percentile
+from realtime.loadtools.loadgen import Target
+from realtime.loadtools.pool import LoadGenPool
+from realtime.loadtools.procfs import rss_bytes
+from realtime.loadtools.wsclient import OP_TEXT, open_ws
 
 
 async def _raw_greeting(target: Target) -> float:

@@ -1,1 +1,0 @@
-"""Benchmark of the relay: `python manage.py bench` (docs/benchmark.md)."""

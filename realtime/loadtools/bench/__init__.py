@@ -1,0 +1,1 @@
+"""The relay benchmark behind ``manage.py bench`` (docs/benchmark.md)."""

@@ -1,0 +1,130 @@
+"""The load tools from an installed, non-editable copy, run outside the checkout.
+
+A wheel is built from a copy of the checkout (``pip wheel --no-deps``) and installed into a
+fresh venv. The venv gets its dependencies from this environment's site-packages as a plain
+path entry: the .pth files there (the editable install's finder among them) are not processed,
+so the only copy of the project the venv can import is the wheel's. Commands run from an empty
+directory, without PYTHONPATH, as ``python -m django …``: what ``manage.py …`` is without a
+checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from realtime.config import PROVIDER_VARIABLES
+
+ROOT = Path(__file__).resolve().parent.parent
+CONTENDERS = {"direct", "bare", "daphne-1", "daphne-2"}
+NOT_SHIPPED = (".git", ".venv", "build", "*.egg-info", "__pycache__", "tests", "docs",
+               "bench-out", "soak-out", "*.sqlite3")  # fmt: skip
+
+
+@dataclass
+class Installed:
+    python: Path
+    site: Path
+    cwd: Path
+    env: dict[str, str]
+
+    def run(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(self.python), *args], cwd=self.cwd, env=self.env,
+            capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
+
+
+def _check(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def _run(*argv: str | Path, timeout: float = 300) -> str:
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, timeout=timeout)
+    return _check(done)
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
+    tmp = tmp_path_factory.mktemp("installed")
+    src, dist, venv, cwd = tmp / "src", tmp / "dist", tmp / "venv", tmp / "elsewhere"
+    shutil.copytree(ROOT, src, ignore=shutil.ignore_patterns(*NOT_SHIPPED))
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    _run(*pip, "wheel", src, "--no-deps", "-w", dist)
+    (wheel,) = dist.glob("realtime_relay-*.whl")
+    _run(sys.executable, "-m", "venv", "--without-pip", venv)
+    python = venv / "bin" / "python"
+    purelib = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    site = Path(_run(python, "-c", purelib).strip())
+    (site / "_relay_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    _run(*pip, "install", "--no-deps", "--no-index", "--target", site, wheel)
+    cwd.mkdir()
+    stripped = {*PROVIDER_VARIABLES, "PYTHONPATH", "VIRTUAL_ENV", "DATABASE_URL", "REDIS_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in stripped}
+    env["DJANGO_SETTINGS_MODULE"] = "relay_site.settings"
+    return Installed(python, site, cwd, env)
+
+
+def test_the_project_and_its_load_tools_import_from_the_wheel(installed: Installed) -> None:
+    script = """
+import json, os, sys
+import realtime, relay_site.settings
+import realtime.loadtools.bench.runner, realtime.loadtools.soak, realtime.loadtools.loadcheck
+from realtime.loadtools import audio
+print(json.dumps({
+    "realtime": realtime.__file__, "relay_site": relay_site.settings.__file__,
+    "loadtools": realtime.loadtools.__file__,
+    "copies": [p for p in sys.path if os.path.isfile(os.path.join(p or ".", "realtime/apps.py"))],
+    "editable": [m for m in sys.modules if "editable" in m],
+    "cycle": [len(f) for f in audio.speech_cycle()],
+}))
+"""
+    found = json.loads(_check(installed.run("-c", script, timeout=60)))
+    for name in ("realtime", "relay_site", "loadtools"):
+        assert Path(found[name]).is_relative_to(installed.site), found
+    assert found["copies"] == [str(installed.site)], found  # the checkout is not reachable
+    assert found["editable"] == [], found
+    assert found["cycle"] == [960] * 175
+    assert not (installed.site / "bench").exists()  # no stray top-level package
+    assert (installed.site / "realtime" / "static" / "realtime" / "client.js").is_file()
+
+
+@pytest.mark.timeout(200)
+def test_bench_smoke_from_the_installed_copy(installed: Installed) -> None:
+    pytest.importorskip("matplotlib")
+    out = installed.cwd / "bench"
+    _check(installed.run("-m", "django", "bench", "--smoke", "--out", str(out), timeout=180))
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["contenders"]) == CONTENDERS
+    for sweep in results["sweeps"].values():
+        assert set(sweep) == CONTENDERS
+        for points in sweep.values():
+            assert points[0]["connected"] == points[0]["sessions"] > 0
+    assert (out / "latency.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.timeout(200)
+def test_soak_from_the_installed_copy(installed: Installed) -> None:
+    out = installed.cwd / "soak.json"
+    args = ["-m", "django", "soak", "--sessions", "1", "--minutes", "0.1", "--out", str(out)]
+    _check(installed.run(*args, timeout=180))
+    report = json.loads(out.read_text())
+    assert report["sessions_connected"] == 1
+    assert report["start"]["active_sessions"] == 1 and report["start"]["fds"] > 0
+    assert report["close_codes"] == {"1000": 1}
+
+
+def test_loadcheck_from_the_installed_copy(installed: Installed) -> None:
+    args = ["-m", "realtime.loadtools.loadcheck", "--sessions", "2", "--seconds", "1"]
+    result = json.loads(_check(installed.run(*args, timeout=120)))
+    assert result["sessions"] == 2 and result["frames_sent"] > 0
+    assert result["echo_lag_ms"]["received"] > 0

@@ -1,0 +1,93 @@
+"""The pieces the load tools share: child processes, ports, /proc readings, test audio."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from realtime.loadtools import audio, procfs
+from realtime.loadtools.children import ChildFailed, Children
+from realtime.loadtools.ports import free_port
+from realtime.loadtools.stack import child_env, django_argv
+
+IGNORES_SIGTERM = (
+    "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+    "print('ready', flush=True); time.sleep(60)"
+)
+
+
+def _wait_for(log: Path, text: str) -> None:
+    deadline = time.monotonic() + 10
+    while text not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_child_that_never_listens_fails_with_the_tail_of_its_log(tmp_path: Path) -> None:
+    children = Children(tmp_path)
+    argv = [sys.executable, "-c", "print('line 1'); print('boom: no port'); raise SystemExit(3)"]
+    with pytest.raises(ChildFailed, match=r"(?s)exited with 3.*boom: no port"):
+        children.start("broken", argv, child_env(), port=free_port(), timeout=10)
+    assert children.procs == {}
+
+
+def test_stop_all_terminates_and_kills_what_ignores_sigterm(tmp_path: Path) -> None:
+    children = Children(tmp_path, grace_s=0.5)
+    polite = children.start("polite", [sys.executable, "-c", "import time; time.sleep(60)"], {})
+    stubborn = children.start("stubborn", [sys.executable, "-c", IGNORES_SIGTERM], {})
+    _wait_for(children.log("stubborn"), "ready")
+    started = time.monotonic()
+    children.stop_all()
+    assert polite.returncode == -signal.SIGTERM
+    assert stubborn.returncode == -signal.SIGKILL
+    assert time.monotonic() - started < 5
+    assert children.procs == {}
+
+
+def test_children_run_in_their_own_process_group(tmp_path: Path) -> None:
+    children = Children(tmp_path)
+    proc = children.start("child", [sys.executable, "-c", "import time; time.sleep(60)"], {})
+    try:
+        assert os.getpgid(proc.pid) == proc.pid != os.getpgid(0)
+    finally:
+        children.stop_all()
+
+
+def test_child_env_names_the_settings_and_drops_what_it_is_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("DJANGO_SETTINGS_MODULE", raising=False)
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-x")
+    env = child_env({"RELAY_LOG_LEVEL": "WARNING"}, strip=["OPENAI_API_KEY"])
+    assert env["DJANGO_SETTINGS_MODULE"] == "relay_site.settings"
+    assert env["RELAY_LOG_LEVEL"] == "WARNING" and "OPENAI_API_KEY" not in env
+    assert django_argv("migrate")[1:] == ["-m", "django", "migrate"]
+
+
+def test_proc_readings_of_this_process() -> None:
+    pid = os.getpid()
+    cpu = procfs.cpu_seconds(pid)
+    sum(i * i for i in range(300_000))  # a little CPU
+    assert procfs.cpu_seconds(pid) > cpu
+    assert procfs.rss_bytes(pid) > 10 * 2**20
+    assert procfs.open_fds(pid) >= 3
+    assert (procfs.threads(pid) or 0) >= 1
+    assert procfs.machine_busy_seconds() > 0
+    assert procfs.machine()["cores"] == os.cpu_count()
+
+
+def test_speech_cycle_is_loud_then_silent() -> None:
+    cycle = audio.speech_cycle()
+    assert len(cycle) == 175 and {len(f) for f in cycle} == {audio.FRAME_BYTES}
+
+    def peak(frame: bytes) -> int:
+        return max(abs(int.from_bytes(frame[i : i + 2], "little", signed=True))
+                   for i in range(0, len(frame), 2))  # fmt: skip
+
+    assert min(peak(f) for f in cycle[10:65]) > 500  # speech, past the fade-in
+    assert all(f == bytes(audio.FRAME_BYTES) for f in cycle[75:])  # 2 s of silence
+    assert audio.silence(20) == bytes(960)
