@@ -1,27 +1,29 @@
 """Who may open a session: origin, authentication, connect tickets, draining.
 
 ``RelayAccessMiddleware`` runs after Channels' ``AuthMiddlewareStack`` and writes its verdict
-to ``scope["relay_refusal"]`` instead of answering HTTP 403: the consumer accepts, sends an
-``error`` message that explains the refusal, and closes with 1008 (1012 while draining).
+to ``scope["relay_refusal"]`` (an ``Ending``) instead of answering HTTP 403: the consumer
+accepts, sends an ``error`` message that explains the refusal, and closes with 1008 (1012
+while draining).
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from channels.db import database_sync_to_async
 from channels.security.websocket import OriginValidator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.utils import timezone
 
-from realtime import health
-from realtime.closecodes import Close
+from realtime import endings
+from realtime import runtime as relay_runtime
+from realtime.compat.cancellation import db_call
+from realtime.config import RelayConfig
+from realtime.endings import Ending
 from realtime.models import ConnectTicket
 
 log = logging.getLogger("realtime.access")
@@ -29,29 +31,20 @@ log = logging.getLogger("realtime.access")
 TICKET_SALT = "realtime.connect-ticket"
 
 
-@dataclass(frozen=True)
-class Refusal:
-    code: str
-    message: str
-    close_code: int
-
-
 # ---------------------------------------------------------------------------------------------
 # Connect tickets
 # ---------------------------------------------------------------------------------------------
 
 
-def issue_ticket(*, user: Any) -> str:
-    ttl = settings.RELAY_CONFIG.ticket_ttl_s
+def issue_ticket(*, user: Any, ttl: int) -> str:
     ticket = ConnectTicket.objects.create(
         user=user, expires_at=timezone.now() + timedelta(seconds=ttl)
     )
     return signing.TimestampSigner(salt=TICKET_SALT).sign(ticket.id.hex)
 
 
-def redeem_ticket(*, token: str) -> Any | None:
+def redeem_ticket(*, token: str, ttl: int) -> Any | None:
     """The ticket's user, once: a second use, a forged or an expired ticket gives None."""
-    ttl = settings.RELAY_CONFIG.ticket_ttl_s
     try:
         nonce = signing.TimestampSigner(salt=TICKET_SALT).unsign(token, max_age=ttl)
     except signing.BadSignature:  # includes SignatureExpired
@@ -76,19 +69,19 @@ def prune_tickets() -> int:
 # ---------------------------------------------------------------------------------------------
 
 
-def allowed_origin_patterns() -> list[str]:
+def allowed_origin_patterns(config: RelayConfig) -> list[str]:
     """ALLOWED_HOSTS (as AllowedHostsOriginValidator uses them) plus RELAY_ALLOWED_ORIGINS."""
     hosts = list(settings.ALLOWED_HOSTS)
     if settings.DEBUG and not hosts:
         hosts = ["localhost", "127.0.0.1", "[::1]"]
-    return hosts + list(settings.RELAY_CONFIG.allowed_origins)
+    return hosts + list(config.allowed_origins)
 
 
-def origin_allowed(origin: bytes | None) -> bool:
+def origin_allowed(origin: bytes | None, config: RelayConfig) -> bool:
     """Browsers always send Origin; a request without one cannot ride a user's cookies."""
     if not origin:
         return True
-    validator = OriginValidator(None, allowed_origin_patterns())
+    validator = OriginValidator(None, allowed_origin_patterns(config))
     try:
         parsed = urlparse(origin.decode("latin-1"))
     except ValueError:
@@ -111,39 +104,27 @@ class RelayAccessMiddleware:
             scope["relay_refusal"] = await self.refusal(scope)
         return await self.inner(scope, receive, send)
 
-    async def refusal(self, scope: dict[str, Any]) -> Refusal | None:
-        config = settings.RELAY_CONFIG
-        if health.is_draining():
-            return Refusal(
-                "server_restarting",
-                "This relay worker is shutting down; reconnect to reach another one.",
-                Close.RESTART,
+    async def refusal(self, scope: dict[str, Any]) -> Ending | None:
+        runtime = relay_runtime.of(scope)
+        config = runtime.config
+        if runtime.draining:
+            return endings.SERVER_RESTARTING.because(
+                "This relay worker is shutting down; reconnect to reach another one."
             )
         headers = dict(scope.get("headers") or [])
         origin = headers.get(b"origin")
-        if not origin_allowed(origin):
+        if not origin_allowed(origin, config):
             shown = origin.decode("latin-1", "replace")[:100] if origin else ""
-            return Refusal(
-                "origin_not_allowed",
-                f"Origin {shown!r} may not use this relay (see RELAY_ALLOWED_ORIGINS).",
-                Close.POLICY,
+            return endings.ORIGIN_NOT_ALLOWED.because(
+                f"Origin {shown!r} may not use this relay (see RELAY_ALLOWED_ORIGINS)."
             )
         tickets = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("ticket")
         if tickets:
-            user = await database_sync_to_async(redeem_ticket)(token=tickets[0])
+            user = await db_call(redeem_ticket, token=tickets[0], ttl=config.ticket_ttl_s)
             if user is None:
-                return Refusal(
-                    "ticket_invalid",
-                    "The connect ticket is invalid, expired or already used; get a new one.",
-                    Close.POLICY,
-                )
+                return endings.TICKET_INVALID
             scope["user"] = user
         user = scope.get("user")
         if not config.anonymous_allowed and not (user is not None and user.is_authenticated):
-            return Refusal(
-                "auth_required",
-                "Log in to use this relay. Programs can connect with a ticket from "
-                "POST /api/realtime/ticket.",
-                Close.POLICY,
-            )
+            return endings.AUTH_REQUIRED
         return None

@@ -11,12 +11,12 @@ import base64
 import binascii
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth import authenticate
 from django.http import HttpRequest, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from realtime import runtime as relay_runtime
 from realtime.access import issue_ticket, origin_allowed
 
 
@@ -51,13 +51,14 @@ def ticket(request: HttpRequest) -> JsonResponse:
         if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
             return _error(403, "csrf_failed", "missing or wrong CSRF token")
         user = request.user
-    token = issue_ticket(user=user)
-    ttl = settings.RELAY_CONFIG.ticket_ttl_s
+    config = relay_runtime.of(request).config
+    ttl = config.ticket_ttl_s
+    token = issue_ticket(user=user, ttl=ttl)
     response = JsonResponse(
         {"ticket": token, "expires_in": ttl, "url": f"/realtime?ticket={token}"}
     )
     origin = request.headers.get("Origin")
-    if origin and origin_allowed(origin.encode()):
+    if origin and origin_allowed(origin.encode(), config):
         response["Access-Control-Allow-Origin"] = origin
         response["Vary"] = "Origin"
     response["Cache-Control"] = "no-store"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, TypeVar
 from urllib.parse import urlsplit
 
@@ -41,6 +42,8 @@ class TurnDetection:
     threshold: float = 0.5
     prefix_padding_ms: int = 300
     silence_duration_ms: int = 500
+    idle_timeout_ms: int | None = None  # server_vad: prompt the user after this much silence
+    eagerness: str = "auto"  # semantic_vad: low, medium, high or auto
     create_response: bool = True
     interrupt_response: bool = True
 
@@ -81,6 +84,22 @@ class RelayConfig:
     idle_timeout_seconds: int = 300
     max_messages_per_minute: int = 20
     drain_seconds: float = 10.0
+    # Realtime API session settings (GA; the legacy preview path takes what its shape has).
+    noise_reduction: str | None = None  # near_field, far_field or None (off)
+    truncation: str | float = "auto"  # auto, disabled, or a retention ratio (0 < r ≤ 1)
+    output_modalities: str = "audio"  # audio (with its transcript) or text
+    prompt_id: str | None = None  # a stored prompt (OpenAI): id and optional version
+    prompt_version: str | None = None
+    transcription_language: str | None = None
+    transcription_prompt: str | None = None
+    # Sessions across workers (realtime/registry.py).
+    heartbeat_seconds: float = 10.0
+    reaper_enabled: bool = True
+    # Observability (docs/operations.md).
+    metrics_token: str = field(default="", repr=False)
+    metrics_allow_loopback: bool = True
+    log_level: str = "INFO"
+    log_format: str = "plain"
 
     @property
     def anonymous_allowed(self) -> bool:
@@ -95,8 +114,21 @@ class RelayConfig:
         labels = {"openai": "OpenAI", "azure": "Azure OpenAI", "simulator": "Simulator"}
         return f"{labels[self.provider]} ({self.model})"
 
+    @property
+    def api(self) -> str:
+        """The upstream API family (``session_info``'s ``api``)."""
+        return "realtime"
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Values that must never reach a log line, a page or a client frame."""
+        return tuple(value for value in (self.api_key, self.metrics_token) if value)
+
     def with_endpoint(self, endpoint: str) -> RelayConfig:
         return dataclasses.replace(self, endpoint=endpoint)
+
+    def replace(self, **changes: object) -> RelayConfig:
+        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:
@@ -145,11 +177,21 @@ def _turn_detection(env: Mapping[str, str]) -> TurnDetection | None:
         return None
     if kind not in ("server_vad", "semantic_vad"):
         raise ConfigError("RELAY_TURN_DETECTION must be server_vad, semantic_vad or none")
+    idle = _int(env, "RELAY_VAD_IDLE_TIMEOUT_MS", 0, 0, 30 * 60 * 1000)
+    eagerness = (_text(env, "RELAY_VAD_EAGERNESS") or "auto").lower()
+    if eagerness not in ("low", "medium", "high", "auto"):
+        raise ConfigError("RELAY_VAD_EAGERNESS must be low, medium, high or auto")
+    if idle and kind != "server_vad":
+        raise ConfigError("RELAY_VAD_IDLE_TIMEOUT_MS needs RELAY_TURN_DETECTION=server_vad")
+    if idle and idle < 5000:
+        raise ConfigError("RELAY_VAD_IDLE_TIMEOUT_MS must be 0 (off) or at least 5000")
     return TurnDetection(
         type=kind,
         threshold=_float(env, "RELAY_VAD_THRESHOLD", 0.5, 0.0, 1.0),
         prefix_padding_ms=_int(env, "RELAY_VAD_PREFIX_PADDING_MS", 300, 0, 5000),
         silence_duration_ms=_int(env, "RELAY_VAD_SILENCE_DURATION_MS", 500, 0, 10000),
+        idle_timeout_ms=idle or None,
+        eagerness=eagerness,
     )
 
 
@@ -185,6 +227,13 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "idle_timeout_seconds": _int(env, "RELAY_IDLE_TIMEOUT_SECONDS", 300, 0, 86_400),
         "max_messages_per_minute": _int(env, "RELAY_MAX_MESSAGES_PER_MINUTE", 20, 0, 10_000),
         "drain_seconds": _float(env, "RELAY_DRAIN_SECONDS", 10.0, 0.0, 300.0),
+        **_session_settings(env),
+        "heartbeat_seconds": _float(env, "RELAY_HEARTBEAT_SECONDS", 10.0, 0.05, 3600.0),
+        "reaper_enabled": _bool(env, "RELAY_REAPER_ENABLED") is not False,
+        "metrics_token": _secret(env, "RELAY_METRICS_TOKEN"),
+        "metrics_allow_loopback": _bool(env, "RELAY_METRICS_ALLOW_LOOPBACK") is not False,
+        "log_level": _choice(env, "RELAY_LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
+        "log_format": _choice(env, "RELAY_LOG_FORMAT", ("plain", "json"), "plain"),
     }
 
     if azure_endpoint or azure_deployment:
@@ -233,6 +282,60 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         api_key=_text(env, "REALTIME_SIMULATOR_API_KEY"),
         **common,
     )
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _choice(
+    env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str, upper: bool = False
+) -> str:
+    raw = _text(env, name)
+    if raw is None:
+        return default
+    value = raw.upper() if upper else raw.lower()
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
+    return value
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """NAME, or the contents of the file named by NAME_FILE (Docker/Kubernetes secrets)."""
+    path = _text(env, f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"{name}_FILE names a file that cannot be read ({exc})") from None
+    return _text(env, name) or ""
+
+
+def _session_settings(env: Mapping[str, str]) -> dict[str, object]:
+    """Realtime session settings: noise reduction, truncation, modalities, prompt, transcription."""
+    noise = (_text(env, "RELAY_NOISE_REDUCTION") or "off").lower()
+    noise_types = {"near": "near_field", "near_field": "near_field", "far": "far_field",
+                   "far_field": "far_field", "off": None, "none": None}  # fmt: skip
+    if noise not in noise_types:
+        raise ConfigError("RELAY_NOISE_REDUCTION must be near, far or off")
+    truncation: str | float = (_text(env, "RELAY_TRUNCATION") or "auto").lower()
+    if truncation not in ("auto", "disabled"):
+        try:
+            truncation = float(truncation)
+        except ValueError:
+            truncation = -1.0
+        if not 0.0 < truncation <= 1.0:
+            raise ConfigError(
+                "RELAY_TRUNCATION must be auto, disabled or a retention ratio between 0 and 1"
+            )
+    return {
+        "noise_reduction": noise_types[noise],
+        "truncation": truncation,
+        "output_modalities": _choice(env, "RELAY_OUTPUT_MODALITIES", ("audio", "text"), "audio"),
+        "prompt_id": _text(env, "RELAY_PROMPT_ID"),
+        "prompt_version": _text(env, "RELAY_PROMPT_VERSION"),
+        "transcription_language": _text(env, "RELAY_TRANSCRIPTION_LANGUAGE"),
+        "transcription_prompt": _text(env, "RELAY_TRANSCRIPTION_PROMPT"),
+    }
 
 
 def _bool(env: Mapping[str, str], name: str) -> bool | None:

@@ -2,8 +2,9 @@
 
 ``/healthz``: the process is alive and its event loop answers (no I/O).
 ``/readyz``: the worker can take new sessions: the database and the channel layer answer, the
-provider configuration is complete, and the worker is not draining. 503 otherwise, with the
-check that failed. Both are plain JSON, unauthenticated and cheap (see docs/operations.md).
+provider configuration is complete, and the worker is not draining (``Runtime.draining``).
+503 otherwise, with the check that failed. Both are plain JSON, unauthenticated and cheap
+(see docs/operations.md).
 """
 
 from __future__ import annotations
@@ -15,33 +16,21 @@ from collections.abc import Awaitable, Callable
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from realtime import runtime as relay_runtime
 from realtime.config import RelayConfig
 
 log = logging.getLogger("realtime.health")
 
 CHECK_TIMEOUT_S = 2.0
 
-_draining = False
-
 
 class CheckFailed(Exception):
     """A failed check whose message is safe to show in the probe's answer."""
-
-
-def set_draining(value: bool = True) -> None:
-    """Mark this worker as draining: /readyz answers 503 so the balancer stops sending it work."""
-    global _draining
-    _draining = value
-
-
-def is_draining() -> bool:
-    return _draining
 
 
 @never_cache
@@ -53,20 +42,21 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 async def readyz(request: HttpRequest) -> JsonResponse:
-    checks = await run_checks()
-    draining = is_draining()
+    runtime = relay_runtime.of(request)
+    checks = await run_checks(runtime.config)
+    draining = runtime.draining
     ready = not draining and all(result == "ok" for result in checks.values())
     status = "draining" if draining else ("ready" if ready else "not_ready")
     return JsonResponse({"status": status, "checks": checks}, status=200 if ready else 503)
 
 
-async def run_checks() -> dict[str, str]:
+async def run_checks(config: RelayConfig) -> dict[str, str]:
     """Run every check concurrently, each bounded by CHECK_TIMEOUT_S; "ok" or a short reason."""
     names = ("database", "channel_layer", "provider_config")
     results = await asyncio.gather(
         _bounded("database", _check_database),
         _bounded("channel_layer", _check_channel_layer),
-        _bounded("provider_config", _check_provider),
+        _bounded("provider_config", lambda: _check_provider(config)),
     )
     return dict(zip(names, results, strict=True))
 
@@ -122,8 +112,8 @@ async def _check_channel_layer() -> None:
         raise CheckFailed("unexpected channel layer answer")
 
 
-async def _check_provider() -> None:
-    problem = provider_problem(settings.RELAY_CONFIG)
+async def _check_provider(config: RelayConfig) -> None:
+    problem = provider_problem(config)
     if problem:
         raise CheckFailed(problem)
 

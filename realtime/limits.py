@@ -9,8 +9,9 @@ from typing import Any
 
 from django.db.models import Q
 
-from realtime.closecodes import Close
+from realtime import endings
 from realtime.config import RelayConfig
+from realtime.endings import Ending
 from realtime.models import RealtimeSession
 
 
@@ -65,7 +66,7 @@ async def session_clock(
     config: RelayConfig,
     last_activity: Callable[[], float],
     warn: Callable[[int], Awaitable[None]],
-    end: Callable[[str, str, int], Awaitable[None]],
+    end: Callable[[Ending], Awaitable[None]],
 ) -> None:
     """Ends the session at its maximum length (warning first) or after client silence."""
     started = time.monotonic()
@@ -79,9 +80,9 @@ async def session_clock(
         now = time.monotonic()
         if limit and now - started >= limit:
             await end(
-                "session_timeout",
-                f"The session reached its maximum length of {limit} s; reconnect to continue.",
-                Close.SESSION_TIMEOUT,
+                endings.SESSION_TIMEOUT.because(
+                    f"The session reached its maximum length of {limit} s; reconnect to continue."
+                )
             )
             return
         if not warned and now - started >= warn_at:
@@ -89,8 +90,8 @@ async def session_clock(
             await warn(int(limit - (now - started)))
         if idle and now - last_activity() >= idle:
             await end(
-                "idle_timeout",
-                f"No audio or message from the client for {idle} s; session closed.",
-                Close.IDLE_TIMEOUT,
+                endings.IDLE_TIMEOUT.because(
+                    f"No audio or message from the client for {idle} s; session closed."
+                )
             )
             return

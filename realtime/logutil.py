@@ -37,10 +37,9 @@ def configured_secrets() -> list[str]:
     serve command may swap the configuration)."""
     from django.conf import settings
 
-    values: list[str | None] = []
-    config = getattr(settings, "RELAY_CONFIG", None)
-    values.append(getattr(config, "api_key", None))
-    values.append(getattr(settings, "RELAY_METRICS_TOKEN", None))
+    from realtime import runtime
+
+    values: list[str | None] = list(runtime.current().config.secrets)
     values.append(getattr(settings, "SECRET_KEY", None))
     for database in getattr(settings, "DATABASES", {}).values():
         values.append(database.get("PASSWORD"))

@@ -23,7 +23,6 @@ import weakref
 from asyncio import TimerHandle, all_tasks, get_running_loop
 from typing import Any
 
-from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
@@ -38,8 +37,9 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as prom_multiprocess
 
+from realtime import runtime as relay_runtime
+from realtime.config import RelayConfig
 from realtime.counters import COUNTERS, METRIC_FAMILIES, SessionCounters
-from realtime.protocol import Translation
 
 FLUSH_INTERVAL_S = 5.0
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
@@ -104,6 +104,12 @@ def label(value: object) -> str:
     return text if _LABEL.fullmatch(text) else "other"
 
 
+def count_refusal(code: str) -> None:
+    """A connection refused before it became a session (auth, origin, limits, draining)."""
+    SESSIONS_OPENED.inc()
+    SESSIONS_CLOSED.labels(label(code)).inc()
+
+
 def count_upstream_error(code: object) -> None:
     name = label(code or "unknown")
     child = _error_children.get(name)
@@ -115,9 +121,9 @@ def count_upstream_error(code: object) -> None:
 
 
 class SessionMeter:
-    """One session's metric state. The consumer calls ``opened`` at connect, ``live`` once the
-    upstream is configured, ``on_translation`` per upstream event, ``ended`` with its close
-    reason and ``closed`` from its cleanup. Event-loop only (no locking)."""
+    """One session's metric state. The session calls ``opened`` when it starts, ``live`` once
+    the upstream is configured, ``speech_stopped``/``reply_audio``/``turn_reset`` as turns go,
+    ``ended`` with its close reason and ``closed`` when it is released. Event-loop only."""
 
     __slots__ = (
         "__weakref__",
@@ -148,17 +154,18 @@ class SessionMeter:
         if connect_ms is not None:
             CONNECT_SECONDS.observe(connect_ms / 1000)
 
-    def on_translation(self, result: Translation) -> None:
-        if result.audio_bytes:
-            if self._speech_stopped_at is not None:
-                REPLY_SECONDS.observe(time.monotonic() - self._speech_stopped_at)
-                self._speech_stopped_at = None
-        elif result.speech_stopped:
-            self._speech_stopped_at = time.monotonic()
-        elif result.speech_started or result.response_done is not None:
-            self._speech_stopped_at = None  # no reply audio for that speech: nothing to time
-        if result.upstream_error is not None:
-            count_upstream_error(result.upstream_error.get("code"))
+    def reply_audio(self) -> None:
+        """Reply audio went to the client: the first after speech stopped times the reply."""
+        if self._speech_stopped_at is not None:
+            REPLY_SECONDS.observe(time.monotonic() - self._speech_stopped_at)
+            self._speech_stopped_at = None
+
+    def speech_stopped(self) -> None:
+        self._speech_stopped_at = time.monotonic()
+
+    def turn_reset(self) -> None:
+        """New speech or an answer without audio: nothing left to time."""
+        self._speech_stopped_at = None
 
     def ended(self, reason: str) -> None:
         """The session's close reason (the first one given wins)."""
@@ -222,10 +229,13 @@ def render() -> bytes:
     return generate_latest(REGISTRY)
 
 
-if MULTIPROC_DIR:
-    os.makedirs(MULTIPROC_DIR, exist_ok=True)
-    # Drop this process's live gauge files on a clean exit (counters stay: they are totals).
-    atexit.register(prom_multiprocess.mark_process_dead, os.getpid())
+def setup_process() -> None:
+    """Multiprocess mode: the shared directory exists, and this process's live gauge files
+    are dropped on a clean exit (counters stay: they are totals). Called once per process
+    when the ASGI application is built."""
+    if MULTIPROC_DIR:
+        os.makedirs(MULTIPROC_DIR, exist_ok=True)
+        atexit.register(prom_multiprocess.mark_process_dead, os.getpid())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -236,24 +246,22 @@ if MULTIPROC_DIR:
 @never_cache
 @require_safe
 async def metrics_view(request: HttpRequest) -> HttpResponse:
-    denied = await access_denied(request)
+    denied = await access_denied(request, relay_runtime.of(request).config)
     if denied is not None:
         return denied
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)
 
 
-async def access_denied(request: HttpRequest) -> HttpResponse | None:
+async def access_denied(request: HttpRequest, config: RelayConfig) -> HttpResponse | None:
     """None when the request may read /metrics: a matching bearer token, loopback (unless
     RELAY_METRICS_ALLOW_LOOPBACK is off) or an active staff user; else 401/403."""
     header = request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
-    token = getattr(settings, "RELAY_METRICS_TOKEN", "") or ""
+    token = config.metrics_token
     if token and scheme.lower() == "bearer":
         if hmac.compare_digest(presented.strip().encode(), token.encode()):
             return None
-    if getattr(settings, "RELAY_METRICS_ALLOW_LOOPBACK", True) and is_loopback(
-        request.META.get("REMOTE_ADDR")
-    ):
+    if config.metrics_allow_loopback and is_loopback(request.META.get("REMOTE_ADDR")):
         return None
     user = await request.auser()
     if user.is_active and user.is_staff:

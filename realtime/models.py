@@ -23,6 +23,9 @@ class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
     def of_users(self, users: models.QuerySet) -> RealtimeSessionQuerySet:
         return self.filter(user__in=users)
 
+    def heard_since(self, cutoff: timezone.datetime) -> RealtimeSessionQuerySet:
+        return self.filter(last_seen_at__gte=cutoff)
+
     def silent_since(self, cutoff: timezone.datetime) -> RealtimeSessionQuerySet:
         return self.live().filter(last_seen_at__lt=cutoff)
 

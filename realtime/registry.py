@@ -1,6 +1,6 @@
 """Sessions across workers: presence rows, the reaper, and control over the channel layer.
 
-Each consumer owns a ``Presence``: it writes the session's row, heartbeats it with the
+Each session owns a ``Presence``: it writes the session's row, heartbeats it with the
 in-memory counters every ``RELAY_HEARTBEAT_SECONDS`` (never on the per-frame path), and
 closes it. Each worker process runs one reaper that marks rows of dead workers ``stale``.
 Control goes through the channel layer: a consumer is addressed by its ``channel_name``
@@ -16,17 +16,19 @@ import os
 import socket
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
-from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from django.conf import settings
 from django.db import DatabaseError
 from django.utils import timezone
 
-from realtime.compat.cancellation import raise_if_cancelling
+from realtime.compat.cancellation import db_call
+from realtime.counters import SessionCounters
 from realtime.models import RealtimeSession
+
+if TYPE_CHECKING:
+    from realtime.runtime import Runtime
 
 log = logging.getLogger("realtime.registry")
 
@@ -34,17 +36,10 @@ SESSIONS_GROUP = "realtime_sessions"
 TERMINATE = "realtime.terminate"
 STALE_AFTER_BEATS = 2  # rows silent this many intervals are stale; the reaper runs twice per beat
 
-_reapers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
-_PROCESS_STARTED = timezone.now()  # rows of this worker id older than this are a past life's
-
 
 def worker_id() -> str:
     """host:pid of this process (computed on call: safe across fork)."""
     return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def heartbeat_seconds() -> float:
-    return float(settings.RELAY_HEARTBEAT_SECONDS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,10 +86,10 @@ def session_close(
     )
 
 
-def reap_stale(*, now: Any = None) -> int:
+def reap_stale(*, heartbeat_seconds: float, now: Any = None) -> int:
     """Mark open rows whose worker stopped heartbeating as stale; return how many."""
     now = now or timezone.now()
-    cutoff = now - timedelta(seconds=heartbeat_seconds() * STALE_AFTER_BEATS)
+    cutoff = now - timedelta(seconds=heartbeat_seconds * STALE_AFTER_BEATS)
     count = RealtimeSession.objects.silent_since(cutoff).update(
         status=RealtimeSession.Status.STALE, ended_at=now, close_reason="worker_gone"
     )
@@ -103,10 +98,11 @@ def reap_stale(*, now: Any = None) -> int:
     return count
 
 
-def close_left_behind(*, worker: str, before: Any = None) -> int:
-    """A worker that starts closes rows an earlier process with its id left open."""
+def close_left_behind(*, worker: str, before: Any) -> int:
+    """A worker that starts closes rows an earlier process with its id left open (rows of
+    this worker id that started before this process did)."""
     count = (
-        RealtimeSession.objects.filter(worker_id=worker, started_at__lt=before or _PROCESS_STARTED)
+        RealtimeSession.objects.filter(worker_id=worker, started_at__lt=before)
         .exclude(status=RealtimeSession.Status.CLOSED)
         .update(
             status=RealtimeSession.Status.CLOSED,
@@ -164,11 +160,12 @@ def terminate_sessions(sessions: Iterable[RealtimeSession], *, by: str) -> int:
 
 
 class Presence:
-    """The registry row of one consumer's session. Database trouble never ends a session."""
+    """The registry row of one session. Database trouble never ends a session."""
 
-    def __init__(self, session_id: Any, stats: Any) -> None:
+    def __init__(self, session_id: Any, counters: SessionCounters, runtime: Runtime) -> None:
         self.session_id = session_id
-        self.stats = stats
+        self.stats = counters
+        self.runtime = runtime
         self.opened = False
 
     def counters(self) -> dict[str, int]:
@@ -176,13 +173,11 @@ class Presence:
 
     async def _call(self, func: Any, **kwargs: Any) -> bool:
         try:
-            await database_sync_to_async(func)(**kwargs)
-            ok = True
+            await db_call(func, **kwargs)
         except DatabaseError as exc:
             log.warning("session %s: registry write failed: %s", self.session_id, exc)
-            ok = False
-        raise_if_cancelling()  # an await may have swallowed a cancellation (realtime.compat)
-        return ok
+            return False
+        return True
 
     async def open(self, **fields: Any) -> bool:
         """Create the row (before the session may use the upstream: limits count rows)."""
@@ -191,8 +186,8 @@ class Presence:
 
     async def run(self, ready: asyncio.Event, on_beat: Any = None) -> None:
         """Mark the row live when the session is ready, then heartbeat."""
-        ensure_reaper()
-        interval = heartbeat_seconds()
+        self.runtime.ensure_reaper()
+        interval = self.runtime.config.heartbeat_seconds
         marked_live = False
         while True:
             if marked_live:
@@ -212,6 +207,8 @@ class Presence:
                 await on_beat()
 
     async def close(self, *, code: int | None, reason: str, ended_by: str = "") -> None:
+        if not self.opened:
+            return
         await self._call(
             session_close,
             session_id=self.session_id,
@@ -222,24 +219,16 @@ class Presence:
         )
 
 
-def ensure_reaper() -> None:
-    """Start this worker's reaper on the running loop (once per loop)."""
-    if not settings.RELAY_REAPER_ENABLED:
-        return
-    loop = asyncio.get_running_loop()
-    task = _reapers.get(loop)
-    if task is None or task.done():
-        _reapers[loop] = loop.create_task(_reap_forever(), name="realtime-worker-reaper")
-
-
-async def _reap_forever() -> None:
+async def reap_forever(runtime: Runtime) -> None:
+    """The per-worker reaper: rows an earlier life of this worker left, then stale rows."""
     try:
-        await database_sync_to_async(close_left_behind)(worker=worker_id())
+        await db_call(close_left_behind, worker=worker_id(), before=runtime.started_at)
     except DatabaseError as exc:
         log.warning("could not close rows left behind: %s", exc)
     while True:
-        await asyncio.sleep(heartbeat_seconds() / 2)
+        interval = runtime.config.heartbeat_seconds
+        await asyncio.sleep(interval / 2)
         try:
-            await database_sync_to_async(reap_stale)()
+            await db_call(reap_stale, heartbeat_seconds=interval)
         except DatabaseError as exc:
             log.warning("reaper: %s", exc)

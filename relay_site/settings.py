@@ -25,14 +25,6 @@ def envbool(name: str, default: bool = False) -> bool:
     return value in ("1", "true", "yes", "on")
 
 
-def envint(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    try:
-        return int(value) if value else default
-    except ValueError:
-        sys.exit(f"Configuration error: {name} must be an integer, got {value!r}")
-
-
 def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -46,9 +38,10 @@ def envsecret(name: str, default: str = "") -> str:
 
 
 try:
-    RELAY_CONFIG = load_config(os.environ)
+    # Validated once here so that any start-up (manage.py, daphne) stops on a bad variable with
+    # a message that names it; the runtime (realtime/runtime.py) reads it again for itself.
+    _relay = load_config(os.environ)
 except ConfigError as exc:
-    # Stop start-up with a message that names the variable, not a traceback.
     sys.exit(f"Configuration error: {exc}")
 
 DEBUG = envbool("DJANGO_DEBUG", False)
@@ -133,14 +126,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 
-# Observability (docs/operations.md): /metrics is open to loopback, staff and this bearer token.
-RELAY_METRICS_TOKEN = envsecret("RELAY_METRICS_TOKEN").strip()
-RELAY_METRICS_ALLOW_LOOPBACK = envbool("RELAY_METRICS_ALLOW_LOOPBACK", True)
-
-LOG_LEVEL = os.environ.get("RELAY_LOG_LEVEL", "INFO").upper()
-LOG_FORMAT = os.environ.get("RELAY_LOG_FORMAT", "plain").strip().lower()
-if LOG_FORMAT not in ("plain", "json"):
-    sys.exit(f"Configuration error: RELAY_LOG_FORMAT must be plain or json, got {LOG_FORMAT!r}")
+# Logging (docs/operations.md): RELAY_LOG_LEVEL and RELAY_LOG_FORMAT, validated in RelayConfig.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -155,16 +141,12 @@ LOGGING = {
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
-            "formatter": LOG_FORMAT,
+            "formatter": _relay.log_format,
             "filters": ["session_id", "redact"],
         }
     },
     "loggers": {
-        "realtime": {"handlers": ["console"], "level": LOG_LEVEL, "propagate": False},
+        "realtime": {"handlers": ["console"], "level": _relay.log_level, "propagate": False},
         "django": {"handlers": ["console"], "level": "WARNING"},
     },
 }
-
-# Sessions across workers (see realtime/registry.py).
-RELAY_HEARTBEAT_SECONDS = float(os.environ.get("RELAY_HEARTBEAT_SECONDS", "10") or 10)
-RELAY_REAPER_ENABLED = envbool("RELAY_REAPER_ENABLED", True)

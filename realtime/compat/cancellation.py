@@ -22,9 +22,10 @@ T = TypeVar("T")
 
 async def db_call(func: Callable[..., T], /, **kwargs: Any) -> T:
     """Run ORM code on the database thread (stale connections closed); cancellation-safe."""
-    result = await database_sync_to_async(func)(**kwargs)
-    raise_if_cancelling()
-    return result
+    try:
+        return await database_sync_to_async(func)(**kwargs)
+    finally:
+        raise_if_cancelling()
 
 
 def raise_if_cancelling() -> None:

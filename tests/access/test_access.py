@@ -13,10 +13,11 @@ from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from realtime import health
+from realtime import runtime as relay_runtime
 from realtime.config import load_config
 from realtime.models import ConnectTicket, RealtimeSession
-from relay_site.asgi import application
+from relay_site.application import build_application
+from tests.relay.conftest import configure, use_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,6 +32,8 @@ class Peer:
             headers.append((b"origin", origin.encode()))
         if cookie:
             headers.append((b"cookie", cookie.encode()))
+        # The whole stack, served by the test's runtime.
+        application = build_application(relay_runtime.current())
         self.ws = WebsocketCommunicator(application, path, headers=headers)
 
     async def first_text(self) -> dict:
@@ -47,12 +50,11 @@ class Peer:
 
 
 @pytest.fixture
-def paid(settings, simulator):
+def paid(simulator):
     """OpenAI (a paid upstream) — reached at the simulator, which checks the key."""
-    settings.RELAY_CONFIG = load_config(
-        {"OPENAI_API_KEY": "sk-test-paid", "OPENAI_ENDPOINT": simulator.base_url}
+    return use_config(
+        load_config({"OPENAI_API_KEY": "sk-test-paid", "OPENAI_ENDPOINT": simulator.base_url})
     )
-    return settings.RELAY_CONFIG
 
 
 def make_user(name: str = "ann", password: str = "pw"):
@@ -109,7 +111,7 @@ async def test_forged_and_expired_tickets_are_refused(paid):
 
     from realtime.access import issue_ticket
 
-    token = await sync_to_async(issue_ticket)(user=user)
+    token = await sync_to_async(issue_ticket)(user=user, ttl=30)
     await sync_to_async(ConnectTicket.objects.update)(
         expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -139,12 +141,12 @@ def test_the_ticket_endpoint_needs_credentials_and_csrf(paid, db):
     ("false", "simulator", False),
 ])  # fmt: skip
 async def test_anonymous_access_is_an_explicit_operator_choice(
-    settings, simulator, allow, provider_env, admitted
+    simulator, allow, provider_env, admitted
 ):
     env = {"RELAY_ALLOW_ANONYMOUS": allow, "REALTIME_SIMULATOR_URL": simulator.base_url}
     if provider_env == "paid":
         env |= {"OPENAI_API_KEY": "sk-test", "OPENAI_ENDPOINT": simulator.base_url}
-    settings.RELAY_CONFIG = load_config(env)
+    use_config(load_config(env))
     peer = Peer()
     message = await peer.first_text()
     if admitted:
@@ -164,12 +166,8 @@ async def test_anonymous_access_is_an_explicit_operator_choice(
     ("https://evil.example", False),
     ("null", False),
 ])  # fmt: skip
-async def test_origins_are_checked_and_a_refusal_is_explained(settings, origin, allowed):
-    import dataclasses
-
-    settings.RELAY_CONFIG = dataclasses.replace(
-        settings.RELAY_CONFIG, allowed_origins=("https://app.example.com",)
-    )
+async def test_origins_are_checked_and_a_refusal_is_explained(origin, allowed):
+    configure(allowed_origins=("https://app.example.com",))
     peer = Peer(origin=origin)
     if allowed:
         assert (await peer.first_text())["action"] == "connected"
@@ -181,12 +179,9 @@ async def test_origins_are_checked_and_a_refusal_is_explained(settings, origin, 
 
 
 @pytest.mark.usefixtures("relay_config")
-async def test_a_draining_worker_turns_new_sessions_away_with_1012(simulator):
-    health.set_draining(True)
-    try:
-        message, code = await Peer().refused()
-    finally:
-        health.set_draining(False)
+async def test_a_draining_worker_turns_new_sessions_away_with_1012(simulator, relay_runtime):
+    relay_runtime.draining = True
+    message, code = await Peer().refused()
     assert (message["code"], code) == ("server_restarting", 1012)
     assert simulator.connections == []
 

@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(tra
 
 
 async def test_the_total_session_limit_refuses_the_next_one_with_4003(settings, simulator):
-    configure(settings, max_sessions_total=2)
+    configure(max_sessions_total=2)
     first, second = Client(), Client()
     await first.connect()
     await second.connect()
@@ -36,13 +36,13 @@ async def test_the_total_session_limit_refuses_the_next_one_with_4003(settings, 
 
 
 async def test_the_per_user_limit_counts_that_user_only(settings):
-    configure(settings, max_sessions_per_user=1)
+    configure(max_sessions_per_user=1)
     ann, bob = await sync_to_async(
         lambda: [get_user_model().objects.create_user(n) for n in ("ann", "bob")]
     )()
 
     async def peer_for(user) -> Peer:
-        token = await sync_to_async(issue_ticket)(user=user)
+        token = await sync_to_async(issue_ticket)(user=user, ttl=30)
         return Peer(f"/realtime?ticket={token}")
 
     first = await peer_for(ann)
@@ -57,7 +57,7 @@ async def test_the_per_user_limit_counts_that_user_only(settings):
 
 
 async def test_a_session_is_warned_then_ended_at_its_maximum_length(settings):
-    configure(settings, max_session_seconds=2, session_warning_seconds=1)
+    configure(max_session_seconds=2, session_warning_seconds=1)
     client = Client()
     await client.connect()
     warning = await client.until(action="session_ending", timeout=5)
@@ -69,7 +69,7 @@ async def test_a_session_is_warned_then_ended_at_its_maximum_length(settings):
 
 
 async def test_a_silent_client_is_closed_after_the_idle_timeout(settings):
-    configure(settings, idle_timeout_seconds=1)
+    configure(idle_timeout_seconds=1)
     busy, silent = Client(), Client()
     await busy.connect()
     await silent.connect()
@@ -85,7 +85,7 @@ async def test_a_silent_client_is_closed_after_the_idle_timeout(settings):
 
 
 async def test_user_messages_are_rate_limited_without_closing(settings, simulator):
-    configure(settings, max_messages_per_minute=2)
+    configure(max_messages_per_minute=2)
     client = Client()
     await client.connect()
     for text in ("one", "two", "three"):
@@ -103,12 +103,12 @@ async def test_user_messages_are_rate_limited_without_closing(settings, simulato
 async def test_an_exception_inside_the_consumer_ends_with_1011_and_nothing_left(
     monkeypatch, simulator
 ):
-    from realtime import protocol
+    from realtime.upstream.realtime import RealtimeAdapter
 
-    def broken(self, event, now):
+    def broken(self, frame, now):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(protocol.Translator, "translate", broken)
+    monkeypatch.setattr(RealtimeAdapter, "translate", broken)
     client = Client()
     await client.connect()  # the greeting does not go through translate()
     await client.send_json({"type": "user_message", "text": "hi"})
@@ -125,11 +125,11 @@ async def test_an_exception_inside_the_consumer_ends_with_1011_and_nothing_left(
 
 
 async def test_an_exception_in_a_client_frame_handler_ends_with_1011(monkeypatch, simulator):
-    from realtime import consumer
+    from realtime.session import RelaySession
 
     client = Client()
     await client.connect()
-    monkeypatch.setattr(consumer.RealtimeConsumer, "_on_audio", lambda self, data: 1 / 0)
+    monkeypatch.setattr(RelaySession, "audio", lambda self, data: 1 / 0)
     await client.ws.send_to(bytes_data=b"\x00\x00")
     error = await client.until(type="error")
     assert error["code"] == "internal_error"

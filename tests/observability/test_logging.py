@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import io
 import json
 import logging
@@ -55,7 +54,7 @@ async def test_a_full_session_logs_its_id_on_every_line_and_no_key_or_audio(
     simulator, settings, json_log
 ):
     simulator.api_key = SECRET  # the simulator checks the relay's key like the real service
-    configure(settings, api_key=SECRET)
+    configure(api_key=SECRET)
     client = Client()
     await client.connect()
     session_id = (await client.until(action="session_info"))["session_id"]
@@ -104,8 +103,8 @@ def test_session_ids_come_from_the_message_or_from_extra():
     assert other.session_id is None
 
 
-def test_secrets_in_exception_text_are_redacted_too(settings):
-    settings.RELAY_CONFIG = dataclasses.replace(settings.RELAY_CONFIG, api_key=SECRET)
+def test_secrets_in_exception_text_are_redacted_too():
+    configure(api_key=SECRET)
     try:
         raise RuntimeError(f"upstream said no to {SECRET}")
     except RuntimeError:
@@ -114,10 +113,10 @@ def test_secrets_in_exception_text_are_redacted_too(settings):
     assert SECRET not in (record.exc_text or "") and "[redacted]" in (record.exc_text or "")
 
 
-def test_the_metrics_token_is_a_secret_but_short_values_are_not(settings):
-    settings.RELAY_METRICS_TOKEN = "metrics-token-0123456789"
+def test_the_metrics_token_is_a_secret_but_short_values_are_not():
+    configure(metrics_token="metrics-token-0123456789")
     assert "metrics-token-0123456789" in configured_secrets()
-    settings.RELAY_METRICS_TOKEN = "abc"
+    configure(metrics_token="abc")
     assert "abc" not in configured_secrets()
     assert redact("abc and metrics-token-0123456789", ["metrics-token-0123456789"]) == (
         "abc and [redacted]"

@@ -112,7 +112,7 @@ async def scrape(*, remote: bool = False, token: str | None = None) -> tuple[int
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.usefixtures("relay_config")
 async def test_metrics_follow_a_scripted_session_turn_barge_in_and_error(simulator, settings):
-    configure(settings, playback_report_wait_ms=100)
+    configure(playback_report_wait_ms=100)
     simulator.next_faults(
         Faults(inject_error_after="session.updated", inject_error_code="rate_limit_exceeded")
     )
@@ -209,8 +209,8 @@ async def test_metrics_ask_a_remote_anonymous_caller_to_authenticate():
 
 
 @pytest.mark.django_db
-async def test_metrics_accept_the_bearer_token_and_refuse_a_wrong_one(settings):
-    settings.RELAY_METRICS_TOKEN = "metrics-token-0123456789"
+async def test_metrics_accept_the_bearer_token_and_refuse_a_wrong_one():
+    configure(metrics_token="metrics-token-0123456789")
     ok = await scrape(remote=True, token="metrics-token-0123456789")
     assert ok[0] == 200
     wrong = await scrape(remote=True, token="metrics-token-x")
@@ -218,15 +218,15 @@ async def test_metrics_accept_the_bearer_token_and_refuse_a_wrong_one(settings):
 
 
 @pytest.mark.django_db
-async def test_no_token_configured_means_no_bearer_access(settings):
-    settings.RELAY_METRICS_TOKEN = ""
+async def test_no_token_configured_means_no_bearer_access():
+    configure(metrics_token="")
     status, _ = await scrape(remote=True, token="")
     assert status == 403
 
 
 @pytest.mark.django_db
-async def test_loopback_can_be_switched_off(settings):
-    settings.RELAY_METRICS_ALLOW_LOOPBACK = False
+async def test_loopback_can_be_switched_off():
+    configure(metrics_allow_loopback=False)
     assert (await scrape())[0] == 401
 
 

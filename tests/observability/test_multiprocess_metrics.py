@@ -13,6 +13,7 @@ WORKER = """
 import django
 django.setup()
 from realtime import metrics
+metrics.setup_process()
 metrics.SESSIONS_OPENED.inc({opened})
 metrics.ACTIVE_SESSIONS.inc({active})
 metrics.family("relay_audio_bytes").labels("in").inc(960)

@@ -12,6 +12,7 @@ from django.db.utils import ConnectionHandler
 from django.test import AsyncClient, override_settings
 
 from realtime import health
+from tests.relay.conftest import configure
 
 POSTGRES = {
     "ENGINE": "django.db.backends.postgresql",
@@ -47,13 +48,6 @@ def database(monkeypatch: pytest.MonkeyPatch, django_db_blocker: Any) -> Iterato
     use("5432")
     with django_db_blocker.unblock():
         yield use
-
-
-@pytest.fixture(autouse=True)
-def _not_draining() -> Iterator[None]:
-    health.set_draining(False)
-    yield
-    health.set_draining(False)
 
 
 async def readyz() -> tuple[int, dict[str, Any]]:
@@ -114,18 +108,18 @@ async def test_readyz_says_503_and_names_the_database_when_postgres_is_down(data
 
 
 @pytest.mark.usefixtures("relay_config")
-async def test_readyz_says_503_while_draining_and_recovers(database):
-    health.set_draining()
+async def test_readyz_says_503_while_draining_and_recovers(database, relay_runtime):
+    relay_runtime.draining = True
     status, body = await readyz()
     assert (status, body["status"]) == (503, "draining")
     assert all(result == "ok" for result in body["checks"].values())
-    health.set_draining(False)
+    relay_runtime.draining = False
     assert (await readyz())[0] == 200
 
 
 @pytest.mark.usefixtures("relay_config")
-async def test_readyz_says_503_when_the_provider_configuration_is_incomplete(database, settings):
-    settings.RELAY_CONFIG = settings.RELAY_CONFIG.with_endpoint("")
+async def test_readyz_says_503_when_the_provider_configuration_is_incomplete(database):
+    configure(endpoint="")
     status, body = await readyz()
     assert status == 503
     assert "REALTIME_SIMULATOR_URL" in body["checks"]["provider_config"]

@@ -12,9 +12,10 @@ from django.test import AsyncClient
 from django.utils import timezone
 
 from realtime import registry
+from realtime import runtime as relay_runtime
 from realtime.counters import SessionCounters
 from realtime.models import RealtimeSession
-from tests.relay.conftest import Client, relay_tasks
+from tests.relay.conftest import Client, configure, relay_tasks
 
 Status = RealtimeSession.Status
 
@@ -25,14 +26,13 @@ def make_row(**fields) -> RealtimeSession:
 
 
 @pytest.mark.django_db
-def test_the_reaper_marks_silent_open_rows_stale_and_leaves_others(settings):
-    settings.RELAY_HEARTBEAT_SECONDS = 10
+def test_the_reaper_marks_silent_open_rows_stale_and_leaves_others():
     now = timezone.now()
     silent = make_row(status=Status.LIVE, last_seen_at=now - timedelta(seconds=21))
     fresh = make_row(status=Status.LIVE, last_seen_at=now - timedelta(seconds=9))
     closed = make_row(status=Status.CLOSED, last_seen_at=now - timedelta(hours=1))
     connecting = make_row(status=Status.CONNECTING, last_seen_at=now - timedelta(seconds=60))
-    assert registry.reap_stale(now=now) == 2
+    assert registry.reap_stale(heartbeat_seconds=10, now=now) == 2
     statuses = {r.id: r.status for r in RealtimeSession.objects.all()}
     assert statuses == {
         silent.id: Status.STALE,
@@ -63,7 +63,7 @@ def test_a_heartbeat_revives_a_stale_row_and_writes_counters():
     stats = SessionCounters(
         audio_bytes_in=48_000 * 3, input_tokens=7, output_tokens=11, barge_ins=2
     )
-    presence = registry.Presence(row.id, stats)
+    presence = registry.Presence(row.id, stats, relay_runtime.current())
     registry.session_heartbeat(session_id=row.id, counters=presence.counters())
     row.refresh_from_db()
     assert (row.audio_ms_in, row.input_tokens, row.output_tokens, row.barge_ins) == (3000, 7, 11, 2)
@@ -82,8 +82,8 @@ async def wait_row(predicate, timeout: float = 5) -> RealtimeSession:
 
 @pytest.mark.usefixtures("relay_config")
 @pytest.mark.django_db(transaction=True)
-async def test_a_session_row_goes_live_counts_and_closes(settings):
-    settings.RELAY_HEARTBEAT_SECONDS = 0.2
+async def test_a_session_row_goes_live_counts_and_closes():
+    configure(heartbeat_seconds=0.2)
     client = Client()
     await client.connect()
     row = await wait_row(lambda r: r.status == Status.LIVE)

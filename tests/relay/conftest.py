@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
+from realtime import runtime as relay_runtime
 from realtime.config import RelayConfig, load_config
 from realtime.routing import websocket_urlpatterns
 from realtime.simulator import Simulator
@@ -31,16 +31,21 @@ async def simulator() -> AsyncIterator[Simulator]:
 
 
 @pytest.fixture
-def relay_config(simulator: Simulator, settings: Any) -> RelayConfig:
+def relay_config(simulator: Simulator) -> RelayConfig:
     """The relay pointed at the in-process simulator (fast pace)."""
-    config = load_config({"REALTIME_SIMULATOR_URL": simulator.base_url})
-    settings.RELAY_CONFIG = config
-    return config
+    return use_config(load_config({"REALTIME_SIMULATOR_URL": simulator.base_url}))
 
 
-def configure(settings: Any, **changes: Any) -> RelayConfig:
-    settings.RELAY_CONFIG = dataclasses.replace(settings.RELAY_CONFIG, **changes)
-    return settings.RELAY_CONFIG
+def use_config(config: RelayConfig) -> RelayConfig:
+    """Serve the following connections with this configuration (the reaper stays off)."""
+    runtime = relay_runtime.current()
+    runtime.config = config.replace(reaper_enabled=False)
+    return runtime.config
+
+
+def configure(**changes: Any) -> RelayConfig:
+    """Change some settings of the current configuration."""
+    return use_config(relay_runtime.current().config.replace(**changes))
 
 
 class Client:

@@ -70,7 +70,7 @@ async def test_pre_greeting_audio_is_not_lost_and_frames_are_coalesced(simulator
 
 
 async def test_barge_in_during_a_reply_stops_it_and_truncates(simulator, settings):
-    configure(settings, playback_report_wait_ms=100)
+    configure(playback_report_wait_ms=100)
     client = Client()
     await client.connect()
     await client.send_json({"type": "user_message", "text": "tell me a long story " * 5})
@@ -87,7 +87,7 @@ async def test_barge_in_during_a_reply_stops_it_and_truncates(simulator, setting
 
 
 async def test_client_playback_report_wins_over_the_estimate(simulator, settings):
-    configure(settings, playback_report_wait_ms=2000)
+    configure(playback_report_wait_ms=2000)
     client = Client()
     await client.connect()
     await client.send_json({"type": "user_message", "text": "tell me a long story " * 5})
@@ -171,7 +171,7 @@ async def test_a_refused_handshake_ends_with_an_error_and_close_code(
 
 
 async def test_an_unreachable_upstream_ends_with_4010(settings):
-    configure(settings, endpoint="ws://127.0.0.1:9", connect_timeout_s=2)
+    configure(endpoint="ws://127.0.0.1:9", connect_timeout_s=2)
     client = Client()
     await client.connect(greeting=False)
     error = await client.until(type="error")
@@ -195,7 +195,7 @@ async def test_upstream_closing_mid_response_ends_with_4012_and_nothing_left(sim
 
 
 async def test_a_stalled_upstream_ends_with_4013(simulator, settings):
-    configure(settings, stall_timeout_s=0.5)
+    configure(stall_timeout_s=0.5)
     simulator.next_faults(Faults(stall_after="session.updated"))
     client = Client()
     await client.connect()
@@ -230,7 +230,7 @@ async def test_client_leaving_mid_response_closes_the_upstream(simulator):
 
 
 async def test_an_oversized_frame_is_refused_with_1009(simulator, settings):
-    configure(settings, max_binary_bytes=4096)
+    configure(max_binary_bytes=4096)
     client = Client()
     await client.connect()
     await client.ws.send_to(bytes_data=bytes(5000))

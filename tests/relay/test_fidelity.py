@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from realtime.config import load_config
-from tests.relay.conftest import Client, configure, wav_pcm
+from tests.relay.conftest import Client, configure, use_config, wav_pcm
 from tests.simulator.oracle import validate_client_event, validate_server_event
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,8 +28,8 @@ async def test_every_upstream_event_of_a_full_session_is_valid(simulator, settin
             "AZURE_OPENAI_API_KEY": "k",
             "AZURE_OPENAI_API_VERSION": "2025-04-01-preview",
         }
-    settings.RELAY_CONFIG = load_config(env)
-    configure(settings, playback_report_wait_ms=50)
+    use_config(load_config(env))
+    configure(playback_report_wait_ms=50)
     client = Client()
     await client.connect()
     await client.send_json({"type": "user_message", "text": "a long answer please " * 4})

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from realtime import upstream
+from realtime import runtime as relay_runtime
 from realtime.config import load_config
-from tests.relay.conftest import Client
+from tests.relay.conftest import Client, use_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,12 +27,14 @@ def http_base(simulator) -> str:
 
 
 async def test_openai_ga_with_a_custom_endpoint(simulator, settings):
-    settings.RELAY_CONFIG = load_config(
-        {
-            "OPENAI_API_KEY": "sk-test-openai",
-            "OPENAI_ENDPOINT": simulator.base_url,
-            "OPENAI_MODEL": "gpt-realtime-mini",
-        }
+    use_config(
+        load_config(
+            {
+                "OPENAI_API_KEY": "sk-test-openai",
+                "OPENAI_ENDPOINT": simulator.base_url,
+                "OPENAI_MODEL": "gpt-realtime-mini",
+            }
+        )
     )
     await text_turn()
     record = simulator.connections[-1]
@@ -47,12 +49,14 @@ async def test_openai_ga_with_a_custom_endpoint(simulator, settings):
 
 
 async def test_azure_ga_with_an_api_key(simulator, settings):
-    settings.RELAY_CONFIG = load_config(
-        {
-            "AZURE_OPENAI_ENDPOINT": http_base(simulator),
-            "AZURE_OPENAI_DEPLOYMENT": "my-deployment",
-            "AZURE_OPENAI_API_KEY": "azure-key-123",
-        }
+    use_config(
+        load_config(
+            {
+                "AZURE_OPENAI_ENDPOINT": http_base(simulator),
+                "AZURE_OPENAI_DEPLOYMENT": "my-deployment",
+                "AZURE_OPENAI_API_KEY": "azure-key-123",
+            }
+        )
     )
     await text_turn()
     record = simulator.connections[-1]
@@ -73,15 +77,17 @@ async def test_azure_ga_with_an_entra_token_provider(simulator, settings):
         calls += 1
         return f"entra-token-{calls}"
 
-    upstream.set_token_provider(token)
+    relay_runtime.current().clients.use_token_provider(token)
     try:
-        settings.RELAY_CONFIG = load_config(
-            {"AZURE_OPENAI_ENDPOINT": http_base(simulator), "AZURE_OPENAI_DEPLOYMENT": "dep"}
+        use_config(
+            load_config(
+                {"AZURE_OPENAI_ENDPOINT": http_base(simulator), "AZURE_OPENAI_DEPLOYMENT": "dep"}
+            )
         )
         await text_turn()
         await text_turn()
     finally:
-        upstream.set_token_provider(None)
+        relay_runtime.current().clients.use_token_provider(None)
     first, second = simulator.connections[-2:]
     assert first.headers["authorization"] == "Bearer entra-token-1"
     assert second.headers["authorization"] == "Bearer entra-token-2"  # fresh token per connect
@@ -99,12 +105,12 @@ async def test_azure_preview_speaks_beta(simulator, settings, auth):
     }
     if auth == "key":
         env["AZURE_OPENAI_API_KEY"] = "preview-key"
-    upstream.set_token_provider(token)
+    relay_runtime.current().clients.use_token_provider(token)
     try:
-        settings.RELAY_CONFIG = load_config(env)
+        use_config(load_config(env))
         await text_turn()
     finally:
-        upstream.set_token_provider(None)
+        relay_runtime.current().clients.use_token_provider(None)
     record = simulator.connections[-1]
     assert (record.path, record.route, record.dialect) == (
         "/openai/realtime",

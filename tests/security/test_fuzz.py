@@ -31,7 +31,7 @@ from realtime.config import RelayConfig, load_config
 from realtime.embedded import LoopThread
 from realtime.routing import websocket_urlpatterns
 from realtime.simulator import Simulator
-from tests.relay.conftest import relay_tasks
+from tests.relay.conftest import relay_tasks, use_config
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -414,7 +414,7 @@ class ErrorRecords(logging.Handler):
 
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
-def test_fuzzed_client_frames_never_crash_leak_or_disturb_others(settings_fixture: Any) -> None:
+def test_fuzzed_client_frames_never_crash_leak_or_disturb_others() -> None:
     runner = LoopThread("fuzz-loop")
     errors = ErrorRecords()
     logging.getLogger("realtime").addHandler(errors)
@@ -422,7 +422,7 @@ def test_fuzzed_client_frames_never_crash_leak_or_disturb_others(settings_fixtur
     try:
         runner.run(simulator.start(host="127.0.0.1", port=0))
         config = load_config({"REALTIME_SIMULATOR_URL": simulator.base_url})
-        settings_fixture.RELAY_CONFIG = config
+        use_config(config)
         fuzzer = Fuzzer(config)
         # Well-behaved: never above the relay's user_message rate (a token bucket per session).
         per_minute = getattr(config, "max_messages_per_minute", 0)
@@ -477,11 +477,6 @@ def test_fuzzed_client_frames_never_crash_leak_or_disturb_others(settings_fixtur
             runner.run(simulator.stop(), timeout=10)
         finally:
             runner.stop()
-
-
-@pytest.fixture
-def settings_fixture(settings: Any) -> Any:
-    return settings
 
 
 @pytest.mark.usefixtures("relay_config")

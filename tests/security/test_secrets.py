@@ -29,7 +29,7 @@ from realtime.config import load_config
 from realtime.logutil import JsonFormatter, SessionIdFilter
 from realtime.models import RealtimeSession
 from realtime.simulator import Faults, Simulator
-from tests.relay.conftest import Client, relay_tasks, wav_pcm
+from tests.relay.conftest import Client, relay_tasks, use_config, wav_pcm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -218,7 +218,7 @@ async def test_the_api_key_is_never_exposed(
     provider: str,
 ) -> None:
     simulator, key = keyed
-    settings.RELAY_CONFIG = load_config(provider_env(provider, simulator, key))
+    use_config(load_config(provider_env(provider, simulator, key)))
     sink: list[bytes | str] = []
 
     await scripted_sessions(sink, simulator)
@@ -251,7 +251,7 @@ async def test_the_upstream_client_debug_log_does_not_carry_the_key(
     keyed: tuple[Simulator, str], settings: Any, records: AllRecords, provider: str
 ) -> None:
     simulator, key = keyed
-    settings.RELAY_CONFIG = load_config(provider_env(provider, simulator, key))
+    use_config(load_config(provider_env(provider, simulator, key)))
     client = Client()
     await client.connect()
     await client.close()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from daphne.cli import CommandLineInterface
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand
+
+from realtime.runtime import Runtime
 
 BANNER = """
 ==============================================================================
@@ -21,9 +24,8 @@ class Command(BaseCommand):
     help = "Serve the relay with daphne (and the offline simulator when no provider is set)."
 
     def add_arguments(self, parser: Any) -> None:
-        config = settings.RELAY_CONFIG
         parser.add_argument("--host", default="0.0.0.0", help="bind address (default 0.0.0.0)")
-        parser.add_argument("--port", type=int, default=config.port, help="default: $PORT or 8080")
+        parser.add_argument("--port", type=int, help="default: $PORT or 8080")
         parser.add_argument("--fd", type=int, help="serve on an inherited socket fd instead")
         parser.add_argument(
             "--no-migrate",
@@ -36,22 +38,29 @@ class Command(BaseCommand):
         parser.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from daphne.cli import CommandLineInterface
+        from relay_site.application import build_application
 
         sqlite = settings.DATABASES["default"]["ENGINE"].endswith("sqlite3")
         if sqlite and not options["no_migrate"]:
             call_command("migrate", interactive=False, verbosity=0)
 
-        config = settings.RELAY_CONFIG
+        runtime = Runtime.from_environment()
+        config = runtime.config
         if config.provider == "simulator" and not config.endpoint:
             from realtime.embedded import start_simulator_thread
 
             simulator = start_simulator_thread()
-            settings.RELAY_CONFIG = config.with_endpoint(simulator.base_url)
+            runtime.config = config.with_endpoint(simulator.base_url)
             self.stdout.write(BANNER.format(url=simulator.base_url))
+        if config.provider == "azure" and config.dialect == "beta":
+            self.stderr.write(
+                "warning: AZURE_OPENAI_API_VERSION selects the legacy Azure preview (beta) "
+                "path, which Microsoft deprecated from 2026-04-30; unset it to use /openai/v1."
+            )
+        port = options["port"] or config.port
         self.stdout.write(
-            f"Relay on http://{options['host']}:{options['port']}/ "
-            f"(WebSocket /realtime) → {settings.RELAY_CONFIG.provider_label}"
+            f"Relay on http://{options['host']}:{port}/ "
+            f"(WebSocket /realtime) → {runtime.config.provider_label}"
         )
         argv = [
             "--ping-interval", str(options["ping_interval"]),
@@ -66,7 +75,20 @@ class Command(BaseCommand):
         if options["fd"] is not None:
             argv += ["--fd", str(options["fd"])]
         else:
-            argv += ["-b", options["host"], "-p", str(options["port"])]
+            argv += ["-b", options["host"], "-p", str(port)]
         if options["proxy_headers"]:
             argv.append("--proxy-headers")
-        CommandLineInterface().run([*argv, "relay_site.asgi:application"])
+        application = build_application(runtime)
+        RelayDaphne(application).run([*argv, "relay_site.asgi:application"])
+
+
+class RelayDaphne(CommandLineInterface):
+    """daphne's command line, serving an application built here (with this runtime) instead
+    of importing one by path: every daphne flag keeps working."""
+
+    def __init__(self, application: Any) -> None:
+        super().__init__()
+        self.application = application
+
+    def load_asgi_app(self, asgi_app_path: str) -> Any:
+        return self.application

@@ -1,0 +1,69 @@
+"""Admission: may this connection become a session? Checked once, before any upstream work.
+
+1. The access middleware's verdict (origin, login or ticket, draining), from the scope.
+2. A registry row (limits count rows across workers: no row, no session).
+3. The concurrency limits, per user and in total, counted across workers.
+A refusal raises ``SessionEnded`` with the ending to tell the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from realtime import endings, limits
+from realtime.compat.cancellation import db_call
+from realtime.config import RelayConfig
+from realtime.counters import SessionCounters
+from realtime.endings import SessionEnded
+from realtime.registry import Presence
+from realtime.runtime import Runtime
+
+log = logging.getLogger("realtime.session")
+
+
+@dataclass(frozen=True)
+class Admitted:
+    session_id: uuid.UUID
+    counters: SessionCounters
+    presence: Presence
+
+
+async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -> Admitted:
+    refusal = scope.get("relay_refusal")
+    if refusal is not None:
+        raise SessionEnded(refusal)
+    session_id = uuid.uuid4()
+    counters = SessionCounters()
+    presence = Presence(session_id, counters, runtime)
+    log.info("session %s: client connected from %s", session_id, client_address(scope))
+    if not await presence.open(**describe(scope, runtime.config, channel_name)):
+        raise SessionEnded(endings.REGISTRY_UNAVAILABLE)
+    over = await db_call(limits.concurrency_refusal, session_id=session_id, config=runtime.config)
+    if over:
+        ending = endings.TOO_MANY_SESSIONS.because(over)
+        await presence.close(code=ending.close_code, reason=ending.code)
+        raise SessionEnded(ending)
+    return Admitted(session_id=session_id, counters=counters, presence=presence)
+
+
+def describe(scope: dict[str, Any], config: RelayConfig, channel_name: str) -> dict[str, Any]:
+    """The registry row's fixed fields (no secrets: provider label and model only)."""
+    headers = dict(scope.get("headers") or [])
+    user = scope.get("user")
+    return {
+        "user": user if user is not None and user.is_authenticated else None,
+        "client_addr": client_address(scope)[:64],
+        "origin": headers.get(b"origin", b"").decode("latin-1")[:255],
+        "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:255],
+        "provider": config.provider,
+        "model": config.model[:100],
+        "channel_name": channel_name,
+    }
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    client = scope.get("client") or ("?", 0)
+    return f"{client[0]}:{client[1]}"

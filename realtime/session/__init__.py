@@ -1,0 +1,5 @@
+"""The session core: ``RelaySession`` and the client port it talks through."""
+
+from realtime.session.core import ClientPort, RelaySession, State
+
+__all__ = ["ClientPort", "RelaySession", "State"]

@@ -1,0 +1,542 @@
+"""RelaySession: one client's conversation with one upstream session, whatever the socket.
+
+The session owns the upstream adapter, the outbox, barge-in state and every task it starts.
+It talks to its client through a ``ClientPort`` (send text, send bytes, close with a code),
+which the WebSocket consumer implements. Lifecycle:
+
+    connecting ──(upstream configured: greeting)──▶ live ──end()──▶ ending ──▶ closed
+         └──────────────────────── end() / close() ───────────────────────────┘
+
+``end(ending)`` tells the client why (error message + close code) and closes; ``close()``
+releases everything, once, on every path (client gone, upstream gone, error, terminate,
+drain). Two tasks do the I/O: the reader (open the upstream, then read and handle its
+events) and the writer (the only sender upstream, so order is kept).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from realtime import endings, limits, metrics, protocol
+from realtime.endings import Ending, SessionEnded
+from realtime.events import (
+    AudioDelta,
+    AudioDone,
+    InputTimeout,
+    InputTranscript,
+    InputTranscriptDelta,
+    InputTranscriptFailed,
+    ResponseDone,
+    ResponseStarted,
+    SpeechStarted,
+    SpeechStopped,
+    TextDelta,
+    TextDone,
+    Truncated,
+    UpstreamEnded,
+    UpstreamError,
+)
+from realtime.session.outbox import UpstreamOutbox
+from realtime.session.playback import AudioTracker, BargeIn, Interruption
+from realtime.upstream import Unsupported, adapter_for
+
+if TYPE_CHECKING:
+    from realtime.admission import Admitted
+    from realtime.runtime import Runtime
+
+log = logging.getLogger("realtime.session")
+
+
+class ClientPort(Protocol):
+    """The client side of a session (the WebSocket consumer implements it)."""
+
+    async def send_text(self, text: str) -> None: ...
+
+    async def send_bytes(self, data: bytes) -> None: ...
+
+    async def close(self, code: int) -> None: ...
+
+
+class State(enum.Enum):
+    CONNECTING = "connecting"
+    LIVE = "live"
+    ENDING = "ending"
+    CLOSED = "closed"
+
+
+OPEN = (State.CONNECTING, State.LIVE)
+
+
+class RelaySession:
+    def __init__(
+        self,
+        *,
+        port: ClientPort,
+        runtime: Runtime,
+        admitted: Admitted,
+        on_heartbeat: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        config = runtime.config
+        self.id = admitted.session_id
+        self.port = port
+        self.runtime = runtime
+        self.config = config
+        self.counters = admitted.counters
+        self.state = State.CONNECTING
+        self.ending: Ending | None = None
+        self.ended_by = ""
+        self.client_close_code: int | None = None
+        self.connect_ms: int | None = None
+        self.ready = asyncio.Event()
+        self.meter = metrics.SessionMeter(self.counters)
+        self.upstream = adapter_for(config, runtime.clients)
+        self.outbox = UpstreamOutbox(
+            coalesce_ms=config.audio_coalesce_ms,
+            encode_audio=self.upstream.audio_frame,
+            on_dropped=self._audio_dropped,
+        )
+        self.tracker = AudioTracker()
+        self.barge_in = BargeIn(wait_ms=config.playback_report_wait_ms, truncate=self._truncate)
+        self._presence = admitted.presence
+        self._on_heartbeat = on_heartbeat
+        self._rate = limits.MessageRate(config.max_messages_per_minute)
+        self._answer_active = False  # between response_started and response_done
+        self._awaiting_answer = False  # asked for one; it has not started yet
+        self._answer_wanted = False  # ask for one as soon as the active one is done
+        self._cancel_sent = False  # we cancelled: "no active response" is our own race
+        self._uncommitted_bytes = 0  # client audio since the last commit (manual turns)
+        self._last_activity = time.monotonic()
+        self._watch: asyncio.Timeout | None = None
+        self._backlog_warned = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing: asyncio.Future[None] | None = None
+        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            AudioDelta: self._on_audio_delta,
+            TextDelta: self._on_text_delta,
+            TextDone: self._on_text_done,
+            AudioDone: self._on_audio_done,
+            SpeechStarted: self._on_speech_started,
+            SpeechStopped: self._on_speech_stopped,
+            InputTranscriptDelta: self._on_transcript_delta,
+            InputTranscript: self._on_transcript,
+            InputTranscriptFailed: self._on_transcript_failed,
+            InputTimeout: self._on_input_timeout,
+            ResponseStarted: self._on_response_started,
+            ResponseDone: self._on_response_done,
+            Truncated: self._on_truncated,
+            UpstreamError: self._on_upstream_error,
+            UpstreamEnded: self._on_upstream_ended,
+        }
+
+    # ------------------------------------------------------------------------------------------
+    # What the client edge calls
+    # ------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.meter.opened()
+        self.runtime.register(self)
+        self._spawn(self._presence.run(self.ready, on_beat=self._on_heartbeat), "presence")
+        self._spawn(self._run_upstream(), "reader")
+        self._spawn(
+            limits.session_clock(
+                config=self.config,
+                last_activity=lambda: self._last_activity,
+                warn=self._warn_session_ending,
+                end=self.end,
+            ),
+            "clock",
+        )
+
+    def audio(self, data: bytes) -> None:
+        """One client audio frame (PCM16 24 kHz): coalesced into the outbox, no I/O here."""
+        if self.state not in OPEN:
+            return
+        self._last_activity = time.monotonic()
+        counters = self.counters
+        counters.audio_bytes_in += len(data)
+        counters.frames_in += 1
+        self._uncommitted_bytes += len(data)
+        self.outbox.audio(data)
+
+    async def command(self, command: protocol.ClientCommand) -> None:
+        if self.state not in OPEN:
+            return
+        self._last_activity = time.monotonic()
+        if isinstance(command, protocol.UserMessage):
+            await self._user_message(command.text)
+        elif isinstance(command, protocol.Playback):
+            self.barge_in.playback(command.item_id, command.played_ms)
+        elif isinstance(command, protocol.Interrupt):
+            self._interrupt(command.playback)
+        elif isinstance(command, protocol.Commit):
+            await self._commit()
+
+    async def reject(self, code: str, message: str) -> None:
+        """A client frame the relay could not accept (non-fatal: the session goes on)."""
+        if self.state not in OPEN:
+            return
+        self._last_activity = time.monotonic()
+        await self._client_error(code, message)
+
+    async def drain(self) -> None:
+        """The worker is shutting down (runtime.drain)."""
+        await self.end(endings.SERVER_RESTARTING)
+
+    async def end(self, ending: Ending, *, ended_by: str = "") -> None:
+        """End the session with a reason: error message, close frame, then close()."""
+        if self.state in OPEN:
+            self.state = State.ENDING
+            self.ending, self.ended_by = ending, ended_by
+            self.meter.ended(ending.code)
+            log.info("session %s: ending (%s, close %d)", self.id, ending.code, ending.close_code)
+            try:
+                await self.port.send_text(
+                    protocol.error_message(ending.code, ending.message, fatal=True)
+                )
+                await self.port.close(ending.close_code)
+            except Exception:  # the client may already be gone
+                pass
+        await self.close()
+
+    async def client_gone(self, code: int | None) -> None:
+        """The client closed the socket (or it broke)."""
+        self.client_close_code = code if isinstance(code, int) else None
+        await self.close()
+
+    async def close(self) -> None:
+        """Idempotent: every caller waits for the one release of everything."""
+        if self._closing is None:
+            if self.ending is None:
+                self.ending = endings.CLIENT_CLOSED
+                self.meter.ended(self.ending.code)
+            self.state = State.ENDING
+            # Its own task: it may cancel the very task that asked for it (a reader that
+            # hit an upstream error), and must still run to the end.
+            self._closing = asyncio.ensure_future(self._release())
+        await asyncio.shield(self._closing)
+
+    # ------------------------------------------------------------------------------------------
+    # Client commands
+    # ------------------------------------------------------------------------------------------
+
+    async def _user_message(self, text: str) -> None:
+        if not self._rate.allow():
+            await self._client_error(
+                "rate_limited",
+                f"more than {self.config.max_messages_per_minute} messages a minute; "
+                "message not sent",
+            )
+            return
+        # Typed while an answer is in progress: that answer is cut as a spoken barge-in would
+        # be, and the new message is answered once it is done. (Audio of a finished answer
+        # that is still playing is the client's to stop: it sends ``interrupt`` first.)
+        cut = self._cut_answer() if self._answer_active else []
+        frames = cut + self.upstream.user_text(text)
+        if not self._ask_for_answer(frames):
+            return
+        self.counters.text_messages += 1
+
+    def _interrupt(self, playback: protocol.Playback | None) -> None:
+        frames = self._cut_answer()
+        if frames:
+            self._enqueue(frames)
+        if playback is not None:
+            self.barge_in.playback(playback.item_id, playback.played_ms)
+        elif self.barge_in.pending:
+            self.barge_in.settle(None)
+
+    async def _commit(self) -> None:
+        if self.config.turn_detection is not None:
+            await self._client_error(
+                "commit_unavailable",
+                "turn detection is on (RELAY_TURN_DETECTION): the service ends turns itself",
+            )
+            return
+        if self._uncommitted_bytes == 0:
+            await self._client_error("commit_empty", "no audio since the last commit")
+            return
+        try:
+            frames = self.upstream.commit_audio()
+        except Unsupported as exc:
+            await self._client_error(exc.code, exc.message)
+            return
+        if self._ask_for_answer(frames):
+            self._uncommitted_bytes = 0
+
+    def _cut_answer(self) -> list[str]:
+        """Stop the answer in progress and cut its audio where the client is (barge-in)."""
+        frames: list[str] = []
+        if self._answer_active:
+            frames = self.upstream.cancel_answer()
+            self._cancel_sent = True
+        cut = self.tracker.interruption(time.monotonic())
+        if cut is not None:
+            self.counters.barge_ins += 1
+            self.barge_in.cut(cut)
+        return frames
+
+    def _ask_for_answer(self, frames: list[str]) -> bool:
+        """Send ``frames`` and then ask for an answer — now, or once the active one is done."""
+        if self._answer_active:
+            self._answer_wanted = True
+        else:
+            frames = frames + self.upstream.request_answer()
+        if not self.outbox.frames(frames):
+            self._send_soon(protocol.error_message("busy", "the relay is busy; message not sent"))
+            return False
+        self._awaiting_answer = True
+        watch = self._watch
+        if watch is not None and watch.when() is None:  # the reader waits without a deadline
+            watch.reschedule(asyncio.get_running_loop().time() + self.config.stall_timeout_s)
+        return True
+
+    def _truncate(self, cut: Interruption, played_ms: int | None) -> None:
+        frames = self.upstream.truncate(cut.item_id, cut.content_index, cut.heard_ms(played_ms))
+        if frames:
+            self.counters.truncations += 1
+            self._enqueue(frames)
+
+    def _enqueue(self, frames: list[str]) -> None:
+        if not self.outbox.frames(frames):
+            log.warning("session %s: outbox full, dropped %d frame(s)", self.id, len(frames))
+
+    def _audio_dropped(self, size: int) -> None:
+        # Bounded: a stalled upstream must not grow memory; tell the client once.
+        self.counters.audio_bytes_dropped += size
+        if not self._backlog_warned:
+            self._backlog_warned = True
+            self._send_soon(
+                protocol.error_message(
+                    "audio_dropped", "the realtime service is not keeping up; audio dropped"
+                )
+            )
+
+    async def _client_error(self, code: str, message: str) -> None:
+        self.counters.errors += 1
+        await self.port.send_text(protocol.error_message(code, message))
+
+    # ------------------------------------------------------------------------------------------
+    # The upstream: open, then read and handle its events
+    # ------------------------------------------------------------------------------------------
+
+    async def _run_upstream(self) -> None:
+        try:
+            await self._open_upstream()
+            await self._relay_upstream()
+        except SessionEnded as ended:
+            await self.end(ended.ending)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            ending = self.upstream.closed_ending(exc)
+            if ending is not None:
+                log.warning("session %s: %s", self.id, ending.message)
+                await self.end(ending)
+                return
+            log.exception("session %s: upstream task failed", self.id)
+            await self.end(endings.INTERNAL_ERROR)
+
+    async def _open_upstream(self) -> None:
+        started = time.monotonic()
+        try:
+            await self.upstream.open()
+        except SessionEnded as failed:
+            metrics.count_upstream_error(failed.ending.code)  # connect failures count too
+            raise
+        self.connect_ms = int((time.monotonic() - started) * 1000)
+        config = self.config
+        await self.port.send_text(protocol.control("connected", greeting=config.greeting))
+        await self.port.send_text(
+            protocol.control(
+                "session_info",
+                session_id=str(self.id),
+                provider=config.provider_label,
+                api=self.upstream.api,
+            )
+        )
+        log.info(
+            "session %s: live on %s after %d ms", self.id, config.provider_label, self.connect_ms
+        )
+        self.state = State.LIVE
+        self.meter.live(self.connect_ms)
+        self.ready.set()
+        self._spawn(self._write_upstream(), "writer")
+
+    async def _relay_upstream(self) -> None:
+        upstream = self.upstream
+        recv, translate, handlers = upstream.recv, upstream.translate, self._handlers
+        loop = asyncio.get_running_loop()
+        stall = self.config.stall_timeout_s
+        while self.state is State.LIVE:
+            # Silence is fine while idle; while an answer is expected it means a stall.
+            expecting = self._awaiting_answer or self._answer_active
+            deadline = loop.time() + stall if expecting else None
+            due = upstream.deadline()
+            if due is not None and (deadline is None or due < deadline):
+                deadline = due
+            try:
+                async with asyncio.timeout(deadline) as watch:
+                    self._watch = watch
+                    frame = await recv()
+                events = translate(frame, time.monotonic())
+            except TimeoutError:
+                due = upstream.deadline()
+                if due is None or loop.time() < due:
+                    raise SessionEnded(endings.UPSTREAM_STALLED) from None
+                events = upstream.tick(loop.time())
+            finally:
+                self._watch = None
+            for event in events:
+                await handlers[type(event)](event)
+
+    async def _write_upstream(self) -> None:
+        get, send = self.outbox.get, self.upstream.send
+        try:
+            while True:
+                await send(await get())
+        except Exception as exc:
+            if self.upstream.closed_ending(exc) is None:
+                raise
+            # the reader sees the same close and reports it
+
+    # ------------------------------------------------------------------------------------------
+    # Upstream events → the client, the counters, barge-in
+    # ------------------------------------------------------------------------------------------
+
+    async def _on_audio_delta(self, event: AudioDelta) -> None:
+        if self.tracker.is_cut(event.item_id):
+            return  # the user interrupted this item: late audio must not play
+        pcm = event.pcm
+        if self.tracker.sent(event.item_id, event.content_index, len(pcm), time.monotonic()):
+            await self.port.send_text(protocol.audio_start(event.item_id, event.content_index))
+        counters = self.counters
+        counters.audio_bytes_out += len(pcm)
+        counters.frames_out += 1
+        self.meter.reply_audio()
+        await self.port.send_bytes(pcm)
+
+    async def _on_text_delta(self, event: TextDelta) -> None:
+        await self.port.send_text(protocol.text_delta(event.part_id, event.delta))
+
+    async def _on_text_done(self, event: TextDone) -> None:
+        await self.port.send_text(protocol.control("text_done", id=event.part_id))
+
+    async def _on_audio_done(self, event: AudioDone) -> None:
+        await self.port.send_text(protocol.control("audio_done", id=event.part_id))
+
+    async def _on_speech_started(self, event: SpeechStarted) -> None:
+        self.counters.speech_turns += 1
+        self.meter.turn_reset()
+        await self.port.send_text(protocol.SPEECH_STARTED)
+        cut = self.tracker.interruption(time.monotonic())
+        if cut is not None:
+            self.counters.barge_ins += 1
+            self.barge_in.cut(cut)
+
+    async def _on_speech_stopped(self, event: SpeechStopped) -> None:
+        self.meter.speech_stopped()
+        await self.port.send_text(protocol.SPEECH_STOPPED)
+
+    async def _on_transcript_delta(self, event: InputTranscriptDelta) -> None:
+        await self.port.send_text(protocol.transcription_delta(event.item_id, event.delta))
+
+    async def _on_transcript(self, event: InputTranscript) -> None:
+        await self.port.send_text(protocol.transcription(event.item_id, event.text))
+
+    async def _on_transcript_failed(self, event: InputTranscriptFailed) -> None:
+        await self.port.send_text(
+            protocol.error_message(
+                "transcription_failed", f"input transcription failed: {event.message}"
+            )
+        )
+
+    async def _on_input_timeout(self, event: InputTimeout) -> None:
+        await self.port.send_text(protocol.control("input_timeout"))
+
+    async def _on_response_started(self, event: ResponseStarted) -> None:
+        self._answer_active = True
+        self._awaiting_answer = False
+        await self.port.send_text(protocol.control("response_started", id=event.response_id))
+
+    async def _on_response_done(self, event: ResponseDone) -> None:
+        self._answer_active = False
+        self._cancel_sent = False
+        usage = event.usage
+        self.counters.add_usage(usage)
+        self.meter.turn_reset()
+        await self.port.send_text(
+            protocol.control(
+                "response_done",
+                id=event.response_id,
+                status=event.status,
+                reason=event.reason,
+                usage={
+                    "input_tokens": usage.input_tokens,
+                    "output_tokens": usage.output_tokens,
+                    "total_tokens": usage.total_tokens,
+                },
+            )
+        )
+        if self._answer_wanted:
+            self._answer_wanted = False
+            self._ask_for_answer([])
+
+    async def _on_truncated(self, event: Truncated) -> None:
+        await self.port.send_text(
+            protocol.control("truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms)
+        )
+
+    async def _on_upstream_error(self, event: UpstreamError) -> None:
+        self.counters.errors += 1
+        self._awaiting_answer = False  # a refused request brings no answer: no stall watch
+        metrics.count_upstream_error(event.code)
+        if event.code == "response_cancel_not_active" and self._cancel_sent:
+            # Our cancel crossed the answer's own end: nothing the client should hear about.
+            log.debug("session %s: cancel arrived after the answer ended", self.id)
+            return
+        log.warning("session %s: upstream error %s", self.id, event.code)
+        await self.port.send_text(protocol.error_message(event.code, event.message))
+
+    async def _on_upstream_ended(self, event: UpstreamEnded) -> None:
+        self.counters.errors += 1
+        metrics.count_upstream_error(event.code or event.ending.code)
+        log.warning("session %s: upstream ended the session (%s)", self.id, event.ending.code)
+        raise SessionEnded(event.ending)
+
+    # ------------------------------------------------------------------------------------------
+    # Tasks and release
+    # ------------------------------------------------------------------------------------------
+
+    async def _warn_session_ending(self, seconds_left: int) -> None:
+        await self.port.send_text(protocol.control("session_ending", seconds_left=seconds_left))
+
+    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+        task = asyncio.ensure_future(coro)
+        task.set_name(f"realtime-{name}-{self.id}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send_soon(self, text: str) -> None:
+        self._spawn(self.port.send_text(text), "notice")
+
+    async def _release(self) -> None:
+        self.runtime.unregister(self)
+        self.outbox.close()
+        self.barge_in.close()
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2)
+        await self.upstream.close()
+        ending = self.ending or endings.CLIENT_CLOSED
+        code = self.client_close_code if ending is endings.CLIENT_CLOSED else ending.close_code
+        await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
+        self.meter.closed()
+        self.state = State.CLOSED
+        log.info("session %s: closed; %s", self.id, self.counters.summary())

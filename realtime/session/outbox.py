@@ -1,0 +1,109 @@
+"""Everything a session sends upstream, in order: coalesced client audio and commands.
+
+Bounded (≈10 s of 20 ms appends): a slow or not-yet-ready upstream can't grow memory. The
+session's writer task is the only reader, so upstream order is the order things were put.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from realtime.counters import BYTES_PER_MS
+
+MESSAGES = 500  # ≈10 s of 20 ms appends held while the upstream is slow or not ready
+
+
+class AudioCoalescer:
+    """Joins tiny client audio frames into upstream appends without splitting a sample.
+
+    ``feed`` returns a chunk once ``flush_bytes`` have gathered; the outbox flushes the
+    remainder on a short timer so the tail of an utterance is never held back.
+    """
+
+    def __init__(self, flush_bytes: int, max_bytes: int) -> None:
+        self.flush_bytes = max(2, flush_bytes - flush_bytes % 2)
+        self.max_bytes = max_bytes
+        self._buffer = bytearray()
+        self._odd = b""
+        self.dropped_bytes = 0
+
+    def __len__(self) -> int:
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> bytes | None:
+        if self._odd:
+            data = self._odd + data
+            self._odd = b""
+        if len(data) % 2:
+            self._odd = data[-1:]
+            data = data[:-1]
+        room = self.max_bytes - len(self._buffer)
+        if len(data) > room:
+            # Bounded: audio held back while upstream is not ready is capped (oldest kept).
+            self.dropped_bytes += len(data) - max(room, 0)
+            data = data[: max(room, 0)]
+        self._buffer += data
+        if len(self._buffer) >= self.flush_bytes:
+            return self.drain()
+        return None
+
+    def drain(self) -> bytes:
+        chunk = bytes(self._buffer)
+        self._buffer.clear()
+        return chunk
+
+
+class UpstreamOutbox:
+    def __init__(
+        self,
+        *,
+        coalesce_ms: int,
+        encode_audio: Callable[[bytes], str],
+        on_dropped: Callable[[int], None],
+    ) -> None:
+        self._coalescer = AudioCoalescer(
+            flush_bytes=max(2, coalesce_ms * BYTES_PER_MS), max_bytes=MESSAGES * 960
+        )
+        self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=MESSAGES)
+        self._delay = coalesce_ms / 1000
+        self._flush_handle: asyncio.TimerHandle | None = None
+        self._encode = encode_audio
+        self._on_dropped = on_dropped
+        self.get = self._queue.get
+
+    def audio(self, data: bytes) -> None:
+        chunk = self._coalescer.feed(data)
+        if chunk:
+            self._put_audio(chunk)
+        elif len(self._coalescer) and self._flush_handle is None:
+            # Never hold the tail of an utterance longer than the coalescing window.
+            self._flush_handle = asyncio.get_running_loop().call_later(self._delay, self.flush)
+
+    def flush(self) -> None:
+        """Send the audio gathered so far (before any command, so order is kept)."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        if len(self._coalescer):
+            self._put_audio(self._coalescer.drain())
+
+    def frames(self, frames: list[str]) -> bool:
+        """All of these upstream frames or none of them; False when there is no room."""
+        self.flush()
+        if self._queue.maxsize - self._queue.qsize() < len(frames):
+            return False
+        for frame in frames:
+            self._queue.put_nowait(frame)
+        return True
+
+    def close(self) -> None:
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+
+    def _put_audio(self, chunk: bytes) -> None:
+        try:
+            self._queue.put_nowait(self._encode(chunk))
+        except asyncio.QueueFull:
+            self._on_dropped(len(chunk))

@@ -1,0 +1,106 @@
+"""Upstream adapters: one per API family, behind one interface the session talks to.
+
+An adapter owns the connection to one upstream session. It opens it (connect, then the
+family's handshake), translates each upstream frame into the session's neutral events
+(``realtime.events``), and encodes what the session asks for (user text, an answer, a cut,
+a commit) into upstream frames, which the session's outbox sends in order.
+
+Families: ``realtime`` (the Realtime API: OpenAI GA, Azure GA and the legacy Azure preview
+dialect) in ``realtime/upstream/realtime.py``. To add one, subclass ``UpstreamAdapter`` and
+list it in ``ADAPTERS`` (see docs/architecture.md).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from typing import ClassVar
+
+from websockets.exceptions import ConnectionClosed
+
+from realtime import endings
+from realtime.config import RelayConfig
+from realtime.endings import Ending
+from realtime.events import Event
+from realtime.upstream.clients import UpstreamClients
+
+
+class Unsupported(Exception):
+    """The upstream API has no way to do what the client asked (reported, not fatal)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class UpstreamAdapter(ABC):
+    api: ClassVar[str]  # what session_info reports as "api"
+
+    # Set by open(): the raw frame transport of the connected session.
+    send: Callable[[str], Awaitable[None]]
+    recv: Callable[[], Awaitable[bytes | str]]
+
+    def __init__(self, config: RelayConfig, clients: UpstreamClients) -> None:
+        self.config = config
+        self.clients = clients
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect and configure the upstream session; raise ``SessionEnded`` on failure."""
+
+    @abstractmethod
+    def translate(self, frame: bytes | str, now: float) -> list[Event]:
+        """One upstream frame → the session's events (may be none)."""
+
+    def deadline(self) -> float | None:
+        """When ``tick`` has events to report without an upstream frame (loop time), if ever."""
+        return None
+
+    def tick(self, now: float) -> list[Event]:
+        """Events that are due by time alone (e.g. a turn end derived from a pause)."""
+        return []
+
+    @abstractmethod
+    def audio_frame(self, pcm: bytes) -> str:
+        """Client audio (PCM16 24 kHz) as one upstream frame."""
+
+    @abstractmethod
+    def user_text(self, text: str) -> list[str]:
+        """A typed user message, added to the conversation (no answer requested)."""
+
+    @abstractmethod
+    def request_answer(self) -> list[str]:
+        """Ask the model to answer now."""
+
+    @abstractmethod
+    def cancel_answer(self) -> list[str]:
+        """Stop the answer in progress."""
+
+    @abstractmethod
+    def commit_audio(self) -> list[str]:
+        """End a manual (push-to-talk) turn: commit the buffered audio; raise Unsupported."""
+
+    @abstractmethod
+    def truncate(self, item_id: str, content_index: int, heard_ms: int) -> list[str]:
+        """Tell the model how much of an interrupted answer the user heard (0 = nothing)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close the connection (bounded; never raises)."""
+
+    def closed_ending(self, exc: BaseException) -> Ending | None:
+        """The ending for a transport error from ``recv``/``send`` (None: not a close)."""
+        if isinstance(exc, ConnectionClosed):
+            code = exc.rcvd.code if exc.rcvd else None
+            return endings.UPSTREAM_CLOSED.because(
+                f"the realtime service closed the session (code {code})"
+            )
+        return None
+
+
+def adapter_for(config: RelayConfig, clients: UpstreamClients) -> UpstreamAdapter:
+    from realtime.upstream.realtime import RealtimeAdapter
+
+    adapters: dict[str, type[UpstreamAdapter]] = {RealtimeAdapter.api: RealtimeAdapter}
+    return adapters[config.api](config, clients)

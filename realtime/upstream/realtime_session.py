@@ -1,0 +1,95 @@
+"""The Realtime API session configuration (``session.update``) built from the relay's config.
+
+GA shape (OpenAI, Azure ``/openai/v1``) and the legacy beta shape (Azure preview
+``api-version``). Settings the beta shape has no field for (idle timeout, truncation, a stored
+prompt) are left out there; ``realtime.config`` warns about them at start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtime.config import RelayConfig
+
+PCM = {"type": "audio/pcm", "rate": 24000}
+
+
+def _turn_detection(config: RelayConfig, dialect: str) -> dict[str, Any] | None:
+    td = config.turn_detection
+    if td is None:
+        return None
+    body: dict[str, Any] = {"type": td.type}
+    if td.type == "server_vad":
+        body |= {
+            "threshold": td.threshold,
+            "prefix_padding_ms": td.prefix_padding_ms,
+            "silence_duration_ms": td.silence_duration_ms,
+        }
+        if td.idle_timeout_ms and dialect == "ga":
+            body["idle_timeout_ms"] = td.idle_timeout_ms
+    else:
+        body["eagerness"] = td.eagerness
+    body |= {"create_response": td.create_response, "interrupt_response": td.interrupt_response}
+    return body
+
+
+def _transcription(config: RelayConfig) -> dict[str, Any] | None:
+    if not config.transcription_model:
+        return None
+    body: dict[str, Any] = {"model": config.transcription_model}
+    if config.transcription_language:
+        body["language"] = config.transcription_language
+    if config.transcription_prompt:
+        body["prompt"] = config.transcription_prompt
+    return body
+
+
+def _noise_field(config: RelayConfig, name: str) -> dict[str, Any]:
+    """Noise reduction is off unless configured: the field is sent only when it is on."""
+    return {name: {"type": config.noise_reduction}} if config.noise_reduction else {}
+
+
+def _truncation(config: RelayConfig) -> str | dict[str, Any]:
+    if isinstance(config.truncation, float):
+        return {"type": "retention_ratio", "retention_ratio": config.truncation}
+    return config.truncation
+
+
+def session_update(config: RelayConfig, dialect: str) -> dict[str, Any]:
+    if dialect == "beta":
+        modalities = ["text"] if config.output_modalities == "text" else ["text", "audio"]
+        return {
+            "type": "session.update",
+            "session": {
+                "modalities": modalities,
+                "instructions": config.instructions,
+                "voice": config.voice,
+                "input_audio_format": "pcm16",
+                "output_audio_format": "pcm16",
+                "input_audio_transcription": _transcription(config),
+                "turn_detection": _turn_detection(config, dialect),
+            }
+            | _noise_field(config, "input_audio_noise_reduction"),
+        }
+    session: dict[str, Any] = {
+        "type": "realtime",
+        "output_modalities": [config.output_modalities],
+        "instructions": config.instructions,
+        "audio": {
+            "input": {
+                "format": PCM,
+                "transcription": _transcription(config),
+                "turn_detection": _turn_detection(config, dialect),
+            }
+            | _noise_field(config, "noise_reduction"),
+            "output": {"format": PCM, "voice": config.voice},
+        },
+    }
+    if config.truncation != "auto":  # the service's default: sent only when changed
+        session["truncation"] = _truncation(config)
+    if config.prompt_id:
+        prompt: dict[str, Any] = {"id": config.prompt_id}
+        if config.prompt_version:
+            prompt["version"] = config.prompt_version
+        session["prompt"] = prompt
+    return {"type": "session.update", "session": session}

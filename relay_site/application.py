@@ -1,0 +1,39 @@
+"""Build the ASGI application around a runtime: HTTP through Django, /realtime through Channels.
+
+``relay_site/asgi.py`` builds it from the environment for any ASGI server; ``manage.py serve``
+and the tests build their own runtime (e.g. pointed at an embedded simulator) and pass it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from realtime.runtime import Runtime
+
+
+def build_application(runtime: Runtime | None = None) -> Any:
+    from channels.auth import AuthMiddlewareStack
+    from channels.routing import ProtocolTypeRouter, URLRouter
+    from django.core.asgi import get_asgi_application
+
+    django_app = get_asgi_application()  # sets Django up first
+
+    from realtime import drain, metrics
+    from realtime import runtime as relay_runtime
+    from realtime.access import RelayAccessMiddleware
+    from realtime.routing import websocket_urlpatterns
+
+    runtime = relay_runtime.install(runtime or Runtime.from_environment())
+    metrics.setup_process()
+    drain.install(runtime)
+    router = ProtocolTypeRouter(
+        {
+            "http": django_app,
+            # Origin (ALLOWED_HOSTS + RELAY_ALLOWED_ORIGINS), session or ticket auth,
+            # draining: refusals are explained to the client by the consumer (error + code).
+            "websocket": AuthMiddlewareStack(
+                RelayAccessMiddleware(URLRouter(websocket_urlpatterns))
+            ),
+        }
+    )
+    return relay_runtime.RuntimeMiddleware(router, runtime)

@@ -1,0 +1,66 @@
+"""What the client heard, and barge-in truncation (pure parts of the session core)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from realtime.session.outbox import AudioCoalescer
+from realtime.session.playback import AudioTracker, BargeIn, Interruption
+
+
+def test_a_new_item_is_announced_once():
+    tracker = AudioTracker()
+    assert tracker.sent("a", 0, 960, now=1.0) is True
+    assert tracker.sent("a", 0, 960, now=1.02) is False
+    assert tracker.sent("b", 0, 960, now=1.04) is True
+
+
+def test_barge_in_estimates_what_was_played():
+    """1 s sent, 0.4 s elapsed since the first frame → heard 400 ms."""
+    tracker = AudioTracker()
+    tracker.sent("a", 0, 48000, now=10.0)
+    cut = tracker.interruption(10.4)
+    assert cut == Interruption("a", 0, 1000, 400)
+    assert cut.heard_ms(None) == 400
+    # The client's exact figure wins, but never beyond what was sent.
+    assert cut.heard_ms(250) == 250 and cut.heard_ms(5000) == 1000
+    assert tracker.is_cut("a") and not tracker.is_cut("b")
+
+
+def test_no_interruption_when_everything_sent_was_played():
+    tracker = AudioTracker()
+    tracker.sent("a", 0, 4800, now=0.0)  # 100 ms
+    assert tracker.interruption(5.0) is None
+    assert not tracker.is_cut("a")
+
+
+async def test_barge_in_waits_for_the_playback_report_then_falls_back_to_the_estimate():
+    truncated: list[tuple[str, int | None]] = []
+    barge_in = BargeIn(wait_ms=50, truncate=lambda cut, ms: truncated.append((cut.item_id, ms)))
+    barge_in.cut(Interruption("a", 0, 1000, 400))
+    barge_in.playback("other", 10)  # not the cut item: ignored
+    barge_in.playback("a", 321)
+    assert truncated == [("a", 321)]
+    barge_in.cut(Interruption("b", 0, 1000, 400))
+    await asyncio.sleep(0.1)
+    assert truncated == [("a", 321), ("b", None)]  # no report: the estimate
+    barge_in.close()
+
+
+def test_coalescer_joins_small_frames_and_never_splits_a_sample():
+    co = AudioCoalescer(flush_bytes=960, max_bytes=10_000)
+    out = [co.feed(b"\x01" * 255) for _ in range(4)]
+    assert out[:3] == [None, None, None]
+    assert out[3] is not None and len(out[3]) == 1020 and len(out[3]) % 2 == 0
+    assert co.feed(b"\x01\x02\x03") is None
+    assert co.drain() == b"\x01\x02"  # the odd third byte waits for its partner
+    assert co.feed(b"\x04") is None
+    assert co.drain() == b"\x03\x04"
+
+
+def test_coalescer_is_bounded():
+    co = AudioCoalescer(flush_bytes=100_000, max_bytes=1000)
+    co.feed(bytes(800))
+    co.feed(bytes(800))
+    assert len(co) == 1000
+    assert co.dropped_bytes == 600
