@@ -179,10 +179,11 @@ def plan_response(
         return Plan("message", _tool_outputs_reply(context, history) + note)
     if last.get("_idle_timeout"):
         seconds = last["_idle_timeout"] / 1000
+        unit = "second" if seconds == 1 else "seconds"
         return Plan(
             "message",
             reply_text or f"Are you still there? I have not heard anything for {seconds:g} "
-            f"seconds.{note}",
+            f"{unit}.{note}",
         )  # fmt: skip
     text = item_text(last)
     if text is None:
