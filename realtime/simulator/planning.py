@@ -7,8 +7,9 @@ Tool-call convention (what the relay's server-side tools rely on):
   (``get current time``); text inside a JSON object does not count;
 - every mentioned tool is called once, in order of first mention, all in one response
   (parallel calls) unless ``parallel_tool_calls`` is false (then only the first);
-- a call's arguments are the first JSON object in its stretch of the words (from its mention to
-  the next called tool's mention; the first call's stretch starts at the beginning), else ``{}``;
+- a call's arguments are the first JSON object in its stretch of the words (from the tool's
+  first mention to the next mention of any tool; the first call's stretch starts at the
+  beginning of the words), else ``{}``;
 - ``tool_choice``: ``none`` never calls, ``required`` calls the first tool when none is
   mentioned, ``{"type": "function", "name": N}`` calls only N;
 - after ``function_call_output`` items the reply quotes every output verbatim.
@@ -92,8 +93,9 @@ def tool_calls(
 ) -> list[ToolCall]:
     if not names or choice == "none":
         return []
+    hits = mentions(text, names)
     order: list[tuple[int, str]] = []
-    for position, name in mentions(text, names):
+    for position, name in hits:
         if all(name != seen for _, seen in order):
             order.append((position, name))
     if isinstance(choice, dict) and choice.get("type", "function") == "function":
@@ -109,7 +111,7 @@ def tool_calls(
     calls = []
     for index, (position, name) in enumerate(order):
         start = 0 if index == 0 else position
-        end = order[index + 1][0] if index + 1 < len(order) else len(text)
+        end = next((p for p, _ in hits if p > position), len(text))
         arguments = next((value for s, _, value in objects if start <= s < end), {})
         calls.append(
             ToolCall(name, json.dumps(arguments, separators=(",", ":"), ensure_ascii=False))
