@@ -80,6 +80,7 @@ class Session(AudioInput, ConversationItems, ResponseRunner):
         self.speech_start_ms = 0
         self.idle_start_ms: int | None = None  # idle timer running since (input clock)
         self._idle_task: asyncio.Task[None] | None = None
+        self._idle_timeout_applied: int | None = None
         self.active: ActiveResponse | None = None
         self.responses_started = 0
         self.audio_sent = False
@@ -190,6 +191,7 @@ class Session(AudioInput, ConversationItems, ResponseRunner):
         if td is None or self.echo:
             self.vad.detecting = False
             self.disarm_idle()
+            self._idle_timeout_applied = None
             return
         self.vad.detecting = True
         # semantic_vad: the energy VAD with default threshold and padding; eagerness sets how
@@ -199,10 +201,12 @@ class Session(AudioInput, ConversationItems, ResponseRunner):
             int(td.get("prefix_padding_ms", 300)),
             cfg.silence_duration_ms(td),
         )
-        if cfg.idle_timeout_ms(self.dialect, self.session) is None:
+        timeout = cfg.idle_timeout_ms(self.dialect, self.session)
+        if timeout is None:
             self.disarm_idle()
-        else:
+        elif timeout != self._idle_timeout_applied:
             self.rearm_idle()
+        self._idle_timeout_applied = timeout
 
     # ---- dispatch -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ import wave
 from dataclasses import dataclass
 from pathlib import Path
 
-from .vad import RATE, WINDOW_MS, Segment, window_energies
+from .vad import RATE, Segment, window_energies
 
 TABLE_DIR = Path(__file__).resolve().parent / "utterances"
 FLOOR_DB = -70.0
@@ -142,7 +142,3 @@ def recognise(segment: Segment) -> str | None:
             best_text, best_score = utterance.text, score
     return best_text
 
-
-def span_ms(segment: Segment) -> int:
-    span = voiced_span(levels_db(segment.envelope))
-    return 0 if span is None else len(span) * WINDOW_MS

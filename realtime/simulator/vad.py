@@ -81,10 +81,6 @@ class EnergyVad:
         self._silence_ms = 0
         self.configure(threshold, prefix_padding_ms, silence_duration_ms)
 
-    @property
-    def voiced_windows(self) -> int:
-        return self.segment.voiced_windows
-
     def configure(self, threshold: float, prefix_padding_ms: int, silence_duration_ms: int) -> None:
         self.threshold = threshold
         self.prefix_padding_ms = prefix_padding_ms
@@ -98,9 +94,6 @@ class EnergyVad:
         self.in_speech = False
         self._silence_ms = 0
         return segment
-
-    def reset_buffer(self) -> None:
-        self.take_segment()
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         data = self._rem + pcm if self._rem else pcm

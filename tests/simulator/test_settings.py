@@ -306,3 +306,41 @@ async def test_beta_accepts_semantic_vad_with_eagerness(sim: Simulator) -> None:
     s = await updated(c, {"type": "session.update", "session": {"turn_detection": td}})
     assert s["turn_detection"] == {**td, "interrupt_response": True}
     assert_all_sent_valid(sim)
+
+
+async def test_text_output_modality_streams_text_only(sim: Simulator) -> None:
+    c = await open_client(sim)
+    s = await updated(c, ga_session(output_modalities=["text"]))
+    assert s["output_modalities"] == ["text"]
+    await c.send(
+        {"type": "conversation.item.create",
+         "item": {"type": "message", "role": "user",
+                  "content": [{"type": "input_text", "text": "Hi"}]}}
+    )  # fmt: skip
+    await c.until("conversation.item.done")
+    await c.send({"type": "response.create"})
+    got = await c.until("rate_limits.updated")
+    t = [e["type"] for e in got]
+    assert not [x for x in t if "audio" in x]
+    assert t.count("response.output_text.delta") == len(
+        "You said: Hi. This is the simulator speaking.".split()
+    )
+    added = next(e for e in got if e["type"] == "response.content_part.added")
+    assert added["part"] == {"type": "text", "text": ""}
+    done = got[-2]["response"]
+    assert done["output_modalities"] == ["text"]
+    assert done["output"][0]["content"] == [
+        {"type": "output_text", "text": "You said: Hi. This is the simulator speaking."}
+    ]
+    usage = done["usage"]
+    assert usage["output_token_details"]["audio_tokens"] == 0
+    assert usage["output_tokens"] == usage["output_token_details"]["text_tokens"] > 0
+    # a per-response override back to audio, and a bad one
+    await c.send({"type": "response.create", "response": {"output_modalities": ["audio"]}})
+    got = await c.until("rate_limits.updated")
+    assert "response.output_audio.delta" in [e["type"] for e in got]
+    assert got[-2]["response"]["usage"]["output_token_details"]["audio_tokens"] > 0
+    bad = {"type": "response.create", "response": {"output_modalities": ["text", "audio"]}}
+    err = await refused(c, bad, raw=True)
+    assert (err["code"], err["param"]) == ("invalid_value", "response.output_modalities")
+    assert_all_sent_valid(sim)

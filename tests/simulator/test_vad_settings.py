@@ -175,3 +175,18 @@ async def test_transcription_of_the_idle_segment(sim: Simulator) -> None:
     )
     assert failed["item_id"] == got[0]["item_id"]
     assert_all_sent_valid(sim)
+
+
+async def test_a_new_timeout_applies_to_the_running_timer(sim: Simulator) -> None:
+    c = await open_client(sim)
+    await ga_text_session(c, idle_timeout_ms=5000)
+    await text_reply(c)
+    await c.stream(SILENCE_MS * 400)
+    await c.send({"type": "session.update", "session": {"type": "realtime", "instructions": "x"}})
+    await c.until("session.updated")
+    await ga_text_session(c, idle_timeout_ms=800)
+    await c.stream(SILENCE_MS * 600)
+    triggered = (await c.until("input_audio_buffer.timeout_triggered"))[-1]
+    assert (triggered["audio_start_ms"], triggered["audio_end_ms"]) == (0, 800)
+    await c.until("response.done")
+    assert_all_sent_valid(sim)
