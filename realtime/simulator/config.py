@@ -9,8 +9,6 @@ from . import validate
 from .errors import ConfigError
 from .events import Dialect
 
-__all__ = ["ConfigError", "merge_update"]
-
 GA_KEYS = {
     "type",
     "audio",

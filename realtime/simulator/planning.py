@@ -99,7 +99,7 @@ def tool_calls(
         if all(name != seen for _, seen in order):
             order.append((position, name))
     if isinstance(choice, dict) and choice.get("type", "function") == "function":
-        forced = choice.get("name")
+        forced = str(choice.get("name"))
         if forced not in names:
             return []
         order = [(p, n) for p, n in order if n == forced] or [(0, forced)]

@@ -40,7 +40,8 @@ class ResponseRunner:
     """Mixin for Session; everything here runs on the session's state."""
 
     def _plan(self: Session, params: dict[str, Any]) -> Plan:
-        context = params.get("input") if isinstance(params.get("input"), list) else self.items
+        given = params.get("input")
+        context: list[dict[str, Any]] = given if isinstance(given, list) else self.items
         tools = params.get("tools") or self.session.get("tools") or []
         return plan_response(
             context,

@@ -141,4 +141,3 @@ def recognise(segment: Segment) -> str | None:
         if score is not None and score >= best_score:
             best_text, best_score = utterance.text, score
     return best_text
-

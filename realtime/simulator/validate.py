@@ -130,8 +130,8 @@ def noise_reduction(
     if "type" not in merged:
         raise missing(f"{param}.type")
     _one_of(merged["type"], NOISE_REDUCTION_TYPES, f"{param}.type")
-    strength = merged.get("strength")
-    if "strength" in merged and (not _is_number(strength) or not 0.0 <= strength <= 1.0):
+    strength = merged.get("strength", 1.0)
+    if not _is_number(strength) or not 0.0 <= strength <= 1.0:
         raise invalid(
             f"{param}.strength", f"Invalid '{param}.strength': expected a number from 0 to 1."
         )
