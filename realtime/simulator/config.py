@@ -5,7 +5,9 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from .events import Dialect, default_vad
+from . import validate
+from .errors import ConfigError
+from .events import Dialect
 
 GA_KEYS = {
     "type",
@@ -43,68 +45,60 @@ BETA_KEYS = {
     "model",
     "client_secret",
 }
-VAD_KEYS = {
-    "type",
-    "threshold",
-    "prefix_padding_ms",
-    "silence_duration_ms",
-    "idle_timeout_ms",
-    "create_response",
-    "interrupt_response",
-    "eagerness",
-}
+# Semantic VAD has no silence setting; the simulated VAD waits this long after speech before
+# it ends the turn: a quarter of the documented maximum wait (8 s / 4 s / 2 s).
+EAGERNESS_SILENCE_MS = {"low": 2000, "medium": 1000, "auto": 1000, "high": 500}
 
 
-class ConfigError(Exception):
-    def __init__(self, code: str, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.param = param
+def _check_top_level(dialect: Dialect, update: dict[str, Any]) -> None:
+    if dialect == "ga":
+        if "type" not in update:
+            raise validate.missing("session.type")
+        if update["type"] != "realtime":
+            raise validate.invalid(
+                "session.type",
+                "Only 'realtime' sessions are simulated; transcription sessions are not.",
+            )
+        for key in update:
+            if key not in GA_KEYS:
+                raise validate.unknown(f"session.{key}")
+        audio = update.get("audio") or {}
+        if not isinstance(audio, dict):
+            raise validate.invalid("session.audio", "Invalid 'session.audio': expected an object.")
+        for section, allowed in GA_AUDIO_KEYS.items():
+            if not isinstance(audio.get(section) or {}, dict):
+                raise validate.invalid(
+                    f"session.audio.{section}", f"Invalid 'session.audio.{section}'."
+                )
+            for key in audio.get(section) or {}:
+                if key not in allowed:
+                    raise validate.unknown(f"session.audio.{section}.{key}")
+        if "output_modalities" in update:
+            validate.modalities(
+                update["output_modalities"], [{"audio"}, {"text"}], "session.output_modalities"
+            )
+    else:
+        for key in update:
+            if key not in BETA_KEYS:
+                raise validate.unknown(f"session.{key}")
+        if "modalities" in update:
+            validate.modalities(
+                update["modalities"], [{"text"}, {"text", "audio"}], "session.modalities"
+            )
 
 
-def _unknown(param: str) -> ConfigError:
-    return ConfigError("unknown_parameter", f"Unknown parameter: '{param}'.", param)
-
-
-def normalize_vad(dialect: Dialect, value: Any, param: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict) or value.get("type", "server_vad") not in (
-        "server_vad",
-        "semantic_vad",
-    ):
-        raise ConfigError("invalid_value", f"Invalid value for '{param}'.", param)
-    for key in value:
-        if key not in VAD_KEYS or (dialect == "beta" and key == "idle_timeout_ms"):
-            raise _unknown(f"{param}.{key}")
-    if value.get("type") == "semantic_vad":
-        semantic = {
-            "type": "semantic_vad",
-            "eagerness": value.get("eagerness", "auto"),
-            "create_response": value.get("create_response", True),
-            "interrupt_response": value.get("interrupt_response", True),
-        }
-        return semantic
-    vad = default_vad(dialect)
-    vad.update({k: v for k, v in value.items() if k != "eagerness"})
-    vad["type"] = "server_vad"
-    threshold = vad["threshold"]
-    if not isinstance(threshold, int | float) or not 0.0 <= threshold <= 1.0:
-        raise ConfigError(
-            "decimal_above_max_value" if isinstance(threshold, int | float) else "invalid_type",
-            f"Invalid '{param}.threshold': expected a number between 0.0 and 1.0.",
-            f"{param}.threshold",
-        )
-    return vad
-
-
-def _check_modalities(value: Any, allowed: list[set[str]], param: str) -> None:
-    if not isinstance(value, list) or set(value) not in allowed or len(set(value)) != len(value):
-        raise ConfigError(
-            "invalid_value", f"Invalid modalities: {value!r}. Supported combinations are "
-            + ", ".join(str(sorted(a)) for a in allowed) + ".", param,
-        )  # fmt: skip
+def _merge_ga_input(target: dict[str, Any], sub: dict[str, Any]) -> None:
+    param = "session.audio.input"
+    for key, value in sub.items():
+        if key == "turn_detection":
+            value = validate.turn_detection("ga", value, f"{param}.turn_detection")
+        elif key == "transcription":
+            value = validate.transcription("ga", value, f"{param}.transcription")
+        elif key == "noise_reduction":
+            value = validate.noise_reduction(
+                "ga", value, target.get("noise_reduction"), f"{param}.noise_reduction"
+            )
+        target[key] = copy.deepcopy(value)
 
 
 def merge_update(
@@ -112,43 +106,8 @@ def merge_update(
 ) -> dict[str, Any]:
     """Return the new effective session or raise ConfigError like the real service would."""
     if not isinstance(update, dict):
-        raise ConfigError(
-            "missing_required_parameter", "Missing required parameter: 'session'.", "session"
-        )
-    new = copy.deepcopy(current)
-    if dialect == "ga":
-        if "type" not in update:
-            raise ConfigError(
-                "missing_required_parameter",
-                "Missing required parameter: 'session.type'.",
-                "session.type",
-            )
-        if update["type"] != "realtime":
-            raise ConfigError(
-                "invalid_value",
-                "Only 'realtime' sessions are simulated; transcription sessions are not.",
-                "session.type",
-            )
-        for key in update:
-            if key not in GA_KEYS:
-                raise _unknown(f"session.{key}")
-        for section, allowed in GA_AUDIO_KEYS.items():
-            sub = (update.get("audio") or {}).get(section) or {}
-            for key in sub:
-                if key not in allowed:
-                    raise _unknown(f"session.audio.{section}.{key}")
-        if "output_modalities" in update:
-            _check_modalities(
-                update["output_modalities"], [{"audio"}, {"text"}], "session.output_modalities"
-            )
-    else:
-        for key in update:
-            if key not in BETA_KEYS:
-                raise _unknown(f"session.{key}")
-        if "modalities" in update:
-            _check_modalities(
-                update["modalities"], [{"text"}, {"text", "audio"}], "session.modalities"
-            )
+        raise validate.missing("session")
+    _check_top_level(dialect, update)
     if "model" in update and update["model"] != current.get("model"):
         raise ConfigError(
             "invalid_value", "Cannot update a session's model after it was created.",
@@ -161,21 +120,23 @@ def merge_update(
             "session.voice" if dialect == "beta" else "session.audio.output.voice",
         )
 
+    new = copy.deepcopy(current)
     for key, value in update.items():
         if key == "audio" and dialect == "ga":
-            for section in ("input", "output"):
-                sub = (value or {}).get(section)
-                if not sub:
-                    continue
-                target = new["audio"][section]
-                for sub_key, sub_value in sub.items():
-                    if sub_key == "turn_detection":
-                        sub_value = normalize_vad(
-                            "ga", sub_value, "session.audio.input.turn_detection"
-                        )
-                    target[sub_key] = copy.deepcopy(sub_value)
+            if value.get("input"):
+                _merge_ga_input(new["audio"]["input"], value["input"])
+            for sub_key, sub_value in (value.get("output") or {}).items():
+                new["audio"]["output"][sub_key] = copy.deepcopy(sub_value)
         elif key == "turn_detection":
-            new[key] = normalize_vad("beta", value, "session.turn_detection")
+            new[key] = validate.turn_detection("beta", value, "session.turn_detection")
+        elif key == "input_audio_transcription":
+            new[key] = validate.transcription("beta", value, f"session.{key}")
+        elif key == "input_audio_noise_reduction":
+            new[key] = validate.noise_reduction("beta", value, new.get(key), f"session.{key}")
+        elif key == "truncation":
+            new[key] = validate.truncation(value, "session.truncation")
+        elif key == "prompt":
+            new[key] = validate.prompt(value, "session.prompt")
         else:
             new[key] = copy.deepcopy(value)
     return new
@@ -199,6 +160,20 @@ def turn_detection(dialect: Dialect, session: dict[str, Any]) -> dict[str, Any] 
     if dialect == "ga":
         return session["audio"]["input"].get("turn_detection")
     return session.get("turn_detection")
+
+
+def silence_duration_ms(td: dict[str, Any]) -> int:
+    if td.get("type") == "semantic_vad":
+        return EAGERNESS_SILENCE_MS[td.get("eagerness") or "auto"]
+    return int(td.get("silence_duration_ms", 500))
+
+
+def idle_timeout_ms(dialect: Dialect, session: dict[str, Any]) -> int | None:
+    td = turn_detection(dialect, session)
+    if td is None or td.get("type") != "server_vad":
+        return None
+    value = td.get("idle_timeout_ms")
+    return int(value) if value else None
 
 
 def transcription(dialect: Dialect, session: dict[str, Any]) -> dict[str, Any] | None:

@@ -1,4 +1,5 @@
-"""Response generation: deterministic replies, audio/text streaming, tool calls, cancellation.
+"""Response streaming: audio/text replies, function calls, cancellation (what to say is in
+planning.py).
 
 Pacing ("realtime"): the first audio delta goes out at once, each next one after half the
 previous delta's duration, i.e. the service streams at ~2x real time like the real one does.
@@ -8,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import config as cfg
 from . import events as ev
+from .planning import Plan, ToolCall, plan_response
 from .synth import audio_chunks
 
 if TYPE_CHECKING:
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
 REALTIME_SPEEDUP = 0.5  # wait this fraction of a delta's duration before the next one
 TEXT_DELTA_DELAY_S = 0.02
+ResponseBuilder = Callable[..., dict[str, Any]]
 
 
 @dataclass
@@ -30,97 +32,30 @@ class ActiveResponse:
     task: asyncio.Task[None]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     cancel_reason: str | None = None
-
-
-@dataclass
-class Plan:
-    kind: str  # "message" | "function_call"
-    text: str = ""
-    tool_name: str = ""
-    arguments: str = ""
-
-
-def _item_text(item: dict[str, Any]) -> str | None:
-    for part in item.get("content") or []:
-        if part.get("type") in ("input_text", "text", "output_text") and part.get("text"):
-            return str(part["text"])
-    return None
-
-
-def _arguments_for(tool: dict[str, Any], text: str) -> str:
-    props = ((tool.get("parameters") or {}).get("properties")) or {}
-    place = re.search(r"\bin ([A-Z][\w-]*)", text)
-    args: dict[str, Any] = {}
-    for name, schema in props.items():
-        kind = (schema or {}).get("type")
-        if kind in ("number", "integer"):
-            args[name] = 1
-        elif kind == "boolean":
-            args[name] = True
-        elif kind == "string" and (schema or {}).get("enum"):
-            args[name] = schema["enum"][0]
-        else:
-            args[name] = place.group(1) if place else "simulated"
-    return json.dumps(args)
+    # When its first audio delta went out (input clock ms, loop time): playback starts there.
+    first_audio: tuple[int, float] | None = None
 
 
 class ResponseRunner:
     """Mixin for Session; everything here runs on the session's state."""
 
     def _plan(self: Session, params: dict[str, Any]) -> Plan:
-        items = params.get("input") if isinstance(params.get("input"), list) else self.items
-        last = next(
-            (
-                i
-                for i in reversed(items)
-                if i.get("type") == "function_call_output" or i.get("role") == "user"
-            ),
-            None,
+        given = params.get("input")
+        context: list[dict[str, Any]] = given if isinstance(given, list) else self.items
+        tools = params.get("tools") or self.session.get("tools") or []
+        return plan_response(
+            context,
+            self.items,
+            tools=[t for t in tools if isinstance(t, dict)],
+            choice=params.get("tool_choice", self.session.get("tool_choice", "auto")),
+            parallel=params.get("parallel_tool_calls", self.session.get("parallel_tool_calls"))
+            is not False,
+            reply_text=self.reply_text,
+            prompt=params["prompt"] if "prompt" in params else self.session.get("prompt"),
         )
-        tools = [
-            t
-            for t in (params.get("tools") or self.session.get("tools") or [])
-            if t.get("type") == "function" and t.get("name")
-        ]
-        choice = params.get("tool_choice", self.session.get("tool_choice", "auto"))
-        if last is None:
-            return Plan("message", self.reply_text or "Hello from the simulator. How can I help?")
-        if last.get("type") == "function_call_output":
-            call = next((i for i in self.items if i.get("call_id") == last.get("call_id")), None)
-            name = call.get("name") if call else "function"
-            return Plan(
-                "message",
-                self.reply_text
-                or f"The {name} function returned {last.get('output', '')}. That is the answer.",
-            )
-        text = _item_text(last)
-        if text is None:
-            transcript = next(
-                (p.get("transcript") for p in last.get("content") or [] if p.get("transcript")),
-                None,
-            )
-            seconds = last.get("_audio_ms", 0) / 1000
-            text = transcript or f"{seconds:.2f} seconds of speech"
-            reply = f"I heard {seconds:.2f} seconds of speech. This is the simulator speaking."
-        else:
-            reply = f"You said: {text}. This is the simulator speaking."
-        if tools and choice != "none":
-            lowered = text.lower()
-            for tool in tools:
-                name = tool["name"]
-                forced = isinstance(choice, dict) and choice.get("name") == name
-                if (
-                    forced
-                    or choice == "required"
-                    or name.lower() in lowered
-                    or name.lower().replace("_", " ") in lowered
-                ):
-                    return Plan(
-                        "function_call", tool_name=name, arguments=_arguments_for(tool, text)
-                    )
-        return Plan("message", self.reply_text or reply)
 
     async def start_response(self: Session, params: dict[str, Any]) -> None:
+        self.disarm_idle()
         response_id = ev.new_id("resp")
         task = asyncio.ensure_future(self._run_response(response_id, params))
         self.active = ActiveResponse(response_id, task)
@@ -168,7 +103,6 @@ class ResponseRunner:
         voice = cfg.voice(dialect, self.session)
         metadata = params.get("metadata")
         plan = self._plan(params)
-        first_response = self.responses_started == 1
 
         def response(status: str, output: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
             return ev.response_object(
@@ -178,37 +112,65 @@ class ResponseRunner:
             )  # fmt: skip
 
         await self.send(ev.event("response.created", response=response("in_progress", [])))
-        item_id = ev.new_id("item")
         previous = self.items[-1]["id"] if self.items and in_conversation else None
-        common = {"response_id": response_id, "item_id": item_id, "output_index": 0}
-
         if plan.kind == "function_call":
-            call_id = ev.new_id("call")
-            item = ev.function_call_item(item_id, call_id, plan.tool_name, "", "in_progress")
-            await self._item_started(response_id, item, previous, in_conversation)
-            half = len(plan.arguments) // 2
-            for piece in (plan.arguments[:half], plan.arguments[half:]):
-                await self.send(
-                    ev.event(
-                        "response.function_call_arguments.delta",
-                        **common,
-                        call_id=call_id,
-                        delta=piece,
-                    )
-                )
-                await self._pause(0 if self.pace == "fast" else TEXT_DELTA_DELAY_S)
-            done = {"arguments": plan.arguments, "call_id": call_id}
-            if dialect == "ga":
-                done["name"] = plan.tool_name
-            await self.send(ev.event("response.function_call_arguments.done", **common, **done))
-            item = ev.function_call_item(
-                item_id, call_id, plan.tool_name, plan.arguments, "completed"
-            )
-            await self._finish(response_id, item, previous, in_conversation, response, "", 0)
+            output: list[dict[str, Any]] = []
+            for index, call in enumerate(plan.calls):
+                if index and self._cancelled():
+                    break
+                item = await self._stream_call(response_id, index, call, previous, in_conversation)
+                output.append(item)
+                previous = item["id"]
+            arguments = "".join(item["arguments"] for item in output)
+            await self._response_done(response_id, output, response, arguments, 0)
             return
+        await self._stream_message(
+            response_id, plan.text, audio, previous, in_conversation, response
+        )
 
+    async def _stream_call(
+        self: Session,
+        response_id: str,
+        output_index: int,
+        call: ToolCall,
+        previous: str | None,
+        in_conversation: bool,
+    ) -> dict[str, Any]:
+        item_id = ev.new_id("item")
+        call_id = ev.new_id("call")
+        common = {"response_id": response_id, "item_id": item_id, "output_index": output_index}
+        item = ev.function_call_item(item_id, call_id, call.name, "", "in_progress")
+        await self._item_started(response_id, output_index, item, previous, in_conversation)
+        half = len(call.arguments) // 2
+        for piece in (call.arguments[:half], call.arguments[half:]):
+            await self.send(
+                ev.event("response.function_call_arguments.delta", **common, call_id=call_id,
+                         delta=piece)
+            )  # fmt: skip
+            await self._pause(0 if self.pace == "fast" else TEXT_DELTA_DELAY_S)
+        done = {"arguments": call.arguments, "call_id": call_id}
+        if self.dialect == "ga":
+            done["name"] = call.name
+        await self.send(ev.event("response.function_call_arguments.done", **common, **done))
+        item = ev.function_call_item(item_id, call_id, call.name, call.arguments, "completed")
+        await self._item_done(response_id, output_index, item, previous, in_conversation)
+        return item
+
+    async def _stream_message(
+        self: Session,
+        response_id: str,
+        text: str,
+        audio: bool,
+        previous: str | None,
+        in_conversation: bool,
+        response: ResponseBuilder,
+    ) -> None:
+        dialect = self.dialect
+        first_response = self.responses_started == 1
+        item_id = ev.new_id("item")
+        common = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         item = ev.assistant_item(item_id, "in_progress", [])
-        await self._item_started(response_id, item, previous, in_conversation)
+        await self._item_started(response_id, 0, item, previous, in_conversation)
         await self.send(
             ev.event(
                 "response.content_part.added", **common, content_index=0,
@@ -218,8 +180,8 @@ class ResponseRunner:
         sent_text: list[str] = []
         if audio:
             self.audio_ms[item_id] = 0
-            chunks = audio_chunks(plan.text)
-            words = plan.text.split(" ")
+            chunks = audio_chunks(text)
+            words = text.split(" ")
             per_chunk = max(1, -(-len(words) // len(chunks)))
             for index, (b64, nbytes) in enumerate(chunks):
                 if self._cancelled():
@@ -232,6 +194,9 @@ class ResponseRunner:
                         ev.event(self.names["transcript_delta"], **common, content_index=0,
                                  delta=piece)
                     )  # fmt: skip
+                if self.active is not None and self.active.first_audio is None:
+                    loop_time = asyncio.get_running_loop().time()
+                    self.active.first_audio = (self.vad.clock_ms, loop_time)
                 await self.send(
                     ev.event(self.names["audio_delta"], **common, content_index=0, delta=b64),
                     delta_bytes=nbytes,
@@ -243,7 +208,7 @@ class ResponseRunner:
                 delay = 0 if self.pace == "fast" else nbytes / 48 / 1000 * REALTIME_SPEEDUP
                 await self._pause(delay)
         else:
-            for index, word in enumerate(plan.text.split(" ")):
+            for index, word in enumerate(text.split(" ")):
                 if self._cancelled():
                     break
                 piece = word if index == 0 else " " + word
@@ -254,24 +219,25 @@ class ResponseRunner:
                 if await self._maybe_close_mid_response(first_response):
                     return
                 await self._pause(0 if self.pace == "fast" else TEXT_DELTA_DELAY_S)
-        text = "".join(sent_text)
+        said = "".join(sent_text)
         if audio:
             await self.send(ev.event(self.names["audio_done"], **common, content_index=0))
             await self.send(
-                ev.event(self.names["transcript_done"], **common, content_index=0, transcript=text)
+                ev.event(self.names["transcript_done"], **common, content_index=0, transcript=said)
             )
         else:
-            await self.send(ev.event(self.names["text_done"], **common, content_index=0, text=text))
+            await self.send(ev.event(self.names["text_done"], **common, content_index=0, text=said))
         await self.send(
             ev.event(
                 "response.content_part.done", **common, content_index=0,
-                part=ev.content_part(audio, text),
+                part=ev.content_part(audio, said),
             )
         )  # fmt: skip
         status = "incomplete" if self._cancelled() else "completed"
-        item = ev.assistant_item(item_id, status, [ev.assistant_content(dialect, audio, text)])
+        item = ev.assistant_item(item_id, status, [ev.assistant_content(dialect, audio, said)])
+        await self._item_done(response_id, 0, item, previous, in_conversation)
         audio_ms = self.audio_ms.get(item_id, 0)
-        await self._finish(response_id, item, previous, in_conversation, response, text, audio_ms)
+        await self._response_done(response_id, [item], response, said, audio_ms)
 
     async def _maybe_close_mid_response(self: Session, first_response: bool) -> bool:
         if self.faults.close_mid_response and first_response:
@@ -282,13 +248,14 @@ class ResponseRunner:
     async def _item_started(
         self: Session,
         response_id: str,
+        output_index: int,
         item: dict[str, Any],
         previous: str | None,
         in_conversation: bool,
     ) -> None:
         await self.send(
-            ev.event("response.output_item.added", response_id=response_id, output_index=0,
-                     item=item)
+            ev.event("response.output_item.added", response_id=response_id,
+                     output_index=output_index, item=item)
         )  # fmt: skip
         if not in_conversation:
             return
@@ -301,20 +268,17 @@ class ResponseRunner:
                 ev.event("conversation.item.created", previous_item_id=previous, item=item)
             )
 
-    async def _finish(
+    async def _item_done(
         self: Session,
         response_id: str,
+        output_index: int,
         item: dict[str, Any],
         previous: str | None,
         in_conversation: bool,
-        response: Any,
-        text: str,
-        audio_ms: int,
     ) -> None:
-        reason = self.active.cancel_reason if self.active else None
         await self.send(
-            ev.event("response.output_item.done", response_id=response_id, output_index=0,
-                     item=item)
+            ev.event("response.output_item.done", response_id=response_id,
+                     output_index=output_index, item=item)
         )  # fmt: skip
         if in_conversation:
             self.items.append(item)
@@ -322,17 +286,41 @@ class ResponseRunner:
                 await self.send(
                     ev.event("conversation.item.done", previous_item_id=previous, item=item)
                 )
-        usage = self._usage(text or item.get("arguments", ""), audio_ms)
+
+    async def _response_done(
+        self: Session,
+        response_id: str,
+        output: list[dict[str, Any]],
+        response: ResponseBuilder,
+        produced_text: str,
+        audio_ms: int,
+    ) -> None:
+        active = self.active
+        reason = active.cancel_reason if active else None
+        usage = self._usage(produced_text, audio_ms)
         if reason:
             status_details = {"type": "cancelled", "reason": reason}
-            done = response("cancelled", [item], usage=usage, status_details=status_details)
+            done = response("cancelled", output, usage=usage, status_details=status_details)
         else:
-            done = response("completed", [item], usage=usage)
+            done = response("completed", output, usage=usage)
         self.used_tokens += usage["total_tokens"]
-        if self.active is not None and self.active.id == response_id:
+        if active is not None and active.id == response_id:
             self.active = None
         await self.send(ev.event("response.done", response=done))
         await self.send(ev.rate_limits(self.used_tokens))
+        if self.active is None and active is not None:
+            self._arm_idle_after(active, audio_ms)
+
+    def _arm_idle_after(self: Session, finished: ActiveResponse, audio_ms: int) -> None:
+        """The idle timeout counts from when the reply's audio has finished playing."""
+        clock_ms = self.vad.clock_ms
+        if finished.first_audio is None:
+            self.arm_idle(clock_ms, 0.0)
+            return
+        first_clock, first_time = finished.first_audio
+        played_until = first_time + audio_ms / 1000
+        wait_s = max(0.0, played_until - asyncio.get_running_loop().time())
+        self.arm_idle(max(clock_ms, first_clock + audio_ms), wait_s)
 
     def _usage(self: Session, produced_text: str, audio_ms: int) -> dict[str, Any]:
         in_text = ev.text_tokens(str(self.session.get("instructions") or ""))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import binascii
 import contextlib
 import json
 import time
@@ -14,6 +13,10 @@ from websockets.exceptions import ConnectionClosed
 
 from . import config as cfg
 from . import events as ev
+from . import validate
+from .audio_input import AudioInput
+from .errors import ClientError
+from .items import ConversationItems
 from .records import ConnectionRecord, Faults
 from .responses import ActiveResponse, ResponseRunner
 from .vad import EnergyVad
@@ -21,8 +24,6 @@ from .vad import EnergyVad
 if TYPE_CHECKING:
     from websockets.asyncio.server import ServerConnection
 
-MAX_APPEND_BYTES = 15 * 1024 * 1024
-BYTES_PER_MS = 48
 _GA_CLIENT_TYPES = [
     "session.update",
     "input_audio_buffer.append",
@@ -43,13 +44,7 @@ CLIENT_TYPES = {
 }
 
 
-class ClientError(Exception):
-    def __init__(self, code: str | None, message: str, param: str | None = None) -> None:
-        super().__init__(message)
-        self.code, self.message, self.param = code, message, param
-
-
-class Session(ResponseRunner):
+class Session(AudioInput, ConversationItems, ResponseRunner):
     def __init__(
         self,
         ws: ServerConnection,
@@ -83,6 +78,9 @@ class Session(ResponseRunner):
         self.buffer_bytes = 0
         self.speech_item_id: str | None = None
         self.speech_start_ms = 0
+        self.idle_start_ms: int | None = None  # idle timer running since (input clock)
+        self._idle_task: asyncio.Task[None] | None = None
+        self._idle_timeout_applied: int | None = None
         self.active: ActiveResponse | None = None
         self.responses_started = 0
         self.audio_sent = False
@@ -144,10 +142,11 @@ class Session(ResponseRunner):
             if self.active is not None and not self.active.task.done():
                 self.active.task.cancel()
 
-    def _spawn(self, coro: Awaitable[None]) -> None:
+    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     async def send(self, event: dict[str, Any], delta_bytes: int | None = None) -> None:
         if self.stalled or self.closing:
@@ -191,14 +190,23 @@ class Session(ResponseRunner):
         td = cfg.turn_detection(self.dialect, self.session)
         if td is None or self.echo:
             self.vad.detecting = False
+            self.disarm_idle()
+            self._idle_timeout_applied = None
             return
         self.vad.detecting = True
-        # semantic_vad is approximated by the energy VAD with default parameters.
+        # semantic_vad: the energy VAD with default threshold and padding; eagerness sets how
+        # long it waits after speech (config.EAGERNESS_SILENCE_MS).
         self.vad.configure(
             float(td.get("threshold", 0.5)),
             int(td.get("prefix_padding_ms", 300)),
-            int(td.get("silence_duration_ms", 500)),
+            cfg.silence_duration_ms(td),
         )
+        timeout = cfg.idle_timeout_ms(self.dialect, self.session)
+        if timeout is None:
+            self.disarm_idle()
+        elif timeout != self._idle_timeout_applied:
+            self.rearm_idle()
+        self._idle_timeout_applied = timeout
 
     # ---- dispatch -------------------------------------------------------------------------
 
@@ -245,7 +253,7 @@ class Session(ResponseRunner):
                     "type",
                 )
             await handler(data)
-        except (ClientError, cfg.ConfigError) as exc:
+        except ClientError as exc:
             await self.send(
                 ev.error(exc.code, exc.message, param=exc.param, client_event_id=client_event_id)
             )
@@ -266,270 +274,11 @@ class Session(ResponseRunner):
             "type",
         )
 
-    # ---- input audio ----------------------------------------------------------------------
-
-    async def _on_append(self, data: dict[str, Any]) -> None:
-        audio = data.get("audio")
-        if not isinstance(audio, str):
-            raise ClientError(
-                "missing_required_parameter", "Missing required parameter: 'audio'.", "audio"
-            )
-        try:
-            pcm = binascii.a2b_base64(audio, strict_mode=True)
-        except (binascii.Error, ValueError) as exc:
-            raise ClientError(
-                "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
-            ) from exc
-        if len(pcm) > MAX_APPEND_BYTES:
-            raise ClientError(
-                "invalid_value", "Audio exceeds the 15 MiB limit per append.", "audio"
-            )
-        self.buffer_bytes += len(pcm)
-        for vad_event in self.vad.feed(pcm):
-            if vad_event.kind == "start":
-                await self._speech_started(vad_event.ms)
-            else:
-                await self._speech_stopped(vad_event.ms)
-
-    async def _speech_started(self, audio_start_ms: int) -> None:
-        self.speech_item_id = ev.new_id("item")
-        self.speech_start_ms = audio_start_ms
-        await self.send(
-            ev.event(
-                "input_audio_buffer.speech_started",
-                audio_start_ms=audio_start_ms,
-                item_id=self.speech_item_id,
-            )
-        )
-        td = cfg.turn_detection(self.dialect, self.session) or {}
-        if self.active is not None and td.get("interrupt_response", True):
-            await self.cancel_active("turn_detected")
-
-    async def _speech_stopped(self, audio_end_ms: int) -> None:
-        item_id = self.speech_item_id or ev.new_id("item")
-        await self.send(
-            ev.event(
-                "input_audio_buffer.speech_stopped", audio_end_ms=audio_end_ms, item_id=item_id
-            )
-        )
-        await self._commit(item_id, audio_end_ms - self.speech_start_ms)
-        td = cfg.turn_detection(self.dialect, self.session) or {}
-        if td.get("create_response", True) and self.active is None:
-            await self.start_response({})
-
-    async def _on_commit(self, data: dict[str, Any]) -> None:
-        buffered_ms = self.buffer_bytes / BYTES_PER_MS
-        if buffered_ms < 100:
-            raise ClientError(
-                "input_audio_buffer_commit_empty",
-                "Error committing input audio buffer: buffer too small. Expected at least "
-                f"100ms of audio, but buffer only has {buffered_ms:.2f}ms of audio.",
-            )
-        item_id = self.speech_item_id if self.vad.in_speech and self.speech_item_id else None
-        await self._commit(item_id or ev.new_id("item"), int(buffered_ms))
-
-    async def _commit(self, item_id: str, duration_ms: int) -> None:
-        usable = self.vad.voiced_windows > 0
-        self.buffer_bytes = 0
-        self.vad.reset_buffer()
-        self.speech_item_id = None
-        previous = self.items[-1]["id"] if self.items else None
-        await self.send(
-            ev.event("input_audio_buffer.committed", previous_item_id=previous, item_id=item_id)
-        )
-        item = ev.user_audio_item(item_id, None)
-        item["_audio_ms"] = duration_ms
-        await self.add_item(item, previous)
-        if cfg.transcription(self.dialect, self.session) is not None:
-            await self._transcribe(item, duration_ms, usable)
-
-    async def _transcribe(self, item: dict[str, Any], duration_ms: int, usable: bool) -> None:
-        if not usable:
-            await self.send(
-                ev.event(
-                    "conversation.item.input_audio_transcription.failed",
-                    item_id=item["id"],
-                    content_index=0,
-                    error={
-                        "type": "transcription_error",
-                        "code": "audio_unintelligible",
-                        "message": "The audio could not be transcribed.",
-                        "param": None,
-                    },
-                )
-            )
-            return
-        text = f"Simulated transcript of {duration_ms / 1000:.2f} seconds of speech."
-        words = text.split(" ")
-        for index, word in enumerate(words):
-            await self.send(
-                ev.event(
-                    "conversation.item.input_audio_transcription.delta",
-                    item_id=item["id"],
-                    content_index=0,
-                    delta=word if index == 0 else " " + word,
-                )
-            )
-        item["content"][0]["transcript"] = text
-        audio_tokens = max(1, duration_ms // 100)
-        out_tokens = ev.text_tokens(text)
-        await self.send(
-            ev.event(
-                "conversation.item.input_audio_transcription.completed",
-                item_id=item["id"],
-                content_index=0,
-                transcript=text,
-                usage={
-                    "type": "tokens",
-                    "total_tokens": audio_tokens + out_tokens,
-                    "input_tokens": audio_tokens,
-                    "input_token_details": {"text_tokens": 0, "audio_tokens": audio_tokens},
-                    "output_tokens": out_tokens,
-                },
-            )
-        )
-
-    async def _on_clear(self, data: dict[str, Any]) -> None:
-        self.buffer_bytes = 0
-        self.vad.reset_buffer()
-        self.speech_item_id = None
-        await self.send(ev.event("input_audio_buffer.cleared"))
-
     async def _on_output_audio_clear(self, data: dict[str, Any]) -> None:
         raise ClientError(
             "invalid_event",
             "output_audio_buffer.clear is only supported for WebRTC and SIP sessions.",
             "type",
-        )
-
-    # ---- conversation items ---------------------------------------------------------------
-
-    def find_item(self, item_id: Any) -> dict[str, Any] | None:
-        for item in self.items:
-            if item["id"] == item_id:
-                return item
-        return None
-
-    def public_item(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {k: v for k, v in item.items() if not k.startswith("_")}
-
-    async def add_item(self, item: dict[str, Any], previous: str | None) -> None:
-        self.items.append(item)
-        public = self.public_item(item)
-        if self.dialect == "ga":
-            await self.send(
-                ev.event("conversation.item.added", previous_item_id=previous, item=public)
-            )
-            await self.send(
-                ev.event("conversation.item.done", previous_item_id=previous, item=public)
-            )
-        else:
-            await self.send(
-                ev.event("conversation.item.created", previous_item_id=previous, item=public)
-            )
-
-    async def _on_item_create(self, data: dict[str, Any]) -> None:
-        item = data.get("item")
-        if not isinstance(item, dict):
-            raise ClientError(
-                "missing_required_parameter", "Missing required parameter: 'item'.", "item"
-            )
-        kind = item.get("type")
-        if kind not in ("message", "function_call", "function_call_output"):
-            raise ClientError("invalid_value", f"Invalid item type: {kind!r}.", "item.type")
-        if kind == "message":
-            if item.get("role") not in ("user", "assistant", "system"):
-                raise ClientError("invalid_value", "Invalid message role.", "item.role")
-            if not isinstance(item.get("content"), list):
-                raise ClientError(
-                    "missing_required_parameter",
-                    "Missing required parameter: 'item.content'.",
-                    "item.content",
-                )
-        if kind == "function_call_output" and "call_id" not in item:
-            raise ClientError(
-                "missing_required_parameter",
-                "Missing required parameter: 'item.call_id'.",
-                "item.call_id",
-            )
-        item = {**item, "object": "realtime.item", "status": item.get("status", "completed")}
-        item.setdefault("id", ev.new_id("item"))
-        if self.find_item(item["id"]) is not None:
-            raise ClientError(
-                "item_create_duplicate_id",
-                f"Item with id '{item['id']}' already exists.",
-                "item.id",
-            )
-        previous = data.get("previous_item_id")
-        if previous is not None and self.find_item(previous) is None:
-            raise ClientError(
-                "invalid_value",
-                f"Previous item with id '{previous}' does not exist.",
-                "previous_item_id",
-            )
-        if previous is None and self.items:
-            previous = self.items[-1]["id"]
-        await self.add_item(item, previous)
-
-    async def _on_item_delete(self, data: dict[str, Any]) -> None:
-        item = self.find_item(data.get("item_id"))
-        if item is None:
-            raise ClientError(
-                "item_delete_invalid_item_id",
-                f"Error deleting item: the item with id '{data.get('item_id')}' does not exist.",
-                "item_id",
-            )
-        self.items.remove(item)
-        await self.send(ev.event("conversation.item.deleted", item_id=item["id"]))
-
-    async def _on_item_retrieve(self, data: dict[str, Any]) -> None:
-        item = self.find_item(data.get("item_id"))
-        if item is None:
-            raise ClientError(
-                "item_retrieve_invalid_item_id",
-                f"Error retrieving item: the item with id '{data.get('item_id')}' does not exist.",
-                "item_id",
-            )
-        await self.send(ev.event("conversation.item.retrieved", item=self.public_item(item)))
-
-    async def _on_item_truncate(self, data: dict[str, Any]) -> None:
-        item_id = data.get("item_id")
-        item = self.find_item(item_id)
-        if item is None or item.get("role") != "assistant" or item_id not in self.audio_ms:
-            raise ClientError(
-                "item_truncate_invalid_item_id",
-                f"Only assistant messages with audio can be truncated; no such item: '{item_id}'.",
-                "item_id",
-            )
-        content_index = data.get("content_index", 0)
-        if content_index != 0:
-            raise ClientError(
-                "invalid_value", "Invalid 'content_index': must be 0.", "content_index"
-            )
-        end_ms = data.get("audio_end_ms")
-        if not isinstance(end_ms, int) or isinstance(end_ms, bool) or end_ms < 0:
-            raise ClientError(
-                "invalid_value", "Invalid 'audio_end_ms': expected a non-negative integer.",
-                "audio_end_ms",
-            )  # fmt: skip
-        produced = self.audio_ms[item_id]
-        if end_ms > produced:
-            raise ClientError(
-                "invalid_value",
-                f"Audio content of {produced}ms is already shorter than {end_ms}ms",
-                "audio_end_ms",
-            )
-        self.audio_ms[item_id] = end_ms
-        for part in item.get("content", []):
-            if "transcript" in part:
-                part["transcript"] = ""
-        await self.send(
-            ev.event(
-                "conversation.item.truncated",
-                item_id=item_id,
-                content_index=0,
-                audio_end_ms=end_ms,
-            )
         )
 
     # ---- responses ------------------------------------------------------------------------
@@ -545,6 +294,16 @@ class Session(ResponseRunner):
         params = data.get("response") or {}
         if not isinstance(params, dict):
             raise ClientError("invalid_type", "Invalid 'response': expected an object.", "response")
+        if self.dialect == "ga" and "output_modalities" in params:
+            validate.modalities(
+                params["output_modalities"], [{"audio"}, {"text"}], "response.output_modalities"
+            )
+        if self.dialect == "beta" and "modalities" in params:
+            validate.modalities(
+                params["modalities"], [{"text"}, {"text", "audio"}], "response.modalities"
+            )
+        if self.dialect == "ga" and "prompt" in params:
+            validate.prompt(params["prompt"], "response.prompt")
         await self.start_response(params)
 
     async def _on_response_cancel(self, data: dict[str, Any]) -> None:

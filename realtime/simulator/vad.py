@@ -4,12 +4,16 @@ The real service uses a neural VAD whose `threshold` (0.0-1.0) is an activation 
 maps linearly onto a loudness gate: ``gate_dbfs = -80 + 80 * threshold`` (0.5 -> -40 dBFS,
 0.0 -> -80 dBFS, 1.0 -> 0 dBFS, i.e. never). A 20 ms window is voiced when its RMS level (on
 every 4th sample, to save CPU) is at or above the gate.
+
+Besides start/stop, the VAD keeps the per-window energies of the current input-buffer segment
+(for the known-utterance fingerprint) and fires an "idle" event when the session clock passes
+an idle deadline without speech (server VAD ``idle_timeout_ms``).
 """
 
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 RATE = 24000
 WINDOW_MS = 20
@@ -17,6 +21,9 @@ WINDOW_SAMPLES = RATE * WINDOW_MS // 1000
 WINDOW_BYTES = WINDOW_SAMPLES * 2
 STRIDE = 4
 _STRIDED = len(range(0, WINDOW_SAMPLES, STRIDE))
+# Envelopes are kept for at most this many windows (60 s); longer segments are never
+# fingerprinted, and the cap bounds memory for sessions that never commit.
+MAX_ENVELOPE_WINDOWS = 3000
 
 
 def gate_dbfs(threshold: float) -> float:
@@ -28,10 +35,32 @@ def _mean_square_gate(threshold: float) -> float:
     return amplitude * amplitude
 
 
+def window_energies(pcm: bytes) -> list[float]:
+    """Mean square of every 4th sample per whole 20 ms window, as the VAD measures it."""
+    samples = memoryview(pcm)[: len(pcm) - len(pcm) % WINDOW_BYTES].cast("h")
+    mul = operator.mul
+    return [
+        sum(map(mul, w, w)) / _STRIDED
+        for w in (
+            samples[i : i + WINDOW_SAMPLES : STRIDE] for i in range(0, len(samples), WINDOW_SAMPLES)
+        )
+    ]
+
+
+@dataclass
+class Segment:
+    """The input-buffer audio since the last cut, as the VAD saw it."""
+
+    voiced_windows: int = 0
+    envelope: list[float] = field(default_factory=list)  # per-window mean square
+    truncated: bool = False  # longer than MAX_ENVELOPE_WINDOWS
+
+
 @dataclass
 class VadEvent:
-    kind: str  # "start" | "stop"
+    kind: str  # "start" | "stop" | "idle"
     ms: int  # audio_start_ms (with prefix padding) or audio_end_ms, on the session clock
+    segment: Segment | None = None  # for "stop" and "idle": the audio up to this point
 
 
 class EnergyVad:
@@ -46,7 +75,8 @@ class EnergyVad:
         self.clock_ms = 0  # total input audio processed in whole windows
         self.detecting = True
         self.in_speech = False
-        self.voiced_windows = 0  # since the last reset_buffer(); tells "usable" audio apart
+        self.idle_deadline_ms: int | None = None  # fire "idle" at this clock unless speech
+        self.segment = Segment()
         self._rem = b""
         self._silence_ms = 0
         self.configure(threshold, prefix_padding_ms, silence_duration_ms)
@@ -57,11 +87,13 @@ class EnergyVad:
         self.silence_duration_ms = silence_duration_ms
         self._gate_sum = _mean_square_gate(threshold) * _STRIDED
 
-    def reset_buffer(self) -> None:
-        """The input buffer was committed or cleared: forget the current utterance."""
+    def take_segment(self) -> Segment:
+        """The input buffer was committed or cleared: hand over and forget the utterance."""
+        segment = self.segment
+        self.segment = Segment()
         self.in_speech = False
         self._silence_ms = 0
-        self.voiced_windows = 0
+        return segment
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         data = self._rem + pcm if self._rem else pcm
@@ -75,23 +107,31 @@ class EnergyVad:
         events: list[VadEvent] = []
         for start in range(0, len(samples), WINDOW_SAMPLES):
             window = samples[start : start + WINDOW_SAMPLES : STRIDE]
-            voiced = sum(map(mul, window, window)) >= gate
+            energy = sum(map(mul, window, window))
+            voiced = energy >= gate
             window_start = self.clock_ms
             self.clock_ms += WINDOW_MS
+            segment = self.segment
+            if len(segment.envelope) < MAX_ENVELOPE_WINDOWS:
+                segment.envelope.append(energy / _STRIDED)
+            else:
+                segment.truncated = True
             if voiced:
-                self.voiced_windows += 1
+                segment.voiced_windows += 1
             if not self.detecting:
                 continue
             if voiced:
                 self._silence_ms = 0
                 if not self.in_speech:
                     self.in_speech = True
+                    self.idle_deadline_ms = None
                     events.append(VadEvent("start", max(0, window_start - self.prefix_padding_ms)))
             elif self.in_speech:
                 self._silence_ms += WINDOW_MS
                 if self._silence_ms >= self.silence_duration_ms:
-                    self.in_speech = False
-                    self._silence_ms = 0
                     # Like the real service: the end includes the trailing silence duration.
-                    events.append(VadEvent("stop", self.clock_ms))
+                    events.append(VadEvent("stop", self.clock_ms, self.take_segment()))
+            elif self.idle_deadline_ms is not None and self.clock_ms >= self.idle_deadline_ms:
+                self.idle_deadline_ms = None
+                events.append(VadEvent("idle", self.clock_ms, self.take_segment()))
         return events
