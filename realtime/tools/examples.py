@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 
 from realtime.tools.context import ToolContext, ToolRefused
 from realtime.tools.registry import tool
@@ -19,7 +20,11 @@ def _known_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not an IANA time zone (e.g. Europe/Paris)") from None
+        raise PydanticCustomError(
+            "unknown_time_zone",
+            "{name} is not an IANA time zone, e.g. Europe/Paris",
+            {"name": name},
+        ) from None
     return name
 
 
