@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, PydanticUserError, create_model
 from pydantic.json_schema import GenerateJsonSchema
 
 from realtime.tools.context import ToolContext
@@ -92,7 +92,7 @@ def build_spec(
     show_arguments: bool = False,
     show_result: bool = False,
 ) -> ToolSpec:
-    tool_name = name or function.__name__
+    tool_name = function.__name__ if name is None else name
     if not NAME_PATTERN.match(tool_name):
         raise ToolDefinitionError(
             f"tool name {tool_name!r} must match {NAME_PATTERN.pattern} "
@@ -156,6 +156,6 @@ def _arguments_model(
             **fields,
         )
         model.model_json_schema()  # fail at import, not at the first call
-    except (TypeError, ValueError, NameError) as exc:  # pydantic's user errors are TypeErrors
+    except (PydanticUserError, TypeError, ValueError, NameError) as exc:
         raise ToolDefinitionError(f"tool {tool_name!r}: {exc}") from exc
     return context_parameter, None, model
