@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -23,9 +25,20 @@ def notices() -> Notices:
 
 
 @pytest.fixture
-def make_runner(notices: Notices) -> Any:
+def tool_threads() -> Iterator[ThreadPoolExecutor]:
+    """Threads of this test only: a pooled thread keeps the database connection an earlier
+    test gave it (an in-memory SQLite connection is never closed), which a test without
+    database access may not touch."""
+    executor = ThreadPoolExecutor(4, thread_name_prefix="relay-tool-test")
+    yield executor
+    executor.shutdown(wait=False, cancel_futures=True)
+
+
+@pytest.fixture
+def make_runner(notices: Notices, tool_threads: ThreadPoolExecutor) -> Any:
     def make(registry: ToolRegistry, **options: Any) -> ToolRunner:
         options.setdefault("session_id", "00000000-0000-4000-8000-000000000001")
-        return ToolRunner(registry, on_notice=notices.append, **options)
+        options.setdefault("on_notice", notices.append)
+        return ToolRunner(registry, executor=tool_threads, **options)
 
     return make

@@ -89,22 +89,22 @@ class SetTopic(BaseModel):
 custom = ClientMessageRegistry()
 
 
-@custom.message("set_topic", payload=SetTopic)
-def set_topic(payload: SetTopic) -> AddSystemMessage:
+@custom.message("set_subject", payload=SetTopic)
+def set_subject(payload: SetTopic) -> AddSystemMessage:
     return AddSystemMessage(f"Topic ({payload.priority}): {payload.topic}")
 
 
 def test_a_custom_message_round_trip() -> None:
-    messages = load_client_messages("set_topic", registry=custom)
-    assert messages.parse("set_topic", {"type": "set_topic", "topic": "cats"}) == AddSystemMessage(
-        "Topic (low): cats"
-    )
+    messages = load_client_messages("set_subject", registry=custom)
+    assert messages.parse(
+        "set_subject", {"type": "set_subject", "topic": "cats"}
+    ) == AddSystemMessage("Topic (low): cats")
     with pytest.raises(ClientMessageError) as caught:
-        messages.parse("set_topic", {"topic": "cats", "priority": "urgent"})
+        messages.parse("set_subject", {"topic": "cats", "priority": "urgent"})
     assert caught.value.code == "invalid_field"
     assert "priority" in caught.value.message and "urgent" not in caught.value.message
     with pytest.raises(ClientMessagesConfigError):
-        load_client_messages("set_topic")  # registered in `custom`, not in the default registry
+        load_client_messages("set_subject")  # registered in `custom`, not in the default registry
 
 
 @pytest.fixture
@@ -150,17 +150,17 @@ json_values = st.recursive(
 )
 keys = st.sampled_from(["type", "topic", "priority", "text", "extra"]) | st.text(max_size=10)
 messages_ = st.dictionaries(keys, json_values, max_size=5)
-enabled = load_client_messages("set_topic", registry=custom)
+enabled = load_client_messages("set_subject", registry=custom)
 system = load_client_messages("system_message", limits=MessageLimits(max_text_chars=50))
 
 
 @given(message=messages_)
 def test_fuzzed_custom_messages_only_ever_fail_cleanly(message: dict[str, Any]) -> None:
     try:
-        command = enabled.parse("set_topic", message)
+        command = enabled.parse("set_subject", message)
     except ClientMessageError as exc:
         assert exc.code in ("missing_field", "invalid_field")
-        assert exc.message.startswith("set_topic: ")
+        assert exc.message.startswith("set_subject: ")
     else:
         assert isinstance(command, AddSystemMessage)
         assert isinstance(message.get("topic"), str) and 1 <= len(message["topic"]) <= 80

@@ -21,11 +21,11 @@ SESSION = "00000000-0000-4000-8000-000000000002"
 
 
 @pytest.fixture
-def runner_for(notices: Notices) -> Any:
+def runner_for(make_runner: Any) -> Any:
     registry = load_tools("examples")
 
     def make(user: Any) -> ToolRunner:
-        return ToolRunner(registry, user=user, session_id=SESSION, on_notice=notices.append)
+        return make_runner(registry, user=user, session_id=SESSION)
 
     return make
 

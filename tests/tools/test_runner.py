@@ -104,7 +104,13 @@ async def test_a_sync_call_runs_in_the_tool_pool_with_its_context(make_runner: A
     assert result["session"] == SESSION
     assert result["call"] == "call_2"
     assert result["signed_in"] is False  # no user given: anonymous
-    assert result["thread"].startswith("relay-tool")
+    assert result["thread"].startswith("relay-tool-test")
+
+
+async def test_by_default_sync_tools_run_in_the_relays_tool_pool() -> None:
+    runner = ToolRunner(build_registry(), session_id=SESSION)
+    result = output(await runner.run("call_3", "whoami", "{}"))
+    assert result["thread"].startswith("relay-tool_")  # ThreadPoolExecutor's naming
 
 
 async def test_results_are_json_or_the_string_itself(make_runner: Any) -> None:
@@ -200,15 +206,15 @@ async def test_nothing_is_shown_for_a_tool_not_marked_safe(
     ]
 
 
-async def test_a_failing_notice_sink_does_not_break_the_call() -> None:
+async def test_a_failing_notice_sink_does_not_break_the_call(make_runner: Any) -> None:
     def sink(notice: Any) -> None:
         raise ValueError("client gone")
 
-    runner = ToolRunner(build_registry(), session_id=SESSION, on_notice=sink)
+    runner = make_runner(build_registry(), on_notice=sink)
     assert await runner.run("p", "plain", "{}") == "just text"
 
 
-async def test_counters_add_up() -> None:
+async def test_counters_add_up(make_runner: Any) -> None:
     registry = build_registry()
 
     @registry.tool(description="Slow enough to measure.")
@@ -216,7 +222,7 @@ async def test_counters_add_up() -> None:
         await asyncio.sleep(0.05)
         return "ok"
 
-    runner = ToolRunner(registry, session_id=SESSION)
+    runner = make_runner(registry)
     for call_id, name in enumerate(["plain", "pause", "explode", "forbidden", "nope"]):
         await runner.run(str(call_id), name, "{}")
     stats = runner.stats
