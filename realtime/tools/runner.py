@@ -7,7 +7,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -90,7 +90,9 @@ class ToolRunner:
     def pending(self) -> int:
         return sum(1 for task in self._tasks if not task.done())
 
-    def submit(self, call_id: str, name: str, arguments: str) -> asyncio.Task[str]:
+    def submit(
+        self, call_id: str, name: str, arguments: str | Mapping[str, Any]
+    ) -> asyncio.Task[str]:
         task = asyncio.create_task(
             self.run(call_id, name, arguments), name=f"realtime-tool-{call_id}"
         )
@@ -115,11 +117,12 @@ class ToolRunner:
                     "session %s: %d tool call(s) ignored cancellation", self.session_id, len(stuck)
                 )
 
-    async def run(self, call_id: str, name: str, arguments: str) -> str:
+    async def run(self, call_id: str, name: str, arguments: str | Mapping[str, Any]) -> str:
         """Execute one call; the result text for the model. Raises only CancelledError."""
         started = time.monotonic()
         spec = self.registry.get(name)
         if spec is None:
+            name = name[:64]  # the model's text: keep logs and notices bounded
             self._notify(ToolNotice(call_id=call_id, name=name, status="started"))
             return self._fail(call_id, name, started, "unknown_tool", f"No tool is named {name!r}.")
         try:
@@ -212,7 +215,7 @@ class ToolRunner:
         level = logging.DEBUG if outcome in ("done", "cancelled") else logging.INFO
         log.log(
             level,
-            "session %s: tool %s (call %s) %s in %d ms",
+            "session %s: tool %r (call %r) %s in %d ms",
             self.session_id,
             name,
             call_id,
@@ -223,7 +226,7 @@ class ToolRunner:
 
     def _log_failure(self, name: str, call_id: str, what: str, *, trace: bool = True) -> None:
         log.error(
-            "session %s: tool %s (call %s) %s",
+            "session %s: tool %r (call %r) %s",
             self.session_id,
             name,
             call_id,

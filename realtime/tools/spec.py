@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,9 +69,12 @@ class ToolSpec:
         """
         return {**self.realtime_declaration(), "strict": False}
 
-    def parse_arguments(self, arguments_json: str) -> BaseModel:
-        """Validate the model's JSON arguments; raises pydantic ``ValidationError``."""
-        return self.arguments_model.model_validate_json(arguments_json.strip() or "{}")
+    def parse_arguments(self, arguments: str | Mapping[str, Any]) -> BaseModel:
+        """Validate the model's arguments (JSON text, as the APIs send them, or an already
+        decoded object); raises pydantic ``ValidationError``. Empty text means none."""
+        if isinstance(arguments, str):
+            return self.arguments_model.model_validate_json(arguments.strip() or "{}")
+        return self.arguments_model.model_validate(arguments)
 
     def call_kwargs(self, arguments: BaseModel, context: ToolContext) -> dict[str, Any]:
         if self.model_parameter is not None:

@@ -153,6 +153,17 @@ async def test_an_unknown_tool_is_an_error_result(make_runner: Any, notices: Not
     result = output(await runner.run("c", "plain", "{}"))
     assert result == {"error": "unknown_tool", "message": "No tool is named 'plain'."}
     assert notices.last("c").error == "unknown_tool"
+    await runner.run("long", "x" * 10_000, "{}")
+    assert notices.last("long").name == "x" * 64
+
+
+async def test_decoded_arguments_are_accepted_too(make_runner: Any) -> None:
+    runner = make_runner(build_registry())
+    assert output(await runner.run("d", "echo", {"text": "a", "times": 3})) == {
+        "text": "aaa",
+        "times": 3,
+    }
+    assert output(await runner.run("e", "echo", {"times": 3}))["error"] == "invalid_arguments"
 
 
 async def test_an_exception_is_logged_with_the_session_not_told_to_the_model(
@@ -164,7 +175,7 @@ async def test_an_exception_is_logged_with_the_session_not_told_to_the_model(
     assert output(result) == {"error": "failed", "message": "The tool failed."}
     assert "hunter2" not in result and "Traceback" not in result
     record = next(r for r in caplog.records if r.name == "realtime.tools")
-    assert record.getMessage() == f"session {SESSION}: tool explode (call boom) failed"
+    assert record.getMessage() == f"session {SESSION}: tool 'explode' (call 'boom') failed"
     assert record.session_id == SESSION  # type: ignore[attr-defined]
     assert record.exc_info is not None and record.exc_info[0] is RuntimeError
     assert notices.last("boom").error == "failed"
