@@ -11,9 +11,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, cast
 
 from channels.db import database_sync_to_async
 from django.utils.module_loading import import_string
@@ -52,7 +52,7 @@ class SessionPolicy:
 
     instructions: str | None = None
     voice: str | None = None
-    tools: frozenset[str] | None = None
+    tools: Collection[str] | None = None  # stored as a frozenset
     max_session_seconds: int | None = None
     idle_timeout_seconds: int | None = None
     max_messages_per_minute: int | None = None
@@ -86,10 +86,11 @@ class SessionPolicy:
         names = frozenset(registered)
         if self.tools is None:
             return names
-        unknown = self.tools - names
+        wanted = frozenset(self.tools)
+        unknown = wanted - names
         if unknown:
             log.warning("session policy names unregistered tool(s): %s", ", ".join(sorted(unknown)))
-        return self.tools & names
+        return wanted & names
 
 
 def default_policy(user: Any, scope: Mapping[str, Any]) -> SessionPolicy:
@@ -112,7 +113,7 @@ def load_policy(path: str | None) -> PolicyFunction:
         ) from exc
     if not callable(policy):
         raise PolicyConfigError(f"{VARIABLE}: {path!r} is not callable")
-    return policy
+    return cast(PolicyFunction, policy)
 
 
 async def resolve_policy(

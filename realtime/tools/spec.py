@@ -153,7 +153,7 @@ def _arguments_model(
         if inspect.isclass(hint) and issubclass(hint, BaseModel) and default is ...:
             return context_parameter, only, hint
     try:
-        model = create_model(  # type: ignore[call-overload]
+        model = create_model(
             f"{tool_name}_arguments",
             __config__=ConfigDict(extra="forbid"),
             **fields,

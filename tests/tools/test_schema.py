@@ -9,7 +9,7 @@ from openai.types.live.function_tool import FunctionTool
 from openai.types.realtime.realtime_function_tool import RealtimeFunctionTool
 from pydantic import BaseModel, Field
 
-from realtime.tools import ToolContext, ToolDefinitionError, ToolRegistry
+from realtime.tools import ToolContext, ToolDefinitionError, ToolRegistry, ToolRunner
 
 
 class Booking(BaseModel):
@@ -185,3 +185,17 @@ def test_the_decorator_returns_the_function_unchanged() -> None:
 
     assert registry.tool(add) is add
     assert add(2, 3) == 5
+
+
+async def test_the_context_may_be_a_keyword_only_parameter_of_any_name() -> None:
+    registry = ToolRegistry()
+
+    @registry.tool(description="Greets.")
+    async def greet(name: str, *, session: ToolContext) -> str:
+        return f"hello {name} from {session.session_id}"
+
+    spec = registry.get("greet")
+    assert spec is not None and spec.context_parameter == "session"
+    assert list(spec.parameters_schema()["properties"]) == ["name"]
+    runner = ToolRunner(registry, session_id="s-1")
+    assert await runner.run("c", "greet", '{"name": "ann"}') == "hello ann from s-1"
