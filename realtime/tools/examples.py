@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
 from realtime.tools.context import ToolContext, ToolRefused
@@ -59,15 +59,15 @@ def _notes() -> Any:
 def add_note(
     ctx: ToolContext,
     text: Annotated[
-        str, Field(min_length=1, max_length=NOTE_MAX_LENGTH, description="The note to keep.")
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=NOTE_MAX_LENGTH),
+        Field(description="The note to keep."),
     ],
 ) -> dict[str, Any]:
     """Keep a short note for the signed-in user, to read back later with list_notes."""
     user = ctx.require_user("Notes need a signed-in user; ask the user to sign in first.")
-    text = text.strip()
-    if not text:
-        raise ToolRefused("That note is empty; nothing was saved.")
     note_model = _notes()
+    # A soft cap: two concurrent calls may pass it by one, which is harmless.
     if note_model.objects.filter(user=user).count() >= MAX_NOTES_PER_USER:
         raise ToolRefused(f"The user already has {MAX_NOTES_PER_USER} notes, the most allowed.")
     note = note_model.objects.create(user=user, text=text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import textwrap
 import uuid
@@ -127,3 +129,19 @@ def test_a_module_without_tools_is_refused(tool_module: ModuleMaker) -> None:
     empty = tool_module("VALUE = 1\n")
     with pytest.raises(ToolsConfigError, match=f"RELAY_TOOLS: module '{empty}' defines no"):
         load_tools(empty)
+
+
+def test_the_library_and_the_examples_load_before_django_is_set_up() -> None:
+    """settings.py builds the configuration before Django's apps exist."""
+    code = (
+        "import django.apps, realtime.policy, realtime.client_messages\n"
+        "from realtime.tools import load_tools\n"
+        "assert not django.apps.apps.ready\n"
+        "print(','.join(load_tools('examples').names))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_SETTINGS_MODULE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "get_current_time,add_note,list_notes"
