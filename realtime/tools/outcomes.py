@@ -32,6 +32,7 @@ class ToolNotice:
 
     ``arguments`` and ``result`` are set only for a tool marked safe to show them
     (``show_arguments``/``show_result``); ``error`` says why a call ended in "error".
+    ``duration_ms`` (on "done" and "error") is for metrics, not for the client.
     """
 
     call_id: str
@@ -40,6 +41,7 @@ class ToolNotice:
     error: ErrorKind | None = None
     arguments: dict[str, Any] | None = None
     result: Any = None
+    duration_ms: int | None = None
 
     def to_message(self) -> dict[str, Any]:
         """The client message: ``{"type":"tool_call","name","call_id","status",…}``."""

@@ -163,9 +163,18 @@ class ToolRunner:
             self._log_failure(name, call_id, f"returned {len(output)} characters", trace=False)
             message = "The tool's result was too large."
             return self._fail(call_id, name, started, "failed", message)
-        self._record("done", started, name, call_id)
+        duration_ms = self._record("done", started, name, call_id)
         result = shown if spec.show_result else None
-        self._notify(ToolNotice(call_id, name, "done", arguments=shown_arguments, result=result))
+        self._notify(
+            ToolNotice(
+                call_id,
+                name,
+                "done",
+                arguments=shown_arguments,
+                result=result,
+                duration_ms=duration_ms,
+            )
+        )
         return output
 
     async def _call_with_timeout(
@@ -205,11 +214,11 @@ class ToolRunner:
         )
 
     def _fail(self, call_id: str, name: str, started: float, kind: ErrorKind, message: str) -> str:
-        self._record(kind, started, name, call_id)
-        self._notify(ToolNotice(call_id=call_id, name=name, status="error", error=kind))
+        duration_ms = self._record(kind, started, name, call_id)
+        self._notify(ToolNotice(call_id, name, "error", error=kind, duration_ms=duration_ms))
         return error_text(kind, message)
 
-    def _record(self, outcome: Outcome, started: float, name: str, call_id: str) -> None:
+    def _record(self, outcome: Outcome, started: float, name: str, call_id: str) -> int:
         duration_ms = int((time.monotonic() - started) * 1000)
         self.stats.record(outcome, duration_ms)
         level = logging.DEBUG if outcome in ("done", "cancelled") else logging.INFO
@@ -223,6 +232,7 @@ class ToolRunner:
             duration_ms,
             extra={"session_id": self.session_id},
         )
+        return duration_ms
 
     def _log_failure(self, name: str, call_id: str, what: str, *, trace: bool = True) -> None:
         log.error(

@@ -95,6 +95,7 @@ async def test_an_async_call_round_trip(make_runner: Any, notices: Notices) -> N
         "result": {"text": "abab", "times": 2},
     }
     assert notices[0].arguments == {"text": "ab", "times": 2}  # shown when it starts too
+    assert notices[0].duration_ms is None and notices[1].duration_ms is not None
     assert runner.stats.calls == 1 and runner.stats.errors == 0
 
 
@@ -225,7 +226,7 @@ async def test_a_failing_notice_sink_does_not_break_the_call(make_runner: Any) -
     assert await runner.run("p", "plain", "{}") == "just text"
 
 
-async def test_counters_add_up(make_runner: Any) -> None:
+async def test_counters_add_up(make_runner: Any, notices: Notices) -> None:
     registry = build_registry()
 
     @registry.tool(description="Slow enough to measure.")
@@ -239,6 +240,8 @@ async def test_counters_add_up(make_runner: Any) -> None:
     stats = runner.stats
     assert (stats.calls, stats.errors, stats.refusals, stats.timeouts) == (5, 2, 1, 0)
     assert 50 <= stats.longest_ms <= stats.total_ms
+    ended = [n.duration_ms or 0 for n in notices if n.status != "started"]
+    assert max(ended) == stats.longest_ms and sum(ended) == stats.total_ms
     assert runner.stats.as_dict()["tool_calls"] == 5
 
 
