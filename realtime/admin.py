@@ -14,7 +14,7 @@ from django.utils.html import format_html
 
 from realtime import counters, registry
 from realtime import runtime as relay_runtime
-from realtime.models import RealtimeSession
+from realtime.models import Note, RealtimeSession
 
 
 def _stale_cutoff() -> Any:
@@ -154,3 +154,21 @@ class RealtimeSessionAdmin(admin.ModelAdmin):
         if skipped:
             text += f" Skipped {skipped} already closed."
         self.message_user(request, text, messages.SUCCESS)
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    """Notes kept through the example tools: read-only (written by the users' sessions)."""
+
+    list_display = ("user", "created_at", "__str__")
+    list_filter = ("user",)
+    search_fields = ("user__username",)
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    readonly_fields = ("user", "text", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -112,3 +112,22 @@ class ConnectTicket(models.Model):
 
     def __str__(self) -> str:
         return f"ticket {str(self.id)[:8]} for user {self.user_id}"
+
+
+class Note(models.Model):
+    """A short note a signed-in user keeps through the voice assistant (the example tools)."""
+
+    MAX_LENGTH = 1000
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="realtime_notes"
+    )
+    text = models.CharField(max_length=MAX_LENGTH)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "-created_at"])]
+
+    def __str__(self) -> str:
+        return self.text if len(self.text) <= 40 else self.text[:39] + "…"

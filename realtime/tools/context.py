@@ -1,0 +1,53 @@
+"""What a tool receives besides its arguments, and how it says no."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def _anonymous() -> Any:
+    # Imported on use: this module may be imported before Django's apps are loaded.
+    from django.contrib.auth.models import AnonymousUser
+
+    return AnonymousUser()
+
+
+class ToolRefused(Exception):
+    """Raised by a tool to refuse a call (e.g. a permission check). The message is for the
+    model to speak, so write it for the user: "You need to be signed in to keep notes."."""
+
+    def __init__(self, message: str = "You are not allowed to do that.") -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """One call's view of its session. Built by ``ToolRunner``; a tool never builds one.
+
+    ``user`` is the session's Django user or an ``AnonymousUser``: a tool acts with exactly
+    that user's rights. ``cancelled`` is set when the call is abandoned (timeout, barge-in,
+    close); a long synchronous tool may poll it, since a thread cannot be stopped from outside.
+    """
+
+    user: Any = field(default_factory=_anonymous)
+    session_id: str = ""
+    config: Any = None  # the relay's RelayConfig (typed Any until the session core settles)
+    call_id: str = ""
+    log: logging.Logger | logging.LoggerAdapter[logging.Logger] = field(
+        default_factory=lambda: logging.getLogger("realtime.tools")
+    )
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def is_authenticated(self) -> bool:
+        return bool(getattr(self.user, "is_authenticated", False))
+
+    def require_user(self, message: str = "You need to be signed in for that.") -> Any:
+        """The signed-in user, or ``ToolRefused`` for an anonymous session."""
+        if not self.is_authenticated:
+            raise ToolRefused(message)
+        return self.user

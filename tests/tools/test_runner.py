@@ -1,0 +1,422 @@
+"""ToolRunner: round trips, validation, timeouts, failures, refusals, notices, counters."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from realtime.tools import ToolCall, ToolContext, ToolRefused, ToolRegistry, ToolRunner
+from tests.tools.conftest import Notices
+
+SESSION = "00000000-0000-4000-8000-000000000001"
+
+
+class Echoed(BaseModel):
+    text: str
+    times: int
+
+
+@dataclasses.dataclass
+class Stamp:
+    at: datetime
+
+
+def build_registry() -> ToolRegistry:
+    registry = ToolRegistry()
+
+    @registry.tool(description="Echo the text.", show_arguments=True, show_result=True)
+    async def echo(ctx: ToolContext, text: str, times: int = 1) -> Echoed:
+        return Echoed(text=text * times, times=times)
+
+    @registry.tool(description="Who and where am I.")
+    def whoami(ctx: ToolContext) -> dict[str, Any]:
+        return {
+            "session": ctx.session_id,
+            "call": ctx.call_id,
+            "signed_in": ctx.is_authenticated,
+            "thread": threading.current_thread().name,
+        }
+
+    @registry.tool(description="Plain text.")
+    def plain() -> str:
+        return "just text"
+
+    @registry.tool(description="A dataclass with a date.")
+    async def stamp() -> Stamp:
+        return Stamp(at=datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+    @registry.tool(description="Fails.")
+    def explode(ctx: ToolContext) -> None:
+        raise RuntimeError("connection string postgres://admin:hunter2@db failed")
+
+    @registry.tool(description="Refuses.")
+    async def forbidden(ctx: ToolContext) -> None:
+        raise ToolRefused("Only managers may do that.")
+
+    @registry.tool(description="Times out by itself.")
+    async def own_timeout() -> None:
+        raise TimeoutError("the remote service timed out")
+
+    @registry.tool(description="No JSON form.")
+    async def opaque() -> object:
+        return object()
+
+    @registry.tool(description="Too much.")
+    async def huge() -> str:
+        return "x" * 50_000
+
+    return registry
+
+
+def output(text: str) -> Any:
+    return json.loads(text)
+
+
+async def test_an_async_call_round_trip(make_runner: Any, notices: Notices) -> None:
+    runner = make_runner(build_registry())
+    result = await runner.run("call_1", "echo", '{"text": "ab", "times": 2}')
+    assert output(result) == {"text": "abab", "times": 2}
+    assert notices.statuses("call_1") == ["started", "done"]
+    assert notices.last("call_1").to_message() == {
+        "type": "tool_call",
+        "name": "echo",
+        "call_id": "call_1",
+        "status": "done",
+        "arguments": {"text": "ab", "times": 2},
+        "result": {"text": "abab", "times": 2},
+    }
+    assert notices[0].arguments == {"text": "ab", "times": 2}  # shown when it starts too
+    assert notices[0].duration_ms is None and notices[1].duration_ms is not None
+    assert runner.stats.calls == 1 and runner.stats.errors == 0
+
+
+async def test_a_sync_call_runs_in_the_tool_pool_with_its_context(make_runner: Any) -> None:
+    runner = make_runner(build_registry())
+    result = output(await runner.run("call_2", "whoami", ""))
+    assert result["session"] == SESSION
+    assert result["call"] == "call_2"
+    assert result["signed_in"] is False  # no user given: anonymous
+    assert result["thread"].startswith("relay-tool-test")
+
+
+async def test_by_default_sync_tools_run_in_the_relays_tool_pool() -> None:
+    runner = ToolRunner(build_registry(), session_id=SESSION)
+    result = output(await runner.run("call_3", "whoami", "{}"))
+    assert result["thread"].startswith("relay-tool_")  # ThreadPoolExecutor's naming
+
+
+async def test_results_are_json_or_the_string_itself(make_runner: Any) -> None:
+    runner = make_runner(build_registry())
+    assert await runner.run("c1", "plain", "{}") == "just text"
+    assert output(await runner.run("c2", "stamp", "{}")) == {"at": "2030-01-02T03:04:05Z"}
+
+
+@pytest.mark.parametrize(
+    ("arguments", "mentioned"),
+    [
+        ('{"times": 2}', "text: Field required"),
+        ('{"text": "a", "times": "many"}', "times: Input should be a valid integer"),
+        ('{"text": "a", "colour": "red"}', "colour: Extra inputs are not permitted"),
+        ('{"text": ', "Invalid JSON"),
+        ('["text"]', "Input should be an object"),
+    ],
+)
+async def test_invalid_arguments_give_an_error_the_model_can_speak_about(
+    make_runner: Any, notices: Notices, arguments: str, mentioned: str
+) -> None:
+    runner = make_runner(build_registry())
+    result = output(await runner.run("bad", "echo", arguments))
+    assert result["error"] == "invalid_arguments"
+    assert mentioned in result["message"]
+    assert notices.statuses("bad") == ["started", "error"]
+    assert notices.last("bad").error == "invalid_arguments"
+    assert notices.last("bad").arguments is None
+    assert runner.stats.errors == 1
+
+
+async def test_validation_errors_do_not_echo_the_input(make_runner: Any) -> None:
+    runner = make_runner(build_registry())
+    result = await runner.run("bad", "echo", '{"text": "a", "times": "SECRET-VALUE"}')
+    assert "SECRET-VALUE" not in result
+
+
+async def test_an_unknown_tool_is_an_error_result(make_runner: Any, notices: Notices) -> None:
+    runner = make_runner(build_registry().only(["echo"]))
+    result = output(await runner.run("c", "plain", "{}"))
+    assert result == {"error": "unknown_tool", "message": "No tool is named 'plain'."}
+    assert notices.last("c").error == "unknown_tool"
+    await runner.run("long", "x" * 10_000, "{}")
+    assert notices.last("long").name == "x" * 64
+
+
+async def test_decoded_arguments_are_accepted_too(make_runner: Any) -> None:
+    runner = make_runner(build_registry())
+    assert output(await runner.run("d", "echo", {"text": "a", "times": 3})) == {
+        "text": "aaa",
+        "times": 3,
+    }
+    assert output(await runner.run("e", "echo", {"times": 3}))["error"] == "invalid_arguments"
+
+
+async def test_an_exception_is_logged_with_the_session_not_told_to_the_model(
+    make_runner: Any, notices: Notices, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = make_runner(build_registry())
+    with caplog.at_level(logging.ERROR, logger="realtime.tools"):
+        result = await runner.run("boom", "explode", "{}")
+    assert output(result) == {"error": "failed", "message": "The tool failed."}
+    assert "hunter2" not in result and "Traceback" not in result
+    record = next(r for r in caplog.records if r.name == "realtime.tools")
+    assert record.getMessage() == f"session {SESSION}: tool 'explode' (call 'boom') failed"
+    assert record.session_id == SESSION  # type: ignore[attr-defined]
+    assert record.exc_info is not None and record.exc_info[0] is RuntimeError
+    assert notices.last("boom").error == "failed"
+    assert runner.stats.errors == 1
+
+
+async def test_a_refusal_is_its_own_result_and_counter(make_runner: Any, notices: Notices) -> None:
+    runner = make_runner(build_registry())
+    result = output(await runner.run("no", "forbidden", "{}"))
+    assert result == {"error": "refused", "message": "Only managers may do that."}
+    assert notices.last("no").error == "refused"
+    assert (runner.stats.refusals, runner.stats.errors) == (1, 0)
+
+
+async def test_a_tools_own_timeout_error_is_a_failure_not_a_timeout(make_runner: Any) -> None:
+    runner = make_runner(build_registry())
+    assert output(await runner.run("t", "own_timeout", "{}"))["error"] == "failed"
+    assert (runner.stats.errors, runner.stats.timeouts) == (1, 0)
+
+
+async def test_results_without_json_form_or_too_large_are_failures(make_runner: Any) -> None:
+    runner = make_runner(build_registry())
+    assert output(await runner.run("o", "opaque", "{}"))["error"] == "failed"
+    assert output(await runner.run("h", "huge", "{}")) == {
+        "error": "failed",
+        "message": "The tool's result was too large.",
+    }
+    assert runner.stats.errors == 2
+
+
+async def test_nothing_is_shown_for_a_tool_not_marked_safe(
+    make_runner: Any, notices: Notices
+) -> None:
+    runner = make_runner(build_registry())
+    await runner.run("w", "whoami", "{}")
+    assert [n.to_message() for n in notices] == [
+        {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "started"},
+        {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "done"},
+    ]
+
+
+async def test_a_failing_notice_sink_does_not_break_the_call(make_runner: Any) -> None:
+    def sink(notice: Any) -> None:
+        raise ValueError("client gone")
+
+    runner = make_runner(build_registry(), on_notice=sink)
+    assert await runner.run("p", "plain", "{}") == "just text"
+
+
+async def test_counters_add_up(make_runner: Any, notices: Notices) -> None:
+    registry = build_registry()
+
+    @registry.tool(description="Slow enough to measure.")
+    async def pause() -> str:
+        await asyncio.sleep(0.05)
+        return "ok"
+
+    runner = make_runner(registry)
+    for call_id, name in enumerate(["plain", "pause", "explode", "forbidden", "nope"]):
+        await runner.run(str(call_id), name, "{}")
+    stats = runner.stats
+    assert (stats.calls, stats.errors, stats.refusals, stats.timeouts) == (5, 2, 1, 0)
+    assert 50 <= stats.longest_ms <= stats.total_ms
+    ended = [n.duration_ms or 0 for n in notices if n.status != "started"]
+    assert max(ended) == stats.longest_ms and sum(ended) == stats.total_ms
+    assert runner.stats.as_dict()["tool_calls"] == 5
+
+
+# ---------------------------------------------------------------------------------------------
+# Concurrency, timeouts, cancellation
+# ---------------------------------------------------------------------------------------------
+
+
+async def test_parallel_calls_run_concurrently_async_and_sync(make_runner: Any) -> None:
+    registry = ToolRegistry()
+    async_barrier = asyncio.Barrier(3)
+    thread_barrier = threading.Barrier(3, timeout=5)
+
+    # Each call waits until all three have started: this passes only if they overlap.
+    @registry.tool(description="Meet the others (async).")
+    async def meet_async(n: int) -> int:
+        async with asyncio.timeout(5):
+            await async_barrier.wait()
+        return n
+
+    @registry.tool(description="Meet the others (sync).")
+    def meet_sync(n: int) -> int:
+        thread_barrier.wait()
+        return n
+
+    runner = make_runner(registry)
+    for name in ("meet_async", "meet_sync"):
+        calls = [ToolCall(f"{name}-{n}", name, json.dumps({"n": n})) for n in range(3)]
+        assert await runner.run_all(calls) == ["0", "1", "2"]
+    assert runner.stats.errors == 0 and runner.stats.timeouts == 0
+
+
+async def test_a_timeout_gives_a_timeout_result_async_and_sync(
+    make_runner: Any, notices: Notices
+) -> None:
+    registry = ToolRegistry()
+    sync_finished = threading.Event()
+
+    @registry.tool(description="Never answers.", timeout=0.1)
+    async def stuck_async() -> None:
+        await asyncio.sleep(30)
+
+    @registry.tool(description="Never answers (sync).", timeout=0.1)
+    def stuck_sync(ctx: ToolContext) -> None:
+        ctx.cancelled.wait(10)  # a well-behaved long tool watches for being abandoned
+        sync_finished.set()
+
+    runner = make_runner(registry, default_timeout=30)
+    for name in ("stuck_async", "stuck_sync"):
+        began = time.monotonic()
+        result = output(await runner.run(name, name, "{}"))
+        assert time.monotonic() - began < 2
+        assert result == {
+            "error": "timeout",
+            "message": "The tool did not finish within 0.1 seconds.",
+        }
+        assert notices.last(name).error == "timeout"
+    assert await asyncio.to_thread(sync_finished.wait, 5)  # the thread was told to stop
+    assert (runner.stats.timeouts, runner.stats.errors) == (2, 0)
+
+
+async def test_the_runner_default_timeout_applies_unless_the_tool_sets_one(
+    make_runner: Any,
+) -> None:
+    registry = ToolRegistry()
+
+    @registry.tool(description="Takes 0.3 s; allowed 5.", timeout=5)
+    async def patient() -> str:
+        await asyncio.sleep(0.3)
+        return "done"
+
+    @registry.tool(description="Takes 0.3 s; the runner default applies.")
+    async def ordinary() -> str:
+        await asyncio.sleep(0.3)
+        return "done"
+
+    runner = make_runner(registry, default_timeout=0.1)
+    assert await runner.run("p", "patient", "{}") == "done"
+    assert output(await runner.run("o", "ordinary", "{}"))["error"] == "timeout"
+
+
+async def test_cancel_ends_every_pending_call_and_nothing_keeps_running(
+    make_runner: Any, notices: Notices
+) -> None:
+    registry = ToolRegistry()
+    started = asyncio.Semaphore(0)
+    loop = asyncio.get_running_loop()
+    thread_done = threading.Event()
+
+    @registry.tool(description="Waits forever (async).")
+    async def forever() -> None:
+        started.release()
+        await asyncio.sleep(3600)
+
+    @registry.tool(description="Waits until abandoned (sync).")
+    def until_abandoned(ctx: ToolContext) -> None:
+        loop.call_soon_threadsafe(started.release)
+        ctx.cancelled.wait(3600)
+        thread_done.set()
+
+    runner = make_runner(registry)
+    tasks = [
+        runner.submit("a1", "forever", "{}"),
+        runner.submit("a2", "forever", "{}"),
+        runner.submit("s1", "until_abandoned", "{}"),
+    ]
+    async with asyncio.timeout(5):
+        for _ in tasks:
+            await started.acquire()
+    assert runner.pending == 3
+
+    await runner.cancel()
+
+    assert all(task.cancelled() for task in tasks)
+    assert runner.pending == 0
+    assert not [t for t in asyncio.all_tasks() if t.get_name().startswith("realtime-tool-")]
+    assert await asyncio.to_thread(thread_done.wait, 5)
+    assert {n.call_id: n.error for n in notices if n.status == "error"} == {
+        "a1": "cancelled",
+        "a2": "cancelled",
+        "s1": "cancelled",
+    }
+    assert (runner.stats.cancelled, runner.stats.errors) == (3, 0)
+    # The runner stays usable after a barge-in.
+    registry.tool(description="Quick.")(quick)
+    assert await runner.run("after", "quick", "{}") == "ok"
+
+
+def quick() -> str:
+    return "ok"
+
+
+async def test_cancelling_the_caller_of_run_all_cancels_its_calls(make_runner: Any) -> None:
+    registry = ToolRegistry()
+
+    @registry.tool(description="Waits forever.")
+    async def forever() -> None:
+        await asyncio.sleep(3600)
+
+    runner = make_runner(registry)
+    batch = asyncio.create_task(
+        runner.run_all([ToolCall(str(n), "forever", "{}") for n in range(3)])
+    )
+    await asyncio.sleep(0.05)
+    assert runner.pending == 3
+    batch.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await batch
+    await asyncio.sleep(0)
+    assert runner.pending == 0
+    assert runner.stats.cancelled == 3
+
+
+async def test_a_cancellation_that_asgiref_swallows_is_still_honoured(
+    make_runner: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """asgiref returns the result of a sync call that finished as the cancellation arrived
+    (see registry.Presence._call); the runner must still end the call as cancelled."""
+
+    def swallowing_sync_to_async(function: Any, **options: Any) -> Any:
+        async def call(**kwargs: Any) -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            task.cancel()
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:
+                pass  # what asgiref does when the thread had already finished
+            return function(**kwargs)
+
+        return call
+
+    monkeypatch.setattr("realtime.tools.runner.database_sync_to_async", swallowing_sync_to_async)
+    runner = make_runner(build_registry())
+    task = runner.submit("q", "plain", "{}")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert runner.stats.cancelled == 1
