@@ -183,8 +183,8 @@ def _turn_detection(env: Mapping[str, str]) -> TurnDetection | None:
         raise ConfigError("RELAY_VAD_EAGERNESS must be low, medium, high or auto")
     if idle and kind != "server_vad":
         raise ConfigError("RELAY_VAD_IDLE_TIMEOUT_MS needs RELAY_TURN_DETECTION=server_vad")
-    if idle and idle < 5000:
-        raise ConfigError("RELAY_VAD_IDLE_TIMEOUT_MS must be 0 (off) or at least 5000")
+    if idle and idle < 1000:
+        raise ConfigError("RELAY_VAD_IDLE_TIMEOUT_MS must be 0 (off) or at least 1000")
     return TurnDetection(
         type=kind,
         threshold=_float(env, "RELAY_VAD_THRESHOLD", 0.5, 0.0, 1.0),

@@ -357,6 +357,7 @@ class RelaySession:
                 session_id=str(self.id),
                 provider=config.provider_label,
                 api=self.upstream.api,
+                turn_detection=self.upstream.turn_detection,
             )
         )
         log.info(

@@ -53,6 +53,13 @@ class UpstreamAdapter(ABC):
     def translate(self, frame: bytes | str, now: float) -> list[Event]:
         """One upstream frame → the session's events (may be none)."""
 
+    @property
+    def turn_detection(self) -> str:
+        """Who ends a user's turn: ``server_vad``/``semantic_vad`` (the service), ``none``
+        (the client, with ``commit``) or ``model`` (the model, full duplex)."""
+        td = self.config.turn_detection
+        return td.type if td is not None else "none"
+
     def deadline(self) -> float | None:
         """When ``tick`` has events to report without an upstream frame (loop time), if ever."""
         return None
