@@ -11,7 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 Provider = Literal["openai", "azure", "simulator"]
@@ -28,6 +28,10 @@ PROVIDER_VARIABLES = (
 )
 
 DEFAULT_OPENAI_MODEL = "gpt-realtime"
+DEFAULT_LIVE_MODEL = "gpt-live-1"
+DEFAULT_RESPONSES_MODEL = "gpt-5-mini"  # the backend a GPT-Live session delegates tools to
+REALTIME_ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
+LIVE_ENTRA_SCOPE = "https://ai.azure.com/.default"  # Foundry /openai/v1 (configurable)
 DEFAULT_GREETING = "You are now connected to the realtime relay."
 DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant."
 
@@ -60,6 +64,10 @@ class RelayConfig:
     api_key: str | None = field(default=None, repr=False)
     azure_api_version: str | None = None
     use_entra_id: bool = False
+    entra_scope: str = REALTIME_ENTRA_SCOPE
+    upstream_api: str = "realtime"  # realtime (the Realtime API) or live (GPT-Live)
+    live_delegation: str = "responses"  # responses (tools run here) or client
+    live_responses_model: str = DEFAULT_RESPONSES_MODEL
     port: int = 8080
     instructions: str = DEFAULT_INSTRUCTIONS
     voice: str = "alloy"
@@ -121,8 +129,8 @@ class RelayConfig:
 
     @property
     def api(self) -> str:
-        """The upstream API family (``session_info``'s ``api``)."""
-        return "realtime"
+        """The upstream API family (``session_info``'s ``api``): realtime or live."""
+        return self.upstream_api
 
     @property
     def connection_key(self) -> tuple[object, ...]:
@@ -135,6 +143,7 @@ class RelayConfig:
             self.api_key,
             self.azure_api_version,
             self.use_entra_id,
+            self.entra_scope,
         )
 
     @property
@@ -258,6 +267,19 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "log_format": _choice(env, "RELAY_LOG_FORMAT", ("plain", "json"), "plain"),
     }
 
+    api = _choice(env, "RELAY_UPSTREAM_API", ("realtime", "live"), "realtime")
+    common |= _live_settings(env, api)
+    config = RelayConfig(**_provider(env, api, azure_endpoint, azure_deployment), **common)
+    if api == "live":
+        _check_live(env, config)
+    return config
+
+
+def _provider(
+    env: Mapping[str, str], api: str, azure_endpoint: str | None, azure_deployment: str | None
+) -> dict[str, Any]:
+    """Which upstream: Azure, OpenAI or the simulator, with its endpoint, model and key."""
+    default_model = DEFAULT_LIVE_MODEL if api == "live" else DEFAULT_OPENAI_MODEL
     if azure_endpoint or azure_deployment:
         if not azure_endpoint:
             raise ConfigError("AZURE_OPENAI_DEPLOYMENT is set but AZURE_OPENAI_ENDPOINT is not")
@@ -265,45 +287,76 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
             raise ConfigError("AZURE_OPENAI_ENDPOINT is set but AZURE_OPENAI_DEPLOYMENT is not")
         api_version = _text(env, "AZURE_OPENAI_API_VERSION")
         api_key = _text(env, "AZURE_OPENAI_API_KEY")
-        return RelayConfig(
-            provider="azure",
-            dialect="beta" if api_version else "ga",
-            endpoint=azure_endpoint,
-            model=azure_deployment,
-            api_key=api_key,
-            azure_api_version=api_version,
-            use_entra_id=api_key is None,
-            **common,
-        )
-
+        return {
+            "provider": "azure",
+            "dialect": "beta" if api_version else "ga",
+            "endpoint": azure_endpoint,
+            "model": azure_deployment,
+            "api_key": api_key,
+            "azure_api_version": api_version,
+            "use_entra_id": api_key is None,
+            "entra_scope": _text(env, "AZURE_OPENAI_ENTRA_SCOPE")
+            or (LIVE_ENTRA_SCOPE if api == "live" else REALTIME_ENTRA_SCOPE),
+        }
     if _text(env, "AZURE_OPENAI_API_KEY") or _text(env, "AZURE_OPENAI_API_VERSION"):
         raise ConfigError(
             "AZURE_OPENAI_API_KEY/AZURE_OPENAI_API_VERSION need AZURE_OPENAI_ENDPOINT "
             "and AZURE_OPENAI_DEPLOYMENT"
         )
-
     openai_key = _text(env, "OPENAI_API_KEY")
     openai_endpoint = _url(env, "OPENAI_ENDPOINT", ("wss", "ws", "https", "http"))
     if openai_key:
-        return RelayConfig(
-            provider="openai",
-            dialect="ga",
-            endpoint=_websocket_base(openai_endpoint) if openai_endpoint else None,
-            model=_text(env, "OPENAI_MODEL") or DEFAULT_OPENAI_MODEL,
-            api_key=openai_key,
-            **common,
-        )
+        return {
+            "provider": "openai",
+            "dialect": "ga",
+            "endpoint": _websocket_base(openai_endpoint) if openai_endpoint else None,
+            "model": _text(env, "OPENAI_MODEL") or default_model,
+            "api_key": openai_key,
+        }
     if openai_endpoint:
         raise ConfigError("OPENAI_ENDPOINT is set but OPENAI_API_KEY is not")
+    return {
+        "provider": "simulator",
+        "dialect": "ga",
+        "endpoint": _url(env, "REALTIME_SIMULATOR_URL", ("ws", "wss")),
+        "model": _text(env, "OPENAI_MODEL") or default_model,
+        "api_key": _text(env, "REALTIME_SIMULATOR_API_KEY"),
+    }
 
-    return RelayConfig(
-        provider="simulator",
-        dialect="ga",
-        endpoint=_url(env, "REALTIME_SIMULATOR_URL", ("ws", "wss")),
-        model=_text(env, "OPENAI_MODEL") or DEFAULT_OPENAI_MODEL,
-        api_key=_text(env, "REALTIME_SIMULATOR_API_KEY"),
-        **common,
-    )
+
+def _live_settings(env: Mapping[str, str], api: str) -> dict[str, Any]:
+    delegation = _choice(env, "RELAY_LIVE_DELEGATION", ("responses", "client"), "responses")
+    return {
+        "upstream_api": api,
+        "live_delegation": delegation,
+        "live_responses_model": _text(env, "RELAY_LIVE_RESPONSES_MODEL") or DEFAULT_RESPONSES_MODEL,
+    }
+
+
+# Realtime API settings GPT-Live has no equivalent for: refused rather than silently ignored.
+_NOT_ON_LIVE = {
+    "RELAY_TURN_DETECTION": "GPT-Live ends turns itself (full duplex)",
+    "RELAY_VAD_IDLE_TIMEOUT_MS": "GPT-Live has no idle timeout",
+    "RELAY_VAD_EAGERNESS": "GPT-Live has no turn detection settings",
+    "RELAY_NOISE_REDUCTION": "GPT-Live has no noise reduction setting",
+    "RELAY_TRUNCATION": "GPT-Live compacts its context itself",
+    "RELAY_PROMPT_ID": "GPT-Live has no stored prompts",
+    "RELAY_TRANSCRIPTION_LANGUAGE": "GPT-Live has no transcription settings",
+    "RELAY_TRANSCRIPTION_PROMPT": "GPT-Live has no transcription settings",
+}
+
+
+def _check_live(env: Mapping[str, str], config: RelayConfig) -> None:
+    for name, why in _NOT_ON_LIVE.items():
+        if _text(env, name):
+            raise ConfigError(f"{name} cannot be used with RELAY_UPSTREAM_API=live: {why}")
+    if config.output_modalities != "audio":
+        raise ConfigError("RELAY_OUTPUT_MODALITIES=text cannot be used with GPT-Live (audio only)")
+    if config.dialect == "beta":
+        raise ConfigError(
+            "AZURE_OPENAI_API_VERSION selects the legacy preview path; GPT-Live on Azure uses "
+            "/openai/v1: unset AZURE_OPENAI_API_VERSION"
+        )
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

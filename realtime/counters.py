@@ -55,6 +55,9 @@ METRIC_FAMILIES = {
         "kind",
     ),
     "relay_cached_input_tokens": MetricFamily("Input tokens served from the cache"),
+    "relay_upstream_seconds": MetricFamily(
+        "Session time the upstream reported as billed (GPT-Live bills per second)"
+    ),
     "relay_tool_calls": MetricFamily("Server-side tool calls run (RELAY_TOOLS)"),
     "relay_tool_errors": MetricFamily(
         "Tool calls that ended in an error (failed, refused, timed out, invalid arguments)"
@@ -105,6 +108,13 @@ COUNTERS: tuple[Counter, ...] = (
     Counter("barge_ins", "answers cut short", "barge_ins", metric="relay_barge_ins"),
     Counter("truncations", "truncations sent upstream", metric="relay_truncations"),
     Counter("errors", "errors", "errors"),
+    Counter(
+        "upstream_seconds",
+        "billed session seconds (GPT-Live)",
+        "upstream_seconds",
+        usage=True,
+        metric="relay_upstream_seconds",
+    ),
     Counter("tool_calls", "tool calls", "tool_calls", metric="relay_tool_calls"),
     Counter("tool_errors", "tool call errors", "tool_errors", metric="relay_tool_errors"),
     Counter(
@@ -137,6 +147,10 @@ class SessionCounters(_Base):  # type: ignore[misc, valid-type]
     def add_usage(self, usage: Any) -> None:
         """One answer's token usage (a ``realtime.events.Usage``)."""
         self.responses += 1
+        self.add_tokens(usage)
+
+    def add_tokens(self, usage: Any) -> None:
+        """Tokens used on the session's behalf (an answer's, or a backend model's)."""
         self.input_tokens += usage.input_tokens
         self.output_tokens += usage.output_tokens
         self.cached_tokens += usage.cached_tokens

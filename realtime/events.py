@@ -117,6 +117,35 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolTurnEnded:
+    """The model has asked for every call of this turn (GPT-Live: the delegated response
+    finished); their outputs go back once they are done — unless the turn was cancelled."""
+
+    cancelled: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UsageReport:
+    """Cumulative billed session time the upstream reports (GPT-Live bills by duration)."""
+
+    seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class BackendUsage:
+    """Tokens a backend model used on the session's behalf (GPT-Live's delegated responses)."""
+
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamFrames:
+    """Frames the adapter itself must send upstream, in order (e.g. declining a request)."""
+
+    frames: list[str]
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamError:
     """A non-fatal upstream error: reported to the client, the session goes on."""
 
@@ -147,6 +176,10 @@ Event = (
     | ResponseDone
     | Truncated
     | ToolCall
+    | ToolTurnEnded
+    | UsageReport
+    | BackendUsage
+    | UpstreamFrames
     | UpstreamError
     | UpstreamEnded
 )

@@ -28,6 +28,7 @@ from realtime.endings import Ending, SessionEnded
 from realtime.events import (
     AudioDelta,
     AudioDone,
+    BackendUsage,
     InputTimeout,
     InputTranscript,
     InputTranscriptDelta,
@@ -39,9 +40,12 @@ from realtime.events import (
     TextDelta,
     TextDone,
     ToolCall,
+    ToolTurnEnded,
     Truncated,
     UpstreamEnded,
     UpstreamError,
+    UpstreamFrames,
+    UsageReport,
 )
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn, Interruption
@@ -108,7 +112,8 @@ class RelaySession:
                 default_timeout=config.tool_timeout_s,
                 on_notice=self._tool_notice,
             )
-        self._tool_calls: list[tuple[str, asyncio.Task[str]]] = []  # of the current answer
+        self._tool_calls: list[tuple[str, asyncio.Task[str]]] = []  # of the current turn
+        self.upstream.wake = self._wake_reader
         self.outbox = UpstreamOutbox(
             coalesce_ms=config.audio_coalesce_ms,
             encode_audio=self.upstream.audio_frame,
@@ -144,6 +149,10 @@ class RelaySession:
             ResponseDone: self._on_response_done,
             Truncated: self._on_truncated,
             ToolCall: self._on_tool_call,
+            ToolTurnEnded: self._on_tool_turn_ended,
+            UsageReport: self._on_usage_report,
+            BackendUsage: self._on_backend_usage,
+            UpstreamFrames: self._on_upstream_frames,
             UpstreamError: self._on_upstream_error,
             UpstreamEnded: self._on_upstream_ended,
         }
@@ -298,15 +307,19 @@ class RelaySession:
             self.barge_in.cut(cut)
         return frames
 
-    def _ask_for_answer(self, frames: list[str]) -> bool:
-        """Send ``frames`` and then ask for an answer — now, or once the active one is done."""
-        if self._answer_active:
+    def _ask_for_answer(self, frames: list[str], ask: list[str] | None = None) -> bool:
+        """Send ``frames``, then ask for an answer (``ask``, by default the adapter's request)
+        — now, or once the active answer is done where the upstream allows only one."""
+        ask = self.upstream.request_answer() if ask is None else ask
+        if self._answer_active and self.upstream.answers_block_requests:
             self._answer_wanted = True
         else:
-            frames = frames + self.upstream.request_answer()
+            frames = frames + ask
         if not self.outbox.frames(frames):
             self._send_soon(protocol.error_message("busy", "the relay is busy; message not sent"))
             return False
+        if not ask:  # the model answers on its own (GPT-Live): nothing to watch for
+            return True
         self._awaiting_answer = True
         watch = self._watch
         if watch is not None and watch.when() is None:  # the reader waits without a deadline
@@ -501,12 +514,8 @@ class RelaySession:
                 },
             )
         )
-        calls, self._tool_calls = self._tool_calls, []
-        if calls and event.status == "cancelled":
-            for _, task in calls:  # the answer that asked for them was cut: drop their work
-                task.cancel()
-        elif calls:
-            self._spawn(self._give_tool_results(calls), "tool-results")
+        if self.upstream.answers_block_requests:  # the answer is the tool turn (Realtime API)
+            self._end_tool_turn(cancelled=event.status == "cancelled")
         if self._answer_wanted:
             self._answer_wanted = False
             self._ask_for_answer([])
@@ -518,6 +527,17 @@ class RelaySession:
         task = self.tools.submit(event.call_id, event.name, event.arguments)
         self._tool_calls.append((event.call_id, task))
 
+    async def _on_tool_turn_ended(self, event: ToolTurnEnded) -> None:
+        self._end_tool_turn(cancelled=event.cancelled)
+
+    def _end_tool_turn(self, *, cancelled: bool) -> None:
+        calls, self._tool_calls = self._tool_calls, []
+        if calls and cancelled:
+            for _, task in calls:  # the turn that asked for them was cut: drop their work
+                task.cancel()
+        elif calls:
+            self._spawn(self._give_tool_results(calls), "tool-results")
+
     async def _give_tool_results(self, calls: list[tuple[str, asyncio.Task[str]]]) -> None:
         """Once every call of an answer has finished, give their outputs to the model and ask
         for the answer that uses them (parallel calls: one answer for all of them)."""
@@ -527,7 +547,7 @@ class RelaySession:
             if isinstance(output, BaseException):
                 return  # cancelled (interrupt, close): the model gets no half answer
             frames += self.upstream.tool_result(call_id, output)
-        self._ask_for_answer(frames)
+        self._ask_for_answer(frames, self.upstream.continue_after_tools())
 
     def _cancel_tool_calls(self) -> None:
         calls, self._tool_calls = self._tool_calls, []
@@ -547,6 +567,19 @@ class RelaySession:
             counters.tool_ms += notice.duration_ms or 0
         if self.state in OPEN:
             self._send_soon(protocol.dumps(notice.to_message()))
+
+    async def _on_usage_report(self, event: UsageReport) -> None:
+        """Billed session time so far (cumulative): recorded, and shown to the client."""
+        if event.seconds > self.counters.upstream_seconds:
+            self.counters.upstream_seconds = event.seconds
+            if self.state in OPEN:
+                await self.port.send_text(protocol.control("usage", seconds=event.seconds))
+
+    async def _on_backend_usage(self, event: BackendUsage) -> None:
+        self.counters.add_tokens(event.usage)
+
+    async def _on_upstream_frames(self, event: UpstreamFrames) -> None:
+        self._enqueue(event.frames)
 
     async def _on_truncated(self, event: Truncated) -> None:
         await self.port.send_text(
@@ -577,6 +610,13 @@ class RelaySession:
     async def _warn_session_ending(self, seconds_left: int) -> None:
         await self.port.send_text(protocol.control("session_ending", seconds_left=seconds_left))
 
+    def _wake_reader(self) -> None:
+        """The adapter has events due now (e.g. the user started speaking): end the
+        reader's wait so it collects them with ``tick``."""
+        watch = self._watch
+        if watch is not None:
+            watch.reschedule(asyncio.get_running_loop().time())
+
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
         task.set_name(f"realtime-{name}-{self.id}")
@@ -597,7 +637,9 @@ class RelaySession:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2)
-        await self.upstream.close()
+        for event in await self.upstream.close():
+            if isinstance(event, UsageReport):  # the final billed time, for the row
+                self.counters.upstream_seconds = max(self.counters.upstream_seconds, event.seconds)
         ending = self.ending or endings.CLIENT_CLOSED
         code = self.client_close_code if ending is endings.CLIENT_CLOSED else ending.close_code
         await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)

@@ -6,7 +6,8 @@ family's handshake), translates each upstream frame into the session's neutral e
 a commit) into upstream frames, which the session's outbox sends in order.
 
 Families: ``realtime`` (the Realtime API: OpenAI GA, Azure GA and the legacy Azure preview
-dialect) in ``realtime/upstream/realtime.py``. To add one, subclass ``UpstreamAdapter`` and
+dialect) in ``realtime/upstream/realtime.py``; ``live`` (GPT-Live, OpenAI and Azure Foundry)
+in ``realtime/upstream/live.py``. To add one, subclass ``UpstreamAdapter`` and
 list it in ``ADAPTERS`` (see docs/architecture.md).
 """
 
@@ -37,6 +38,9 @@ class Unsupported(Exception):
 
 class UpstreamAdapter(ABC):
     api: ClassVar[str]  # what session_info reports as "api"
+    # True when the upstream refuses a new request while an answer is in progress (the
+    # Realtime API's one active response): the session then waits for the answer to end.
+    answers_block_requests: ClassVar[bool] = True
 
     # Set by open(): the raw frame transport of the connected session.
     send: Callable[[str], Awaitable[None]]
@@ -48,6 +52,8 @@ class UpstreamAdapter(ABC):
         self.config = config
         self.clients = clients
         self.tools = tools if tools is not None else ToolRegistry()
+        # Set by the session: makes the reader call tick() now (events due without a frame).
+        self.wake: Callable[[], None] = lambda: None
 
     @abstractmethod
     async def open(self) -> None:
@@ -96,6 +102,10 @@ class UpstreamAdapter(ABC):
     def tool_result(self, call_id: str, output: str) -> list[str]:
         """A tool call's output, given back to the model (no answer requested)."""
 
+    def continue_after_tools(self) -> list[str]:
+        """Ask the model to go on, now that every output of a tool turn was given."""
+        return self.request_answer()
+
     @abstractmethod
     def system_message(self, text: str) -> list[str]:
         """A system message added to the conversation (no answer requested)."""
@@ -105,8 +115,8 @@ class UpstreamAdapter(ABC):
         """Tell the model how much of an interrupted answer the user heard (0 = nothing)."""
 
     @abstractmethod
-    async def close(self) -> None:
-        """Close the connection (bounded; never raises)."""
+    async def close(self) -> list[Event]:
+        """Close the connection (bounded; never raises); events its closing reported."""
 
     def closed_ending(self, exc: BaseException) -> Ending | None:
         """The ending for a transport error from ``recv``/``send`` (None: not a close)."""
@@ -121,7 +131,11 @@ class UpstreamAdapter(ABC):
 def adapter_for(
     config: RelayConfig, clients: UpstreamClients, tools: ToolRegistry | None = None
 ) -> UpstreamAdapter:
+    from realtime.upstream.live import LiveAdapter
     from realtime.upstream.realtime import RealtimeAdapter
 
-    adapters: dict[str, type[UpstreamAdapter]] = {RealtimeAdapter.api: RealtimeAdapter}
+    adapters: dict[str, type[UpstreamAdapter]] = {
+        RealtimeAdapter.api: RealtimeAdapter,
+        LiveAdapter.api: LiveAdapter,
+    }
     return adapters[config.api](config, clients, tools)

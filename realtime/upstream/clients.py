@@ -23,7 +23,6 @@ from realtime.endings import SessionEnded
 
 log = logging.getLogger("realtime.upstream")
 
-ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 TokenProvider = Callable[[], Awaitable[str]]
 
 
@@ -32,27 +31,33 @@ class UpstreamClients:
 
     def __init__(self) -> None:
         self._clients: dict[tuple[object, ...], Any] = {}
-        self._token_provider: TokenProvider | None = None
+        self._override: TokenProvider | None = None
+        self._providers: dict[str, TokenProvider] = {}  # one per Entra scope
         self._credential: Any = None
 
     def use_token_provider(self, provider: TokenProvider | None) -> None:
         """Use this async callable for Entra ID tokens (tests; or a custom credential)."""
-        self._token_provider = provider
+        self._override = provider
         self._clients.clear()  # clients hold the provider they were built with
 
-    def token_provider(self) -> TokenProvider:
+    def token_provider(self, scope: str) -> TokenProvider:
         """One DefaultAzureCredential per runtime; the SDK awaits it on every connect."""
-        if self._token_provider is None:
+        if self._override is not None:
+            return self._override
+        provider = self._providers.get(scope)
+        if provider is None:
             from azure.identity.aio import DefaultAzureCredential, get_bearer_token_provider
 
-            self._credential = DefaultAzureCredential()
-            self._token_provider = get_bearer_token_provider(self._credential, ENTRA_SCOPE)
-        return self._token_provider
+            if self._credential is None:
+                self._credential = DefaultAzureCredential()
+            provider = self._providers[scope] = get_bearer_token_provider(self._credential, scope)
+        return provider
 
     async def aclose(self) -> None:
         if self._credential is not None:
             await self._credential.close()
-            self._credential, self._token_provider = None, None
+            self._credential = None
+        self._providers.clear()
         self._clients.clear()
 
     def client(self, config: RelayConfig) -> Any:
@@ -64,7 +69,7 @@ class UpstreamClients:
 
     def _build(self, config: RelayConfig) -> Any:
         if config.provider == "azure":
-            credential: Any = config.api_key if config.api_key else self.token_provider()
+            credential: Any = config.api_key or self.token_provider(config.entra_scope)
             if config.dialect == "beta":
                 auth = (
                     {"api_key": credential}
@@ -144,3 +149,12 @@ async def enter(manager: Any, config: RelayConfig) -> Any:
                 f"could not open the realtime session ({type(exc).__name__})"
             )
         ) from None
+
+
+async def close_connection(connection: Any) -> None:
+    """Close an SDK connection, bounded; the socket may already be gone."""
+    try:
+        async with asyncio.timeout(3):
+            await connection.close()
+    except Exception as exc:
+        log.debug("upstream close: %s", type(exc).__name__)

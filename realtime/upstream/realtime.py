@@ -38,7 +38,7 @@ from realtime.events import (
     Usage,
 )
 from realtime.upstream import UpstreamAdapter
-from realtime.upstream.clients import enter, websocket_options
+from realtime.upstream.clients import close_connection, enter, websocket_options
 from realtime.upstream.realtime_session import session_update
 
 log = logging.getLogger("realtime.upstream")
@@ -223,12 +223,8 @@ class RealtimeAdapter(UpstreamAdapter):
         }
         return [_json(event)]
 
-    async def close(self) -> None:
+    async def close(self) -> list[Event]:
         connection, self._connection = self._connection, None
-        if connection is None:
-            return
-        try:
-            async with asyncio.timeout(3):
-                await connection.close()
-        except Exception as exc:  # best effort: the socket may already be gone
-            log.debug("upstream close: %s", type(exc).__name__)
+        if connection is not None:
+            await close_connection(connection)
+        return []
