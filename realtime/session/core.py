@@ -16,7 +16,6 @@ events) and the writer (the only sender upstream, so order is kept).
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,30 +25,13 @@ from realtime import endings, limits, metrics, protocol
 from realtime.client_messages import AddSystemMessage
 from realtime.endings import Ending, SessionEnded
 from realtime.events import (
-    AudioDelta,
-    AudioDone,
-    BackendUsage,
-    InputTimeout,
-    InputTranscript,
-    InputTranscriptDelta,
-    InputTranscriptFailed,
-    ResponseDone,
-    ResponseStarted,
-    SpeechStarted,
-    SpeechStopped,
-    TextDelta,
-    TextDone,
-    ToolCall,
-    ToolTurnEnded,
-    Truncated,
-    UpstreamEnded,
-    UpstreamError,
-    UpstreamFrames,
     UsageReport,
 )
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn, Interruption
-from realtime.tools import ToolNotice, ToolRunner
+from realtime.session.states import OPEN, State
+from realtime.session.tool_turns import ToolTurns
+from realtime.session.upstream_events import UpstreamEventHandlers
 from realtime.upstream import Unsupported, adapter_for
 
 if TYPE_CHECKING:
@@ -69,17 +51,7 @@ class ClientPort(Protocol):
     async def close(self, code: int) -> None: ...
 
 
-class State(enum.Enum):
-    CONNECTING = "connecting"
-    LIVE = "live"
-    ENDING = "ending"
-    CLOSED = "closed"
-
-
-OPEN = (State.CONNECTING, State.LIVE)
-
-
-class RelaySession:
+class RelaySession(UpstreamEventHandlers):
     def __init__(
         self,
         *,
@@ -102,18 +74,20 @@ class RelaySession:
         self.ready = asyncio.Event()
         self.meter = metrics.SessionMeter(self.counters)
         self.upstream = adapter_for(config, runtime.clients, admitted.tools)
-        self.tools: ToolRunner | None = None
-        if len(admitted.tools):
-            self.tools = ToolRunner(
-                admitted.tools,
-                user=admitted.user,
-                session_id=self.id,
-                config=config,
-                default_timeout=config.tool_timeout_s,
-                on_notice=self._tool_notice,
-            )
-        self._tool_calls: list[tuple[str, asyncio.Task[str]]] = []  # of the current turn
         self.upstream.wake = self._wake_reader
+        self.tools = ToolTurns(
+            tools=admitted.tools,
+            upstream=self.upstream,
+            counters=self.counters,
+            runner_options={
+                "user": admitted.user,
+                "session_id": self.id,
+                "config": config,
+                "default_timeout": config.tool_timeout_s,
+            },
+            send=self._ask_for_answer,
+            notify=self._tool_notice,
+        )
         self.outbox = UpstreamOutbox(
             coalesce_ms=config.audio_coalesce_ms,
             encode_audio=self.upstream.audio_frame,
@@ -134,28 +108,7 @@ class RelaySession:
         self._backlog_warned = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
-        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
-            AudioDelta: self._on_audio_delta,
-            TextDelta: self._on_text_delta,
-            TextDone: self._on_text_done,
-            AudioDone: self._on_audio_done,
-            SpeechStarted: self._on_speech_started,
-            SpeechStopped: self._on_speech_stopped,
-            InputTranscriptDelta: self._on_transcript_delta,
-            InputTranscript: self._on_transcript,
-            InputTranscriptFailed: self._on_transcript_failed,
-            InputTimeout: self._on_input_timeout,
-            ResponseStarted: self._on_response_started,
-            ResponseDone: self._on_response_done,
-            Truncated: self._on_truncated,
-            ToolCall: self._on_tool_call,
-            ToolTurnEnded: self._on_tool_turn_ended,
-            UsageReport: self._on_usage_report,
-            BackendUsage: self._on_backend_usage,
-            UpstreamFrames: self._on_upstream_frames,
-            UpstreamError: self._on_upstream_error,
-            UpstreamEnded: self._on_upstream_ended,
-        }
+        self._handlers = self.event_handlers()
 
     # ------------------------------------------------------------------------------------------
     # What the client edge calls
@@ -268,7 +221,7 @@ class RelaySession:
         self.counters.text_messages += 1
 
     def _interrupt(self, playback: protocol.Playback | None) -> None:
-        self._cancel_tool_calls()  # "stop" includes the work the answer asked for
+        self.tools.cancel()  # "stop" includes the work the answer asked for
         frames = self._cut_answer()
         if frames:
             self._enqueue(frames)
@@ -437,173 +390,6 @@ class RelaySession:
             # the reader sees the same close and reports it
 
     # ------------------------------------------------------------------------------------------
-    # Upstream events → the client, the counters, barge-in
-    # ------------------------------------------------------------------------------------------
-
-    async def _on_audio_delta(self, event: AudioDelta) -> None:
-        if self.tracker.is_cut(event.item_id):
-            return  # the user interrupted this item: late audio must not play
-        pcm = event.pcm
-        if self.tracker.sent(event.item_id, event.content_index, len(pcm), time.monotonic()):
-            await self.port.send_text(protocol.audio_start(event.item_id, event.content_index))
-        counters = self.counters
-        counters.audio_bytes_out += len(pcm)
-        counters.frames_out += 1
-        self.meter.reply_audio()
-        await self.port.send_bytes(pcm)
-
-    async def _on_text_delta(self, event: TextDelta) -> None:
-        await self.port.send_text(protocol.text_delta(event.part_id, event.delta))
-
-    async def _on_text_done(self, event: TextDone) -> None:
-        await self.port.send_text(protocol.control("text_done", id=event.part_id))
-
-    async def _on_audio_done(self, event: AudioDone) -> None:
-        await self.port.send_text(protocol.control("audio_done", id=event.part_id))
-
-    async def _on_speech_started(self, event: SpeechStarted) -> None:
-        self.counters.speech_turns += 1
-        self.meter.turn_reset()
-        await self.port.send_text(protocol.SPEECH_STARTED)
-        cut = self.tracker.interruption(time.monotonic())
-        if cut is not None:
-            self.counters.barge_ins += 1
-            self.barge_in.cut(cut)
-
-    async def _on_speech_stopped(self, event: SpeechStopped) -> None:
-        self.meter.speech_stopped()
-        await self.port.send_text(protocol.SPEECH_STOPPED)
-
-    async def _on_transcript_delta(self, event: InputTranscriptDelta) -> None:
-        await self.port.send_text(protocol.transcription_delta(event.item_id, event.delta))
-
-    async def _on_transcript(self, event: InputTranscript) -> None:
-        await self.port.send_text(protocol.transcription(event.item_id, event.text))
-
-    async def _on_transcript_failed(self, event: InputTranscriptFailed) -> None:
-        await self.port.send_text(
-            protocol.error_message(
-                "transcription_failed", f"input transcription failed: {event.message}"
-            )
-        )
-
-    async def _on_input_timeout(self, event: InputTimeout) -> None:
-        await self.port.send_text(protocol.control("input_timeout"))
-
-    async def _on_response_started(self, event: ResponseStarted) -> None:
-        self._answer_active = True
-        self._awaiting_answer = False
-        await self.port.send_text(protocol.control("response_started", id=event.response_id))
-
-    async def _on_response_done(self, event: ResponseDone) -> None:
-        self._answer_active = False
-        self._cancel_sent = False
-        usage = event.usage
-        self.counters.add_usage(usage)
-        self.meter.turn_reset()
-        await self.port.send_text(
-            protocol.control(
-                "response_done",
-                id=event.response_id,
-                status=event.status,
-                reason=event.reason,
-                usage={
-                    "input_tokens": usage.input_tokens,
-                    "output_tokens": usage.output_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-            )
-        )
-        if self.upstream.answers_block_requests:  # the answer is the tool turn (Realtime API)
-            self._end_tool_turn(cancelled=event.status == "cancelled")
-        if self._answer_wanted:
-            self._answer_wanted = False
-            self._ask_for_answer([])
-
-    async def _on_tool_call(self, event: ToolCall) -> None:
-        if self.tools is None:  # not declared upstream: the model should never ask
-            self._enqueue(self.upstream.tool_result(event.call_id, '{"error":"unknown_tool"}'))
-            return
-        task = self.tools.submit(event.call_id, event.name, event.arguments)
-        self._tool_calls.append((event.call_id, task))
-
-    async def _on_tool_turn_ended(self, event: ToolTurnEnded) -> None:
-        self._end_tool_turn(cancelled=event.cancelled)
-
-    def _end_tool_turn(self, *, cancelled: bool) -> None:
-        calls, self._tool_calls = self._tool_calls, []
-        if calls and cancelled:
-            for _, task in calls:  # the turn that asked for them was cut: drop their work
-                task.cancel()
-        elif calls:
-            self._spawn(self._give_tool_results(calls), "tool-results")
-
-    async def _give_tool_results(self, calls: list[tuple[str, asyncio.Task[str]]]) -> None:
-        """Once every call of an answer has finished, give their outputs to the model and ask
-        for the answer that uses them (parallel calls: one answer for all of them)."""
-        outputs = await asyncio.gather(*(task for _, task in calls), return_exceptions=True)
-        frames: list[str] = []
-        for (call_id, _), output in zip(calls, outputs, strict=True):
-            if isinstance(output, BaseException):
-                return  # cancelled (interrupt, close): the model gets no half answer
-            frames += self.upstream.tool_result(call_id, output)
-        self._ask_for_answer(frames, self.upstream.continue_after_tools())
-
-    def _cancel_tool_calls(self) -> None:
-        calls, self._tool_calls = self._tool_calls, []
-        for _, task in calls:
-            task.cancel()
-        for task in list(self._tasks):
-            if task.get_name().startswith("realtime-tool-results-"):
-                task.cancel()
-
-    def _tool_notice(self, notice: ToolNotice) -> None:
-        """A tool call started or ended: tell the client; count finished calls."""
-        if notice.status != "started":
-            counters = self.counters
-            counters.tool_calls += 1
-            if notice.status == "error" and notice.error != "cancelled":
-                counters.tool_errors += 1
-            counters.tool_ms += notice.duration_ms or 0
-        if self.state in OPEN:
-            self._send_soon(protocol.dumps(notice.to_message()))
-
-    async def _on_usage_report(self, event: UsageReport) -> None:
-        """Billed session time so far (cumulative): recorded, and shown to the client."""
-        if event.seconds > self.counters.upstream_seconds:
-            self.counters.upstream_seconds = event.seconds
-            if self.state in OPEN:
-                await self.port.send_text(protocol.control("usage", seconds=event.seconds))
-
-    async def _on_backend_usage(self, event: BackendUsage) -> None:
-        self.counters.add_tokens(event.usage)
-
-    async def _on_upstream_frames(self, event: UpstreamFrames) -> None:
-        self._enqueue(event.frames)
-
-    async def _on_truncated(self, event: Truncated) -> None:
-        await self.port.send_text(
-            protocol.control("truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms)
-        )
-
-    async def _on_upstream_error(self, event: UpstreamError) -> None:
-        self.counters.errors += 1
-        self._awaiting_answer = False  # a refused request brings no answer: no stall watch
-        metrics.count_upstream_error(event.code)
-        if event.code == "response_cancel_not_active" and self._cancel_sent:
-            # Our cancel crossed the answer's own end: nothing the client should hear about.
-            log.debug("session %s: cancel arrived after the answer ended", self.id)
-            return
-        log.warning("session %s: upstream error %s", self.id, event.code)
-        await self.port.send_text(protocol.error_message(event.code, event.message))
-
-    async def _on_upstream_ended(self, event: UpstreamEnded) -> None:
-        self.counters.errors += 1
-        metrics.count_upstream_error(event.code or event.ending.code)
-        log.warning("session %s: upstream ended the session (%s)", self.id, event.ending.code)
-        raise SessionEnded(event.ending)
-
-    # ------------------------------------------------------------------------------------------
     # Tasks and release
     # ------------------------------------------------------------------------------------------
 
@@ -630,8 +416,7 @@ class RelaySession:
         self.runtime.unregister(self)
         self.outbox.close()
         self.barge_in.close()
-        if self.tools is not None:
-            await self.tools.cancel()
+        await self.tools.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -645,12 +430,5 @@ class RelaySession:
         await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
         self.meter.closed()
         self.state = State.CLOSED
-        summary = self.counters.summary()
-        if self.tools is not None and self.tools.stats.calls:
-            stats = self.tools.stats
-            summary += (
-                f"; tools: {stats.calls} calls, {stats.errors} failed, {stats.refusals} refused, "
-                f"{stats.timeouts} timed out, {stats.cancelled} cancelled, "
-                f"longest {stats.longest_ms} ms"
-            )
+        summary = self.counters.summary() + self.tools.summary()
         log.info("session %s: closed; %s", self.id, summary)
