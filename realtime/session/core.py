@@ -24,9 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from realtime import endings, limits, metrics, protocol
 from realtime.client_messages import AddSystemMessage
 from realtime.endings import Ending, SessionEnded
-from realtime.events import (
-    UsageReport,
-)
+from realtime.events import UsageReport
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn, Interruption
 from realtime.session.states import OPEN, State
