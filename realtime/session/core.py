@@ -252,11 +252,16 @@ class RelaySession(UpstreamEventHandlers):
         if self._answer_active:
             frames = self.upstream.cancel_answer()
             self._cancel_sent = True
+        self._cut_audio()
+        return frames
+
+    def _cut_audio(self) -> None:
+        """Stop the assistant audio the client is playing: truncate it where it was heard."""
         cut = self.tracker.interruption(time.monotonic())
         if cut is not None:
             self.counters.barge_ins += 1
             self.barge_in.cut(cut)
-        return frames
+            self.upstream.answer_cut(cut.item_id)
 
     def _ask_for_answer(self, frames: list[str], ask: list[str] | None = None) -> bool:
         """Send ``frames``, then ask for an answer (``ask``, by default the adapter's request)

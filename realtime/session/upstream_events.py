@@ -95,10 +95,7 @@ class UpstreamEventHandlers:
         self.counters.speech_turns += 1
         self.meter.turn_reset()
         await self.port.send_text(protocol.SPEECH_STARTED)
-        cut = self.tracker.interruption(time.monotonic())
-        if cut is not None:
-            self.counters.barge_ins += 1
-            self.barge_in.cut(cut)
+        self._cut_audio()
 
     async def _on_speech_stopped(self: RelaySession, event: SpeechStopped) -> None:
         self.meter.speech_stopped()

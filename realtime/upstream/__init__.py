@@ -110,6 +110,11 @@ class UpstreamAdapter(ABC):
     def system_message(self, text: str) -> list[str]:
         """A system message added to the conversation (no answer requested)."""
 
+    def answer_cut(self, item_id: str) -> None:
+        """The session cut this answer's audio short (barge-in, interrupt, typed text).
+        Adapters that derive answers end it here (events via ``tick``)."""
+        return None  # the Realtime API ends its responses itself
+
     @abstractmethod
     def truncate(self, item_id: str, content_index: int, heard_ms: int) -> list[str]:
         """Tell the model how much of an interrupted answer the user heard (0 = nothing)."""

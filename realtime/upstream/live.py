@@ -345,6 +345,13 @@ class LiveAdapter(UpstreamAdapter):
             "commit_unavailable", "GPT-Live ends turns itself: there is no manual commit"
         )
 
+    def answer_cut(self, item_id: str) -> None:
+        # GPT-Live cannot be stopped: the answer ends here for the client, and whatever the
+        # model says next is a new answer (played, not dropped as audio of a cut item).
+        if self._answer is not None and self._answer.item_id == item_id:
+            self._end_answer(self._pending, "cancelled", "client_cancelled")
+            self.wake()
+
     def truncate(self, item_id: str, content_index: int, heard_ms: int) -> list[str]:
         answer = next((a for a in self._answers if a.item_id == item_id), None)
         heard = answer.heard_text(heard_ms).strip() if answer else ""
