@@ -99,7 +99,9 @@ class RelaySession(UpstreamEventHandlers):
         self._answer_active = False  # between response_started and response_done
         self._awaiting_answer = False  # asked for one; it has not started yet
         self._answer_wanted = False  # ask for one as soon as the active one is done
-        self._cancel_sent = False  # we cancelled: "no active response" is our own race
+        # We cancelled the current answer: no second cancel for it, and the upstream's "no
+        # active response" (our cancel crossing the answer's own end) is our own race.
+        self._cancel_sent = False
         self._uncommitted_bytes = 0  # client audio since the last commit (manual turns)
         self._last_activity = time.monotonic()
         self._watch: asyncio.Timeout | None = None
@@ -249,7 +251,7 @@ class RelaySession(UpstreamEventHandlers):
     def _cut_answer(self) -> list[str]:
         """Stop the answer in progress and cut its audio where the client is (barge-in)."""
         frames: list[str] = []
-        if self._answer_active:
+        if self._answer_active and not self._cancel_sent:
             frames = self.upstream.cancel_answer()
             self._cancel_sent = True
         self._cut_audio()

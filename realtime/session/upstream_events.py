@@ -120,11 +120,11 @@ class UpstreamEventHandlers:
     async def _on_response_started(self: RelaySession, event: ResponseStarted) -> None:
         self._answer_active = True
         self._awaiting_answer = False
+        self._cancel_sent = False  # a new answer: not cancelled yet
         await self.port.send_text(protocol.control("response_started", id=event.response_id))
 
     async def _on_response_done(self: RelaySession, event: ResponseDone) -> None:
         self._answer_active = False
-        self._cancel_sent = False
         usage = event.usage
         self.counters.add_usage(usage)
         self.meter.turn_reset()
