@@ -65,10 +65,11 @@ const ui = {
 
 // Below this much audio per push-to-talk hold nothing is committed (the service's minimum).
 const MIN_TURN_SAMPLES = RATE / 10;
+// Who ends a user's turn (session_info.turn_detection).
 const TURN_MODES = {
-  none: "push-to-talk (you end each turn)",
-  server_vad: "voice activity (the service ends turns)",
-  semantic_vad: "semantic voice activity (the service ends turns)",
+  none: "push-to-talk (you)",
+  server_vad: "server VAD (the service)",
+  semantic_vad: "semantic VAD (the service)",
 };
 
 const client = new RelayClient(relayUrl(config.wsPath));
