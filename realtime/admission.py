@@ -1,8 +1,10 @@
 """Admission: may this connection become a session? Checked once, before any upstream work.
 
 1. The access middleware's verdict (origin, login or ticket, draining), from the scope.
-2. A registry row (limits count rows across workers: no row, no session).
-3. The concurrency limits, per user and in total, counted across workers.
+2. The session policy (``RELAY_SESSION_POLICY``): this user's instructions, voice, tools and
+   limits, applied to a configuration of the session's own.
+3. A registry row (limits count rows across workers: no row, no session).
+4. The concurrency limits, per user and in total, counted across workers.
 A refusal raises ``SessionEnded`` with the ending to tell the client.
 """
 
@@ -18,8 +20,10 @@ from realtime.compat.cancellation import db_call
 from realtime.config import RelayConfig
 from realtime.counters import SessionCounters
 from realtime.endings import SessionEnded
+from realtime.policy import PolicyError, resolve_policy
 from realtime.registry import Presence
 from realtime.runtime import Runtime
+from realtime.tools import ToolRegistry
 
 log = logging.getLogger("realtime.session")
 
@@ -27,6 +31,9 @@ log = logging.getLogger("realtime.session")
 @dataclass(frozen=True)
 class Admitted:
     session_id: uuid.UUID
+    config: RelayConfig  # the runtime's, with the session policy applied
+    tools: ToolRegistry  # the tools this session may use
+    user: Any  # the Django user, or None (anonymous)
     counters: SessionCounters
     presence: Presence
 
@@ -36,17 +43,39 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     if refusal is not None:
         raise SessionEnded(refusal)
     session_id = uuid.uuid4()
+    log.info("session %s: client connected from %s", session_id, client_address(scope))
+    user = scope.get("user")
+    user = user if user is not None and user.is_authenticated else None
+    config, tools = await _apply_policy(runtime, user, scope, session_id)
     counters = SessionCounters()
     presence = Presence(session_id, counters, runtime)
-    log.info("session %s: client connected from %s", session_id, client_address(scope))
-    if not await presence.open(**describe(scope, runtime.config, channel_name)):
+    if not await presence.open(**describe(scope, config, channel_name)):
         raise SessionEnded(endings.REGISTRY_UNAVAILABLE)
-    over = await db_call(limits.concurrency_refusal, session_id=session_id, config=runtime.config)
+    over = await db_call(limits.concurrency_refusal, session_id=session_id, config=config)
     if over:
         ending = endings.TOO_MANY_SESSIONS.because(over)
         await presence.close(code=ending.close_code, reason=ending.code)
         raise SessionEnded(ending)
-    return Admitted(session_id=session_id, counters=counters, presence=presence)
+    return Admitted(session_id, config, tools, user, counters, presence)
+
+
+async def _apply_policy(
+    runtime: Runtime, user: Any, scope: dict[str, Any], session_id: uuid.UUID
+) -> tuple[RelayConfig, ToolRegistry]:
+    extensions = runtime.extensions
+    try:
+        policy = await resolve_policy(extensions.policy, user, scope)
+    except PolicyError:
+        log.exception("session %s: the session policy failed", session_id)
+        raise SessionEnded(endings.INTERNAL_ERROR) from None
+    config = runtime.config
+    overrides = policy.config_overrides()
+    if overrides:
+        config = config.replace(**overrides)
+    tools = extensions.tools
+    if policy.tools is not None:
+        tools = tools.only(policy.allowed_tools(tools.names))
+    return config, tools
 
 
 def describe(scope: dict[str, Any], config: RelayConfig, channel_name: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ from realtime.tools.outcomes import describe_validation_error
 VARIABLE = "RELAY_CLIENT_MESSAGES"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
 # The canonical client messages (realtime.protocol) cannot be redefined.
-RESERVED = frozenset({"user_message", "playback", "interrupt"})
+RESERVED = frozenset({"user_message", "playback", "interrupt", "commit"})
 DEFAULT_MAX_TEXT_CHARS = 4000
 
 Command = object  # a neutral description of what the session should do

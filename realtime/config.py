@@ -92,6 +92,11 @@ class RelayConfig:
     prompt_version: str | None = None
     transcription_language: str | None = None
     transcription_prompt: str | None = None
+    # Extensions (docs/tools.md): server-side tools, a per-user session policy, client messages.
+    tools: str = ""  # RELAY_TOOLS: dotted module paths ("examples" = the shipped examples)
+    tool_timeout_s: float = 10.0
+    session_policy: str = ""  # RELAY_SESSION_POLICY: dotted path of a callable
+    client_messages: str = ""  # RELAY_CLIENT_MESSAGES: enabled extension message types
     # Sessions across workers (realtime/registry.py).
     heartbeat_seconds: float = 10.0
     reaper_enabled: bool = True
@@ -118,6 +123,19 @@ class RelayConfig:
     def api(self) -> str:
         """The upstream API family (``session_info``'s ``api``)."""
         return "realtime"
+
+    @property
+    def connection_key(self) -> tuple[object, ...]:
+        """What an upstream SDK client depends on (sessions with other settings share it)."""
+        return (
+            self.provider,
+            self.dialect,
+            self.endpoint,
+            self.model,
+            self.api_key,
+            self.azure_api_version,
+            self.use_entra_id,
+        )
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -228,6 +246,10 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "max_messages_per_minute": _int(env, "RELAY_MAX_MESSAGES_PER_MINUTE", 20, 0, 10_000),
         "drain_seconds": _float(env, "RELAY_DRAIN_SECONDS", 10.0, 0.0, 300.0),
         **_session_settings(env),
+        "tools": _text(env, "RELAY_TOOLS") or "",
+        "tool_timeout_s": _float(env, "RELAY_TOOL_TIMEOUT_SECONDS", 10.0, 0.1, 600.0),
+        "session_policy": _text(env, "RELAY_SESSION_POLICY") or "",
+        "client_messages": _text(env, "RELAY_CLIENT_MESSAGES") or "",
         "heartbeat_seconds": _float(env, "RELAY_HEARTBEAT_SECONDS", 10.0, 0.05, 3600.0),
         "reaper_enabled": _bool(env, "RELAY_REAPER_ENABLED") is not False,
         "metrics_token": _secret(env, "RELAY_METRICS_TOKEN"),

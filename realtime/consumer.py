@@ -29,6 +29,7 @@ class RealtimeConsumer(DirectWebsocketConsumer):
     groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
     session: RelaySession | None = None
     config: RelayConfig
+    extension_messages: protocol.ExtensionParser | None = None
 
     # ---- WebSocket handlers ------------------------------------------------------------------
 
@@ -36,6 +37,7 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         runtime = relay_runtime.of(self.scope)
         self.config = runtime.config
         await self.accept()
+        self.extension_messages = runtime.extensions.client_messages.parse
         try:
             admitted = await admission.admit(
                 scope=self.scope,
@@ -78,7 +80,7 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             )
             return
         try:
-            command = protocol.parse_client_text(text)
+            command = protocol.parse_client_text(text, self.extension_messages)
         except protocol.ClientProtocolError as exc:
             await session.reject(exc.code, exc.message)
             return

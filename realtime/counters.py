@@ -55,6 +55,11 @@ METRIC_FAMILIES = {
         "kind",
     ),
     "relay_cached_input_tokens": MetricFamily("Input tokens served from the cache"),
+    "relay_tool_calls": MetricFamily("Server-side tool calls run (RELAY_TOOLS)"),
+    "relay_tool_errors": MetricFamily(
+        "Tool calls that ended in an error (failed, refused, timed out, invalid arguments)"
+    ),
+    "relay_tool_milliseconds": MetricFamily("Time spent running tool calls, in milliseconds"),
 }
 
 _AUDIO = {"per": BYTES_PER_MS, "big": True, "usage": True, "metric": "relay_audio_bytes"}
@@ -100,6 +105,11 @@ COUNTERS: tuple[Counter, ...] = (
     Counter("barge_ins", "answers cut short", "barge_ins", metric="relay_barge_ins"),
     Counter("truncations", "truncations sent upstream", metric="relay_truncations"),
     Counter("errors", "errors", "errors"),
+    Counter("tool_calls", "tool calls", "tool_calls", metric="relay_tool_calls"),
+    Counter("tool_errors", "tool call errors", "tool_errors", metric="relay_tool_errors"),
+    Counter(
+        "tool_ms", "time in tool calls (ms)", "tool_ms", big=True, metric="relay_tool_milliseconds"
+    ),
 )
 
 STORED = tuple(c for c in COUNTERS if c.column)

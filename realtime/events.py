@@ -108,6 +108,15 @@ class Truncated:
 
 
 @dataclass(frozen=True, slots=True)
+class ToolCall:
+    """The model asks the relay to run one of its tools (arguments: JSON text)."""
+
+    call_id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
 class UpstreamError:
     """A non-fatal upstream error: reported to the client, the session goes on."""
 
@@ -137,6 +146,7 @@ Event = (
     | AudioDone
     | ResponseDone
     | Truncated
+    | ToolCall
     | UpstreamError
     | UpstreamEnded
 )

@@ -92,8 +92,15 @@ _PARSERS: dict[str, Callable[[dict[str, Any]], ClientCommand]] = {
 }
 
 
-def parse_client_text(text: str) -> ClientCommand:
-    """Validate one client text frame against the allow-list; raise ClientProtocolError."""
+ExtensionParser = Callable[[str, dict[str, Any]], object | None]
+
+
+def parse_client_text(text: str, extensions: ExtensionParser | None = None) -> object:
+    """Validate one client text frame against the allow-list; raise ClientProtocolError.
+
+    ``extensions`` parses the deployment's enabled extension messages (realtime.client_messages):
+    it returns a command, or None for a type that is not enabled.
+    """
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:
@@ -108,10 +115,13 @@ def parse_client_text(text: str) -> ClientCommand:
     if not isinstance(kind, str):
         raise ClientProtocolError("invalid_message", "a message needs a 'type' string")
     parser = _PARSERS.get(kind)
-    if parser is None:
+    if parser is not None:
+        return parser(message)
+    command = extensions(kind, message) if extensions is not None else None
+    if command is None:
         shown = kind if len(kind) <= 40 else kind[:40] + "…"
         raise ClientProtocolError("unknown_type", f"unknown message type {shown!r}")
-    return parser(message)
+    return command
 
 
 def utf8_length_over(text: str, limit: int) -> bool:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.utils import timezone
 
 from realtime.config import RelayConfig, load_config
+from realtime.extensions import Extensions
 
 if TYPE_CHECKING:
     from realtime.upstream import UpstreamClients
@@ -37,6 +38,7 @@ class Runtime:
     def __init__(self, config: RelayConfig) -> None:
         from realtime.upstream import UpstreamClients
 
+        self._extensions: Extensions | None = None
         self.config = config
         self.clients: UpstreamClients = UpstreamClients()
         self.started_at: datetime = timezone.now()
@@ -47,6 +49,24 @@ class Runtime:
     @classmethod
     def from_environment(cls) -> Runtime:
         return cls(load_config(os.environ))
+
+    @property
+    def config(self) -> RelayConfig:
+        return self._config
+
+    @config.setter
+    def config(self, config: RelayConfig) -> None:
+        self._config = config
+        extensions = self._extensions
+        if extensions is not None and extensions.source != Extensions.source_of(config):
+            self._extensions = None  # loaded again, from the new settings, on next use
+
+    @property
+    def extensions(self) -> Extensions:
+        """Tools, session policy and client messages (loaded on first use; ConfigError)."""
+        if self._extensions is None:
+            self._extensions = Extensions.load(self._config)
+        return self._extensions
 
     # ---- live sessions and drain ------------------------------------------------------------
 

@@ -6,8 +6,10 @@ and the tests build their own runtime (e.g. pointed at an embedded simulator) an
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
+from realtime.config import ConfigError
 from realtime.runtime import Runtime
 
 
@@ -24,6 +26,10 @@ def build_application(runtime: Runtime | None = None) -> Any:
     from realtime.routing import websocket_urlpatterns
 
     runtime = relay_runtime.install(runtime or Runtime.from_environment())
+    try:
+        runtime.extensions  # noqa: B018 (tools, policy and client messages load at start-up)
+    except ConfigError as exc:
+        sys.exit(f"Configuration error: {exc}")
     metrics.setup_process()
     drain.install(runtime)
     router = ProtocolTypeRouter(

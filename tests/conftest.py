@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from realtime.config import load_config
+from realtime.config import RelayConfig, load_config
 from realtime.runtime import Runtime, installed
+from realtime.simulator import Simulator
 
 
 @pytest.fixture(autouse=True)
@@ -18,3 +19,21 @@ def relay_runtime() -> Iterator[Runtime]:
     runtime = Runtime(load_config({}).replace(reaper_enabled=False))
     with installed(runtime):
         yield runtime
+
+
+@pytest.fixture
+async def simulator() -> AsyncIterator[Simulator]:
+    sim = Simulator(pace="fast")
+    await sim.start(host="127.0.0.1", port=0)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+@pytest.fixture
+def relay_config(simulator: Simulator) -> RelayConfig:
+    """The relay pointed at the in-process simulator (fast pace)."""
+    from tests.relay.conftest import use_config
+
+    return use_config(load_config({"REALTIME_SIMULATOR_URL": simulator.base_url}))

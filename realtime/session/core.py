@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from realtime import endings, limits, metrics, protocol
+from realtime.client_messages import AddSystemMessage
 from realtime.endings import Ending, SessionEnded
 from realtime.events import (
     AudioDelta,
@@ -37,12 +38,14 @@ from realtime.events import (
     SpeechStopped,
     TextDelta,
     TextDone,
+    ToolCall,
     Truncated,
     UpstreamEnded,
     UpstreamError,
 )
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn, Interruption
+from realtime.tools import ToolNotice, ToolRunner
 from realtime.upstream import Unsupported, adapter_for
 
 if TYPE_CHECKING:
@@ -81,7 +84,7 @@ class RelaySession:
         admitted: Admitted,
         on_heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        config = runtime.config
+        config = admitted.config  # the runtime's, with this user's session policy applied
         self.id = admitted.session_id
         self.port = port
         self.runtime = runtime
@@ -94,7 +97,18 @@ class RelaySession:
         self.connect_ms: int | None = None
         self.ready = asyncio.Event()
         self.meter = metrics.SessionMeter(self.counters)
-        self.upstream = adapter_for(config, runtime.clients)
+        self.upstream = adapter_for(config, runtime.clients, admitted.tools)
+        self.tools: ToolRunner | None = None
+        if len(admitted.tools):
+            self.tools = ToolRunner(
+                admitted.tools,
+                user=admitted.user,
+                session_id=self.id,
+                config=config,
+                default_timeout=config.tool_timeout_s,
+                on_notice=self._tool_notice,
+            )
+        self._tool_calls: list[tuple[str, asyncio.Task[str]]] = []  # of the current answer
         self.outbox = UpstreamOutbox(
             coalesce_ms=config.audio_coalesce_ms,
             encode_audio=self.upstream.audio_frame,
@@ -129,6 +143,7 @@ class RelaySession:
             ResponseStarted: self._on_response_started,
             ResponseDone: self._on_response_done,
             Truncated: self._on_truncated,
+            ToolCall: self._on_tool_call,
             UpstreamError: self._on_upstream_error,
             UpstreamEnded: self._on_upstream_ended,
         }
@@ -175,6 +190,8 @@ class RelaySession:
             self._interrupt(command.playback)
         elif isinstance(command, protocol.Commit):
             await self._commit()
+        elif isinstance(command, AddSystemMessage):
+            self._enqueue(self.upstream.system_message(command.text))
 
     async def reject(self, code: str, message: str) -> None:
         """A client frame the relay could not accept (non-fatal: the session goes on)."""
@@ -242,6 +259,7 @@ class RelaySession:
         self.counters.text_messages += 1
 
     def _interrupt(self, playback: protocol.Playback | None) -> None:
+        self._cancel_tool_calls()  # "stop" includes the work the answer asked for
         frames = self._cut_answer()
         if frames:
             self._enqueue(frames)
@@ -483,9 +501,52 @@ class RelaySession:
                 },
             )
         )
+        calls, self._tool_calls = self._tool_calls, []
+        if calls and event.status == "cancelled":
+            for _, task in calls:  # the answer that asked for them was cut: drop their work
+                task.cancel()
+        elif calls:
+            self._spawn(self._give_tool_results(calls), "tool-results")
         if self._answer_wanted:
             self._answer_wanted = False
             self._ask_for_answer([])
+
+    async def _on_tool_call(self, event: ToolCall) -> None:
+        if self.tools is None:  # not declared upstream: the model should never ask
+            self._enqueue(self.upstream.tool_result(event.call_id, '{"error":"unknown_tool"}'))
+            return
+        task = self.tools.submit(event.call_id, event.name, event.arguments)
+        self._tool_calls.append((event.call_id, task))
+
+    async def _give_tool_results(self, calls: list[tuple[str, asyncio.Task[str]]]) -> None:
+        """Once every call of an answer has finished, give their outputs to the model and ask
+        for the answer that uses them (parallel calls: one answer for all of them)."""
+        outputs = await asyncio.gather(*(task for _, task in calls), return_exceptions=True)
+        frames: list[str] = []
+        for (call_id, _), output in zip(calls, outputs, strict=True):
+            if isinstance(output, BaseException):
+                return  # cancelled (interrupt, close): the model gets no half answer
+            frames += self.upstream.tool_result(call_id, output)
+        self._ask_for_answer(frames)
+
+    def _cancel_tool_calls(self) -> None:
+        calls, self._tool_calls = self._tool_calls, []
+        for _, task in calls:
+            task.cancel()
+        for task in list(self._tasks):
+            if task.get_name().startswith("realtime-tool-results-"):
+                task.cancel()
+
+    def _tool_notice(self, notice: ToolNotice) -> None:
+        """A tool call started or ended: tell the client; count finished calls."""
+        if notice.status != "started":
+            counters = self.counters
+            counters.tool_calls += 1
+            if notice.status == "error" and notice.error != "cancelled":
+                counters.tool_errors += 1
+            counters.tool_ms += notice.duration_ms or 0
+        if self.state in OPEN:
+            self._send_soon(protocol.dumps(notice.to_message()))
 
     async def _on_truncated(self, event: Truncated) -> None:
         await self.port.send_text(
@@ -529,6 +590,8 @@ class RelaySession:
         self.runtime.unregister(self)
         self.outbox.close()
         self.barge_in.close()
+        if self.tools is not None:
+            await self.tools.cancel()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -540,4 +603,12 @@ class RelaySession:
         await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
         self.meter.closed()
         self.state = State.CLOSED
-        log.info("session %s: closed; %s", self.id, self.counters.summary())
+        summary = self.counters.summary()
+        if self.tools is not None and self.tools.stats.calls:
+            stats = self.tools.stats
+            summary += (
+                f"; tools: {stats.calls} calls, {stats.errors} failed, {stats.refusals} refused, "
+                f"{stats.timeouts} timed out, {stats.cancelled} cancelled, "
+                f"longest {stats.longest_ms} ms"
+            )
+        log.info("session %s: closed; %s", self.id, summary)

@@ -22,6 +22,7 @@ from realtime import endings
 from realtime.config import RelayConfig
 from realtime.endings import Ending
 from realtime.events import Event
+from realtime.tools import ToolRegistry
 from realtime.upstream.clients import UpstreamClients
 
 
@@ -41,9 +42,12 @@ class UpstreamAdapter(ABC):
     send: Callable[[str], Awaitable[None]]
     recv: Callable[[], Awaitable[bytes | str]]
 
-    def __init__(self, config: RelayConfig, clients: UpstreamClients) -> None:
+    def __init__(
+        self, config: RelayConfig, clients: UpstreamClients, tools: ToolRegistry | None = None
+    ) -> None:
         self.config = config
         self.clients = clients
+        self.tools = tools if tools is not None else ToolRegistry()
 
     @abstractmethod
     async def open(self) -> None:
@@ -89,6 +93,14 @@ class UpstreamAdapter(ABC):
         """End a manual (push-to-talk) turn: commit the buffered audio; raise Unsupported."""
 
     @abstractmethod
+    def tool_result(self, call_id: str, output: str) -> list[str]:
+        """A tool call's output, given back to the model (no answer requested)."""
+
+    @abstractmethod
+    def system_message(self, text: str) -> list[str]:
+        """A system message added to the conversation (no answer requested)."""
+
+    @abstractmethod
     def truncate(self, item_id: str, content_index: int, heard_ms: int) -> list[str]:
         """Tell the model how much of an interrupted answer the user heard (0 = nothing)."""
 
@@ -106,8 +118,10 @@ class UpstreamAdapter(ABC):
         return None
 
 
-def adapter_for(config: RelayConfig, clients: UpstreamClients) -> UpstreamAdapter:
+def adapter_for(
+    config: RelayConfig, clients: UpstreamClients, tools: ToolRegistry | None = None
+) -> UpstreamAdapter:
     from realtime.upstream.realtime import RealtimeAdapter
 
     adapters: dict[str, type[UpstreamAdapter]] = {RealtimeAdapter.api: RealtimeAdapter}
-    return adapters[config.api](config, clients)
+    return adapters[config.api](config, clients, tools)

@@ -31,7 +31,7 @@ class UpstreamClients:
     """The runtime's SDK clients (one per configuration) and its Entra ID credential."""
 
     def __init__(self) -> None:
-        self._clients: dict[RelayConfig, Any] = {}
+        self._clients: dict[tuple[object, ...], Any] = {}
         self._token_provider: TokenProvider | None = None
         self._credential: Any = None
 
@@ -56,9 +56,10 @@ class UpstreamClients:
         self._clients.clear()
 
     def client(self, config: RelayConfig) -> Any:
-        client = self._clients.get(config)
+        key = config.connection_key
+        client = self._clients.get(key)
         if client is None:
-            client = self._clients[config] = self._build(config)
+            client = self._clients[key] = self._build(config)
         return client
 
     def _build(self, config: RelayConfig) -> Any:

@@ -31,6 +31,7 @@ from realtime.events import (
     SpeechStopped,
     TextDelta,
     TextDone,
+    ToolCall,
     Truncated,
     UpstreamEnded,
     UpstreamError,
@@ -125,6 +126,13 @@ def translate_event(event: dict[str, Any]) -> Event | None:
             details.get("reason"),
             usage_of(response.get("usage")),
         )
+    if kind == "response.output_item.done":
+        item = event.get("item") or {}
+        if item.get("type") == "function_call":
+            return ToolCall(
+                str(item.get("call_id")), str(item.get("name")), item.get("arguments") or "{}"
+            )
+        return None
     if kind == "conversation.item.truncated":
         return Truncated(str(event.get("item_id")), int(event.get("audio_end_ms") or 0))
     if kind == "error":
@@ -153,7 +161,7 @@ class RealtimeAdapter(UpstreamAdapter):
         self._connection = await enter(manager, config)
         raw = raw_socket(self._connection)
         self.send, self.recv = raw.send, raw.recv
-        await self.send(_json(session_update(config, config.dialect)))
+        await self.send(_json(session_update(config, config.dialect, self.tools.realtime_tools())))
         async with asyncio.timeout(config.connect_timeout_s):
             while True:
                 event = json.loads(await self.recv())
@@ -194,6 +202,15 @@ class RealtimeAdapter(UpstreamAdapter):
 
     def commit_audio(self) -> list[str]:
         return ['{"type":"input_audio_buffer.commit"}']
+
+    def tool_result(self, call_id: str, output: str) -> list[str]:
+        item = {"type": "function_call_output", "call_id": call_id, "output": output}
+        return [_json({"type": "conversation.item.create", "item": item})]
+
+    def system_message(self, text: str) -> list[str]:
+        content = [{"type": "input_text", "text": text}]
+        item = {"type": "message", "role": "system", "content": content}
+        return [_json({"type": "conversation.item.create", "item": item})]
 
     def truncate(self, item_id: str, content_index: int, heard_ms: int) -> list[str]:
         if heard_ms <= 0:  # nothing was heard: the model should not remember saying it

@@ -55,7 +55,10 @@ def _truncation(config: RelayConfig) -> str | dict[str, Any]:
     return config.truncation
 
 
-def session_update(config: RelayConfig, dialect: str) -> dict[str, Any]:
+def session_update(
+    config: RelayConfig, dialect: str, tools: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    tool_fields: dict[str, Any] = {"tools": tools, "tool_choice": "auto"} if tools else {}
     if dialect == "beta":
         modalities = ["text"] if config.output_modalities == "text" else ["text", "audio"]
         return {
@@ -69,7 +72,8 @@ def session_update(config: RelayConfig, dialect: str) -> dict[str, Any]:
                 "input_audio_transcription": _transcription(config),
                 "turn_detection": _turn_detection(config, dialect),
             }
-            | _noise_field(config, "input_audio_noise_reduction"),
+            | _noise_field(config, "input_audio_noise_reduction")
+            | tool_fields,
         }
     session: dict[str, Any] = {
         "type": "realtime",
@@ -85,6 +89,7 @@ def session_update(config: RelayConfig, dialect: str) -> dict[str, Any]:
             "output": {"format": PCM, "voice": config.voice},
         },
     }
+    session |= tool_fields
     if config.truncation != "auto":  # the service's default: sent only when changed
         session["truncation"] = _truncation(config)
     if config.prompt_id:

@@ -4,36 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
 from realtime import runtime as relay_runtime
-from realtime.config import RelayConfig, load_config
+from realtime.config import RelayConfig
 from realtime.routing import websocket_urlpatterns
-from realtime.simulator import Simulator
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
-
-
-@pytest.fixture
-async def simulator() -> AsyncIterator[Simulator]:
-    sim = Simulator(pace="fast")
-    await sim.start(host="127.0.0.1", port=0)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
-
-
-@pytest.fixture
-def relay_config(simulator: Simulator) -> RelayConfig:
-    """The relay pointed at the in-process simulator (fast pace)."""
-    return use_config(load_config({"REALTIME_SIMULATOR_URL": simulator.base_url}))
 
 
 def use_config(config: RelayConfig) -> RelayConfig:
@@ -48,11 +29,24 @@ def configure(**changes: Any) -> RelayConfig:
     return use_config(relay_runtime.current().config.replace(**changes))
 
 
+class AsUser:
+    """Puts a signed-in Django user into the scope, as Channels' auth middleware would."""
+
+    def __init__(self, inner: Any, user: Any) -> None:
+        self.inner, self.user = inner, user
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        return await self.inner({**scope, "user": self.user}, receive, send)
+
+
 class Client:
     """A test client of the relay: collects what the relay sends, by kind."""
 
-    def __init__(self, path: str = "/realtime") -> None:
-        self.ws = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+    def __init__(self, path: str = "/realtime", *, user: Any = None) -> None:
+        app: Any = URLRouter(websocket_urlpatterns)
+        if user is not None:
+            app = AsUser(app, user)
+        self.ws = WebsocketCommunicator(app, path)
         self.messages: list[dict[str, Any]] = []
         self.audio = bytearray()
         self.close_code: int | None = None

@@ -1,1 +1,0 @@
-from tests.relay.conftest import relay_config, simulator  # noqa: F401
