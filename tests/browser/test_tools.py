@@ -1,20 +1,67 @@
-"""Tool calls and relay notes on the demo page.
-
-The rendering is checked against a mocked relay (Playwright's WebSocket routing), so it does
-not depend on the session core sending `tool_call` yet.
-"""
+"""Tool calls and relay notes on the demo page: end to end with the shipped example tools
+(`RELAY_TOOLS=examples`), and every status against a mocked relay (Playwright's WebSocket
+routing) for what the simulator does not produce on demand."""
 
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .test_demo_page import CONNECTED, _open_mocked, stats
+from .conftest import FIXTURES, running_relay
+from .test_demo_page import CONNECTED, _open_mocked, stats, wait_connected
+from .test_turns import open_wired
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
+
+
+@pytest.fixture(scope="module")
+def tools_relay_url(simulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The relay offering the shipped example tools (get_current_time, add_note, list_notes)."""
+    sim, _ = simulator
+    tmp = tmp_path_factory.mktemp("tools-relay")
+    with running_relay(sim, tmp, "daphne-tools.log", RELAY_TOOLS="examples") as url:
+        yield url
+
+
+def test_asking_for_the_time_runs_the_tool(
+    launch: Any, tools_relay_url: str, artifacts: Path
+) -> None:
+    page, wire = open_wired(launch(FIXTURES / "silence_2s_24k.wav"), tools_relay_url)
+    wait_connected(page)
+    box = page.get_by_label("Message to the assistant")
+    box.fill("what time is it — use get_current_time")
+    box.press("Enter")
+
+    line = page.locator('.tool-call[data-status="done"]', has_text="get_current_time")
+    line.wait_for()
+    notices = [m for m in wire.received if m["type"] == "tool_call"]
+    assert [m["status"] for m in notices] == ["started", "done"]
+    result = notices[-1]["result"]
+    assert result["timezone"] == "UTC"
+    assert result["iso"] in line.inner_text()  # the tool shows its result (show_result=True)
+    # The spoken answer carries the time the tool returned: the real time, now.
+    answer = page.locator(".bubble.assistant:not(.pending)", has_text="That is the answer.")
+    answer.wait_for()
+    assert "The get_current_time function returned" in answer.inner_text()
+    assert result["iso"] in answer.inner_text()
+    told = datetime.fromisoformat(result["iso"])
+    assert abs((datetime.now(UTC) - told).total_seconds()) < 60
+    assert re.search(r"\d\d:\d\d:\d\d", answer.inner_text())
+    # The line sits between the question and the answer.
+    order = page.locator("#conversation > li").evaluate_all(
+        "items => items.map(li => li.classList.contains('tool-call') ? 'tool' : li.className)"
+    )
+    assert order[-3:] == ["bubble user", "tool", "bubble assistant"]
+    page.wait_for_function("() => window.relayDemo.stats.lastUsage !== null")
+    assert "error" not in [m["type"] for m in wire.received]
+    assert page.locator("#notice").is_hidden()
+    page.screenshot(path=str(artifacts / "demo-tool-call.png"))
 
 
 def _tool(call_id: str, name: str, status: str, **fields: Any) -> str:
@@ -22,7 +69,9 @@ def _tool(call_id: str, name: str, status: str, **fields: Any) -> str:
     return json.dumps({**message, **fields}, separators=(",", ":"))
 
 
-def test_tool_calls_render_as_status_lines(launch: Any, relay_url: str, artifacts: Path) -> None:
+def test_tool_calls_render_as_status_lines(
+    launch: Any, tools_relay_url: str, artifacts: Path
+) -> None:
     arguments = {"timezone": "Asia/Tokyo"}
     result = {"timezone": "Asia/Tokyo", "iso": "2025-01-06T09:30:00+09:00", "weekday": "Monday"}
     sockets: list[Any] = []
@@ -33,7 +82,7 @@ def test_tool_calls_render_as_status_lines(launch: Any, relay_url: str, artifact
         ws.send(_tool("call_1", "get_current_time", "started", arguments=arguments))
         ws.send(_tool("call_2", "add_note", "started"))
 
-    page, _ = _open_mocked(launch, relay_url, relay)
+    page, _ = _open_mocked(launch, tools_relay_url, relay)
     time_line = page.locator('.tool-call[data-call-id="call_1"]')
     time_line.wait_for()
     note_line = page.locator('.tool-call[data-call-id="call_2"]')
@@ -66,12 +115,12 @@ def test_tool_calls_render_as_status_lines(launch: Any, relay_url: str, artifact
     page.screenshot(path=str(artifacts / "demo-tool-lines.png"))
 
 
-def test_input_timeout_shows_a_still_there_note(launch: Any, relay_url: str) -> None:
+def test_input_timeout_shows_a_still_there_note(launch: Any, tools_relay_url: str) -> None:
     def relay(ws: Any, n: int) -> None:
         ws.send(CONNECTED)
         ws.send('{"type":"control","action":"input_timeout"}')
 
-    page, _ = _open_mocked(launch, relay_url, relay)
+    page, _ = _open_mocked(launch, tools_relay_url, relay)
     note = page.locator(".bubble.system.nudge")
     note.wait_for()
     assert "still there?" in note.inner_text()
