@@ -140,7 +140,8 @@ function statusLabel() {
 function pushToTalkLabel() {
   if (ptt.held) {
     if (!mic.active) return ["connecting", "Opening the microphone…"];
-    return ["listening", mic.muted ? "Microphone muted — release to send" : "Listening — release to send"];
+    const text = mic.muted ? "Microphone muted — release to send" : "Listening — release to send";
+    return ["listening", text];
   }
   return ["connected", "Connected — hold to talk"];
 }
@@ -431,7 +432,9 @@ async function onTalkPress() {
 function onTalkRelease() {
   const bubble = state.talkBubble;
   state.talkBubble = null;
-  if (state.turnSamples < MIN_TURN_SAMPLES || !client.isOpen) {
+  if (!client.isOpen) {
+    dropUserBubble(bubble);
+  } else if (state.turnSamples < MIN_TURN_SAMPLES) {
     dropUserBubble(bubble); // what was sent (if anything) joins the next turn
     if (mic.active) showMicNotice("Hold the button (or Space) while you speak, then let go.");
   } else {
@@ -578,7 +581,11 @@ client.addEventListener("message", (ev) => {
 });
 
 // A push-to-talk turn that was refused: its bubble will get no words.
-const COMMIT_ERRORS = new Set(["commit_empty", "commit_unavailable", "input_audio_buffer_commit_empty"]);
+const COMMIT_ERRORS = new Set([
+  "commit_empty",
+  "commit_unavailable",
+  "input_audio_buffer_commit_empty",
+]);
 
 function onError(msg) {
   if (msg.code === "auth_required") {

@@ -36,7 +36,7 @@ export class PushToTalk {
   }
 
   press(source) {
-    if (!this.enabled || this.held) return;
+    if (!this.enabled || this.held || this.button.disabled) return;
     this.source = source;
     this.button.setAttribute("aria-pressed", "true");
     this.onPress();
@@ -84,6 +84,7 @@ export class PushToTalk {
 
   _spaceKey(ev, down) {
     if (ev.key !== " " || !this.enabled || isTextEntry(ev.target)) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
     ev.preventDefault(); // no page scroll, no click on a focused button
     if (down && !ev.repeat) this.press("space");
     else if (!down) this.release("space");
