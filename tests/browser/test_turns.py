@@ -291,7 +291,7 @@ def test_typing_while_the_answer_plays_interrupts_it_first(
 
 
 @pytest.mark.xfail(
-    strict=True,
+    strict=False,  # a race: it passes when response.done beats the user_message to the relay
     reason="relay bug: `interrupt` then `user_message` while the answer is still streaming "
     "sends response.cancel twice (RelaySession._user_message cuts again although a cancel is "
     "already pending); the second cancel's response_cancel_not_active arrives after "
