@@ -9,6 +9,7 @@ import subprocess
 import sys
 import wave
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -65,19 +66,18 @@ def simulator(chromium_path: Path) -> Iterator[tuple[Simulator, LoopThread]]:
         embedded.stop()
 
 
-@pytest.fixture(scope="module")
-def relay_url(
-    simulator: tuple[Simulator, LoopThread], tmp_path_factory: pytest.TempPathFactory
+@contextmanager
+def running_relay(
+    sim: Simulator, tmp: Path, log_name: str = "daphne.log", **extra_env: str
 ) -> Iterator[str]:
-    """The relay under daphne (a subprocess), its upstream the in-process simulator."""
-    sim, _ = simulator
-    tmp = tmp_path_factory.mktemp("relay")
+    """The relay under daphne (a subprocess), its upstream `sim`; `extra_env` adds RELAY_*."""
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
     env.update(
         DJANGO_SETTINGS_MODULE="relay_site.settings",
         DATABASE_URL=f"sqlite:///{tmp / 'relay.sqlite3'}",
         REALTIME_SIMULATOR_URL=sim.base_url,
         PYTHONUNBUFFERED="1",
+        **extra_env,
     )
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
@@ -116,7 +116,17 @@ def relay_url(
             proc.kill()
             proc.wait(5)
         ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copy(log_path, ARTIFACTS / "daphne.log")
+        shutil.copy(log_path, ARTIFACTS / log_name)
+
+
+@pytest.fixture(scope="module")
+def relay_url(
+    simulator: tuple[Simulator, LoopThread], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """The relay with its default settings (server VAD ends the user's turns)."""
+    sim, _ = simulator
+    with running_relay(sim, tmp_path_factory.mktemp("relay")) as url:
+        yield url
 
 
 # Module scope: sync Playwright keeps an event loop marked running in the main thread while it

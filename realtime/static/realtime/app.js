@@ -3,6 +3,7 @@
 
 import { Microphone, MicError, micUnavailableReason, Player, RATE } from "./audio.js";
 import { RelayClient, relayUrl } from "./client.js";
+import { PushToTalk } from "./ptt.js";
 
 const $ = (id) => document.getElementById(id);
 const root = $("relay-demo");
@@ -11,6 +12,7 @@ const config = {
   loginUrl: root.dataset.loginUrl || "/accounts/login/?next=/",
   authenticated: root.dataset.authenticated === "true",
 };
+const micProblem = micUnavailableReason();
 
 const stats = {
   framesSent: 0,
@@ -20,6 +22,9 @@ const stats = {
   droppedSamples: 0,
   bargeIns: 0,
   interrupts: 0,
+  commits: 0, // push-to-talk turns sent
+  transcriptionDeltas: 0,
+  toolCalls: [], // [{call_id, name, status}] in order of arrival
   playbackReports: [], // [{item_id, played_ms}] as sent to the relay
   lastLatencyMs: null,
   lastUsage: null,
@@ -52,6 +57,19 @@ const ui = {
   form: $("message-form"),
   input: $("message-input"),
   sendButton: $("send-button"),
+  talkButton: $("talk-button"),
+  mode: $("turn-mode"),
+  turns: $("turn-detection"),
+  hint: $("turn-hint"),
+};
+
+// Below this much audio per push-to-talk hold nothing is committed (the service's minimum).
+const MIN_TURN_SAMPLES = RATE / 10;
+// Who ends a user's turn (session_info.turn_detection).
+const TURN_MODES = {
+  none: "push-to-talk (you)",
+  server_vad: "server VAD (the service)",
+  semantic_vad: "semantic VAD (the service)",
 };
 
 const client = new RelayClient(relayUrl(config.wsPath));
@@ -67,6 +85,11 @@ const state = {
   pendingUser: [], // user bubbles waiting for their transcription
   bubbles: new Map(), // protocol id -> bubble element
   localCount: 0,
+  pushToTalk: false, // session_info.turn_detection === "none": the page ends each user turn
+  talkBubble: null, // the user bubble of the push-to-talk hold in progress
+  turnSamples: 0, // audio samples sent during that hold
+  tools: new Map(), // call_id -> tool line element
+  sending: Promise.resolve(), // typed messages go out in order, each after its interrupt
 };
 
 const player = new Player((s) => {
@@ -76,13 +99,17 @@ const player = new Player((s) => {
 
 const mic = new Microphone(
   (frame) => {
+    if (state.pushToTalk && !ptt.held) return; // push-to-talk: audio only while held
     if (client.sendAudio(frame)) {
       stats.framesSent += 1;
       stats.samplesSent += frame.byteLength / 2;
+      state.turnSamples += frame.byteLength / 2;
     }
   },
   (level) => renderLevel(level),
 );
+
+const ptt = new PushToTalk(ui.talkButton, { onPress: onTalkPress, onRelease: onTalkRelease });
 
 // ---------------------------------------------------------------------------------------------
 // Status
@@ -102,11 +129,21 @@ function statusLabel() {
       break;
   }
   if (player.state.playing) return ["speaking", "Speaking"];
+  if (state.pushToTalk) return pushToTalkLabel();
   if (mic.active && !mic.muted) {
     return ["listening", state.userSpeaking ? "Listening — hearing you" : "Listening"];
   }
   if (mic.active && mic.muted) return ["connected", "Connected — microphone muted"];
   return ["connected", "Connected"];
+}
+
+function pushToTalkLabel() {
+  if (ptt.held) {
+    if (!mic.active) return ["connecting", "Opening the microphone…"];
+    const text = mic.muted ? "Microphone muted — release to send" : "Listening — release to send";
+    return ["listening", text];
+  }
+  return ["connected", "Connected — hold to talk"];
 }
 
 let lastStatus = "";
@@ -121,6 +158,7 @@ function renderStatus() {
   }
   const open = state.conn === "open";
   ui.sendButton.disabled = !open;
+  ui.talkButton.disabled = !open || Boolean(micProblem);
   ui.stopButton.disabled = !(open && (state.responding || player.state.playing));
   ui.connectButton.hidden = state.conn !== "closed" && state.conn !== "reconnecting";
   ui.connectButton.textContent = state.conn === "closed" ? "Reconnect" : "Reconnect now";
@@ -160,7 +198,6 @@ function renderLevel(level) {
 // ---------------------------------------------------------------------------------------------
 
 function addBubble(role, text, { id = null, pending = false } = {}) {
-  ui.empty.hidden = true;
   const li = document.createElement("li");
   li.className = `bubble ${role}`;
   if (pending) li.classList.add("pending");
@@ -173,11 +210,16 @@ function addBubble(role, text, { id = null, pending = false } = {}) {
   body.className = "text";
   body.textContent = text;
   li.append(who, body);
+  appendToLog(li);
+  if (id) state.bubbles.set(id, li);
+  return li;
+}
+
+function appendToLog(li) {
+  ui.empty.hidden = true;
   const follow = nearBottom();
   ui.log.append(li);
   if (follow) scrollToEnd();
-  if (id) state.bubbles.set(id, li);
-  return li;
 }
 
 function setBubbleText(li, text, { append = false, pending = false } = {}) {
@@ -206,17 +248,96 @@ function assistantBubble(id) {
   return state.bubbles.get(id) || addBubble("assistant", "", { id, pending: true });
 }
 
+/** The bubble of user item `id`: its own, else the oldest one waiting for words, else new. */
+function userBubble(id) {
+  let li = state.bubbles.get(id);
+  if (!li) {
+    li = state.pendingUser.shift() || addBubble("user", "", { pending: true });
+    li.dataset.id = id;
+    state.bubbles.set(id, li);
+  }
+  return li;
+}
+
+// The words grow while they are transcribed; the first delta replaces the "…" placeholder.
+function onTranscriptionDelta(msg) {
+  stats.transcriptionDeltas += 1;
+  const li = userBubble(msg.id);
+  const first = li.dataset.live !== "true";
+  li.dataset.live = "true";
+  setBubbleText(li, msg.delta || "", { append: !first, pending: true });
+}
+
 function onTranscription(msg) {
   const text = (msg.text || "").trim() || "(nothing recognised)";
-  let li = state.bubbles.get(msg.id);
-  if (!li) li = state.pendingUser.shift();
-  if (li) {
-    li.dataset.id = msg.id;
-    state.bubbles.set(msg.id, li);
-    setBubbleText(li, text);
-  } else {
-    addBubble("user", text, { id: msg.id });
+  const li = userBubble(msg.id);
+  delete li.dataset.live;
+  setBubbleText(li, text);
+}
+
+/** Remove a user bubble that will get no words (e.g. a push-to-talk hold that sent nothing). */
+function dropUserBubble(li) {
+  if (!li) return;
+  const i = state.pendingUser.indexOf(li);
+  if (i >= 0) state.pendingUser.splice(i, 1);
+  li.remove();
+}
+
+function onInputTimeout() {
+  const li = addBubble("system", "No words heard for a while — still there?");
+  li.classList.add("nudge");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tool calls: one status line per call, updated in place (started → done / error)
+// ---------------------------------------------------------------------------------------------
+
+const TOOL_STATUS = { started: "running…", done: "done", error: "failed" };
+const TOOL_ERRORS = { cancelled: "cancelled", timeout: "timed out", refused: "refused" };
+
+function compactJson(value, limit = 240) {
+  let text;
+  try {
+    text = typeof value === "string" ? value : JSON.stringify(value);
+  } catch {
+    text = String(value);
   }
+  return text.length > limit ? `${text.slice(0, limit - 1)}…` : text;
+}
+
+function toolLine(msg) {
+  let li = state.tools.get(msg.call_id);
+  if (li) return li;
+  li = document.createElement("li");
+  li.className = "tool-call";
+  li.dataset.callId = msg.call_id;
+  li.innerHTML =
+    '<span class="tool-icon" aria-hidden="true">⚙</span>' +
+    '<span class="visually-hidden">Tool </span><code class="tool-name"></code> ' +
+    '<span class="tool-status"></span><span class="tool-detail"></span>';
+  li.querySelector(".tool-name").textContent = msg.name || "tool";
+  state.tools.set(msg.call_id, li);
+  appendToLog(li);
+  return li;
+}
+
+function onToolCall(msg) {
+  if (!msg.call_id) return;
+  const li = toolLine(msg);
+  const status = msg.status in TOOL_STATUS ? msg.status : "started";
+  stats.toolCalls.push({ call_id: msg.call_id, name: msg.name, status });
+  li.dataset.status = status;
+  li.setAttribute("aria-busy", String(status === "started"));
+  const error = msg.error ? TOOL_ERRORS[msg.error] || msg.error.replace(/_/g, " ") : "";
+  li.querySelector(".tool-status").textContent =
+    status === "error" ? `${TOOL_STATUS.error}${error ? `: ${error}` : ""}` : TOOL_STATUS[status];
+  const parts = [];
+  if (msg.arguments !== undefined) parts.push(compactJson(msg.arguments));
+  if (msg.result !== undefined) parts.push(`→ ${compactJson(msg.result)}`);
+  const detail = li.querySelector(".tool-detail");
+  detail.textContent = parts.join(" ");
+  detail.hidden = parts.length === 0;
+  if (msg.result !== undefined) li.title = compactJson(msg.result, 2000);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -257,13 +378,84 @@ async function interrupt() {
   const item = state.audioItem;
   const active = item && !state.cutItems.has(item);
   const report = await cutPlayback();
+  sendInterrupt(active ? report : null);
+}
+
+function sendInterrupt(report) {
   stats.interrupts += 1;
-  if (report && active) {
+  if (report) {
     client.send({ type: "interrupt", ...report });
     stats.playbackReports.push(report);
   } else {
     client.send({ type: "interrupt" });
   }
+}
+
+/** The current answer's audio is still to be heard: playing, queued, or still arriving. */
+function assistantAudible() {
+  const item = state.audioItem;
+  if (!item || state.cutItems.has(item)) return false;
+  return player.state.playing || player.state.queued > 0 || !state.doneItems.has(item);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Push-to-talk (turn_detection "none"): audio goes out only while held; release commits it
+// ---------------------------------------------------------------------------------------------
+
+function setTurnMode(detection) {
+  state.pushToTalk = detection === "none";
+  ptt.setEnabled(state.pushToTalk);
+  ui.talkButton.hidden = !state.pushToTalk;
+  ui.mode.dataset.mode = state.pushToTalk ? "push-to-talk" : "open-mic";
+  ui.mode.textContent = state.pushToTalk
+    ? "Push-to-talk: hold the button (or Space) while you speak, release to send."
+    : "Open microphone: speak any time; the assistant answers when you pause.";
+  ui.turns.textContent = TURN_MODES[detection] || detection || "–";
+  ui.hint.textContent = state.pushToTalk
+    ? "Holding to talk while the assistant speaks interrupts it"
+    : "Speaking while the assistant talks interrupts it";
+}
+
+async function onTalkPress() {
+  unlockAudio();
+  state.turnSamples = 0;
+  state.talkBubble = addBubble("user", "…", { pending: true });
+  state.pendingUser.push(state.talkBubble);
+  renderStatus();
+  // Barge-in by hand: the service hears no speech start, so the page cuts the answer itself.
+  if (assistantAudible()) await interrupt();
+  else if (state.responding) sendInterrupt(null);
+  if (!mic.active && !ui.micButton.disabled) await toggleMic();
+  renderStatus();
+}
+
+function onTalkRelease() {
+  const bubble = state.talkBubble;
+  state.talkBubble = null;
+  if (!client.isOpen) {
+    dropUserBubble(bubble);
+  } else if (state.turnSamples < MIN_TURN_SAMPLES) {
+    dropUserBubble(bubble); // what was sent (if anything) joins the next turn
+    if (mic.active) showMicNotice("Hold the button (or Space) while you speak, then let go.");
+  } else {
+    client.send({ type: "commit" });
+    stats.commits += 1;
+    state.awaitingFirstAudio = performance.now();
+    showMicNotice("");
+  }
+  renderStatus();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Typed messages: a message typed while the assistant is heard stops it first (exact played_ms)
+// ---------------------------------------------------------------------------------------------
+
+function sendTyped(text) {
+  state.sending = state.sending.then(async () => {
+    if (assistantAudible()) await interrupt();
+    client.send({ type: "user_message", text });
+  });
+  return state.sending;
 }
 
 function onAudio(buffer) {
@@ -297,6 +489,10 @@ function onControl(msg) {
     case "session_info":
       ui.provider.textContent = msg.provider || "unknown";
       ui.session.textContent = msg.session_id || "–";
+      setTurnMode(msg.turn_detection || "server_vad");
+      break;
+    case "input_timeout":
+      onInputTimeout();
       break;
     case "speech_started":
       onSpeechStarted();
@@ -367,8 +563,14 @@ client.addEventListener("message", (ev) => {
       setBubbleText(li, msg.delta, { append: true, pending: true });
       break;
     }
+    case "transcription_delta":
+      onTranscriptionDelta(msg);
+      break;
     case "transcription":
       onTranscription(msg);
+      break;
+    case "tool_call":
+      onToolCall(msg);
       break;
     case "error":
       onError(msg);
@@ -377,6 +579,13 @@ client.addEventListener("message", (ev) => {
       break; // unknown messages are ignored (forward compatible)
   }
 });
+
+// A push-to-talk turn that was refused: its bubble will get no words.
+const COMMIT_ERRORS = new Set([
+  "commit_empty",
+  "commit_unavailable",
+  "input_audio_buffer_commit_empty",
+]);
 
 function onError(msg) {
   if (msg.code === "auth_required") {
@@ -391,6 +600,7 @@ function onError(msg) {
     const li = state.pendingUser.shift();
     if (li) setBubbleText(li, "(transcription failed)");
   }
+  if (COMMIT_ERRORS.has(msg.code)) dropUserBubble(state.pendingUser[state.pendingUser.length - 1]);
   if (!msg.fatal) {
     showNotice(escapeHtml(msg.message || msg.code), "warning");
   }
@@ -414,6 +624,7 @@ client.addEventListener("closed", (ev) => {
   state.audioItem = null;
   state.responding = false;
   state.userSpeaking = false;
+  ptt.release(ptt.source);
   player.clear();
   for (const li of state.pendingUser.splice(0)) setBubbleText(li, "(not transcribed)");
   if (d.authRequired) return renderStatus(); // the notice with the login link stays
@@ -489,7 +700,7 @@ ui.form.addEventListener("submit", (ev) => {
   unlockAudio();
   state.localCount += 1;
   addBubble("user", text, { id: `local-${state.localCount}` });
-  client.send({ type: "user_message", text });
+  sendTyped(text);
   state.awaitingFirstAudio = null;
   ui.input.value = "";
 });
@@ -498,13 +709,12 @@ document.addEventListener("keydown", (ev) => {
   if (ev.key === "Escape" && !ui.stopButton.disabled) interrupt();
 });
 
-const micProblem = micUnavailableReason();
 if (micProblem) {
   ui.micButton.disabled = true;
   ui.muteButton.disabled = true;
   showMicNotice(micProblem);
 }
 
-window.relayDemo = { stats, state, client, mic, player, config, interrupt };
+window.relayDemo = { stats, state, client, mic, player, config, interrupt, ptt };
 renderStatus();
 client.connect();
