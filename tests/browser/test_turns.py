@@ -290,13 +290,6 @@ def test_typing_while_the_answer_plays_interrupts_it_first(
     assert page.locator("#notice").is_hidden()
 
 
-@pytest.mark.xfail(
-    strict=False,  # a race: it passes when response.done beats the user_message to the relay
-    reason="relay bug: `interrupt` then `user_message` while the answer is still streaming "
-    "sends response.cancel twice (RelaySession._user_message cuts again although a cancel is "
-    "already pending); the second cancel's response_cancel_not_active arrives after "
-    "response.done has reset _cancel_sent, so the client is shown that error",
-)
 def test_typing_while_the_answer_streams_cuts_it_once(
     launch: Any, relay_url: str, simulator: Any
 ) -> None:
