@@ -1,9 +1,10 @@
-"""Energy-based voice activity detection over PCM16 24 kHz mono (pure Python, no numpy).
+"""Energy-based voice activity detection over PCM16 mono (pure Python, no numpy).
 
 The real service uses a neural VAD whose `threshold` (0.0-1.0) is an activation level. Here it
 maps linearly onto a loudness gate: ``gate_dbfs = -80 + 80 * threshold`` (0.5 -> -40 dBFS,
 0.0 -> -80 dBFS, 1.0 -> 0 dBFS, i.e. never). A 20 ms window is voiced when its RMS level (on
-every 4th sample, to save CPU) is at or above the gate.
+every 4th sample, to save CPU) is at or above the gate. The rate defaults to 24 kHz (the
+Realtime API's); GPT-Live sessions may also use 16 kHz or 8 kHz (G.711, decoded first).
 """
 
 from __future__ import annotations
@@ -13,10 +14,7 @@ from dataclasses import dataclass
 
 RATE = 24000
 WINDOW_MS = 20
-WINDOW_SAMPLES = RATE * WINDOW_MS // 1000
-WINDOW_BYTES = WINDOW_SAMPLES * 2
 STRIDE = 4
-_STRIDED = len(range(0, WINDOW_SAMPLES, STRIDE))
 
 
 def gate_dbfs(threshold: float) -> float:
@@ -42,7 +40,11 @@ class EnergyVad:
         threshold: float = 0.5,
         prefix_padding_ms: int = 300,
         silence_duration_ms: int = 500,
+        rate: int = RATE,
     ) -> None:
+        self._window_samples = rate * WINDOW_MS // 1000
+        self._window_bytes = self._window_samples * 2
+        self._strided = len(range(0, self._window_samples, STRIDE))
         self.clock_ms = 0  # total input audio processed in whole windows
         self.detecting = True
         self.in_speech = False
@@ -55,7 +57,7 @@ class EnergyVad:
         self.threshold = threshold
         self.prefix_padding_ms = prefix_padding_ms
         self.silence_duration_ms = silence_duration_ms
-        self._gate_sum = _mean_square_gate(threshold) * _STRIDED
+        self._gate_sum = _mean_square_gate(threshold) * self._strided
 
     def reset_buffer(self) -> None:
         """The input buffer was committed or cleared: forget the current utterance."""
@@ -65,7 +67,8 @@ class EnergyVad:
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         data = self._rem + pcm if self._rem else pcm
-        whole = len(data) - len(data) % WINDOW_BYTES
+        window_bytes, window_samples = self._window_bytes, self._window_samples
+        whole = len(data) - len(data) % window_bytes
         self._rem = data[whole:]
         if not whole:
             return []
@@ -73,8 +76,8 @@ class EnergyVad:
         gate = self._gate_sum
         mul = operator.mul
         events: list[VadEvent] = []
-        for start in range(0, len(samples), WINDOW_SAMPLES):
-            window = samples[start : start + WINDOW_SAMPLES : STRIDE]
+        for start in range(0, len(samples), window_samples):
+            window = samples[start : start + window_samples : STRIDE]
             voiced = sum(map(mul, window, window)) >= gate
             window_start = self.clock_ms
             self.clock_ms += WINDOW_MS
