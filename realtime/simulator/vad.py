@@ -30,6 +30,7 @@ def _mean_square_gate(threshold: float) -> float:
 class VadEvent:
     kind: str  # "start" | "stop"
     ms: int  # audio_start_ms (with prefix padding) or audio_end_ms, on the session clock
+    onset_ms: int = 0  # start events: where the first voiced window begins (no padding)
 
 
 class EnergyVad:
@@ -89,7 +90,8 @@ class EnergyVad:
                 self._silence_ms = 0
                 if not self.in_speech:
                     self.in_speech = True
-                    events.append(VadEvent("start", max(0, window_start - self.prefix_padding_ms)))
+                    padded = max(0, window_start - self.prefix_padding_ms)
+                    events.append(VadEvent("start", padded, window_start))
             elif self.in_speech:
                 self._silence_ms += WINDOW_MS
                 if self._silence_ms >= self.silence_duration_ms:

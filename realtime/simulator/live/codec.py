@@ -47,14 +47,19 @@ def _alaw_to_linear(code: int) -> int:
     return magnitude if code & 0x80 else -magnitude
 
 
+_ULAW_SEGMENT_ENDS = (0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF)
+
+
 def _linear_to_ulaw(sample: int) -> int:
-    sign = 0
-    if sample < 0:
-        sample, sign = -sample, 0x80
-    sample = min(sample, 32635) + 0x84
-    exponent = min(7, (sample >> 7).bit_length() - 1)
-    mantissa = (sample >> (exponent + 3)) & 0x0F
-    return ~(sign | (exponent << 4) | mantissa) & 0xFF
+    # The classic g711.c routine on the top 14 bits (what CPython's audioop does too).
+    value, mask = sample >> 2, 0xFF
+    if value < 0:
+        value, mask = -value, 0x7F
+    value = min(value, 8159) + 0x21
+    segment = next((i for i, end in enumerate(_ULAW_SEGMENT_ENDS) if value <= end), 8)
+    if segment >= 8:
+        return 0x7F ^ mask
+    return ((segment << 4) | ((value >> (segment + 1)) & 0x0F)) ^ mask
 
 
 _ALAW_SEGMENT_ENDS = (0x1F, 0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF)

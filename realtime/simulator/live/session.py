@@ -264,7 +264,7 @@ class LiveSession(EventSocket):
         for vad_event in self.vad.feed(pcm):
             self.timeline.input_ms = max(self.timeline.input_ms, vad_event.ms)
             if vad_event.kind == "start":
-                self.speech_start_ms = vad_event.ms
+                self.speech_start_ms = vad_event.onset_ms
                 self.speaker.interrupt()  # barge-in: the model yields
             else:
                 await self._user_spoke(vad_event.ms)
