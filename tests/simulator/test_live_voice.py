@@ -175,3 +175,17 @@ async def test_usage_is_also_reported_periodically() -> None:
         assert first["usage"]["seconds"] == second["usage"]["seconds"] == 2.0
         assert sim.connections[-1].spoken == []  # nothing was said: these are the ticker's
         assert_all_sent_valid(sim)
+
+
+async def test_close_while_speaking_ends_with_session_closed(rt_sim: Simulator) -> None:
+    c = await open_live(rt_sim)
+    await c.start()
+    await c.speak(utterance(1200))
+    await c.until("session.output_audio.delta")
+    await c.send({"type": "session.close"})
+    await c.until("session.closed")
+    record = rt_sim.connections[-1]
+    await record.closed.wait()
+    assert record.sent[-1]["type"] == "session.closed"  # no speech or usage after it
+    assert record.spoken[0]["yielded"] is True
+    assert_all_sent_valid(rt_sim)

@@ -76,6 +76,7 @@ class LiveSession(EventSocket):
         self.speaker = Speaker(self)
         self.delegations = Delegations(self)
         self.speech_start_ms = 0
+        self.finished = False
         self._acks: set[asyncio.Task[None]] = set()
         self._handlers: dict[str, Callable[[dict[str, Any], str | None], Awaitable[None]]] = {
             "session.start": self._on_start,
@@ -95,6 +96,11 @@ class LiveSession(EventSocket):
 
     def fault_error(self, code: str) -> dict[str, Any]:
         return lev.error(code, "Simulated error injected by a fault.")
+
+    async def send(self, event: dict[str, Any], delta_bytes: int | None = None) -> None:
+        # session.closed is terminal: nothing (speech, usage, backend events) may follow it.
+        if not self.finished or event["type"] == "session.closed":
+            await super().send(event, delta_bytes)
 
     # ---- plumbing -------------------------------------------------------------------------
 
@@ -205,6 +211,7 @@ class LiveSession(EventSocket):
     async def finish(self, reason: str, client_event_id: str | None = None) -> None:
         """session.closed (final snapshot + usage), then a normal close of the socket."""
         self.speaker.interrupt()
+        self.finished = True
         assert self.resource is not None
         usage = lev.usage(self.timeline.now() // 1000)
         closed = lev.event(
