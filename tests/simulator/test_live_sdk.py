@@ -19,7 +19,7 @@ from websockets.exceptions import InvalidStatus
 
 from realtime.simulator import Simulator
 
-from .conftest import assert_all_sent_valid
+from .conftest import assert_all_received_valid, assert_all_sent_valid
 from .live_client import MODEL, WEATHER_TOOL, responses_delegation, utterance
 from .oracle import validate_server_event
 
@@ -81,6 +81,7 @@ async def test_openai_route(sim: Simulator, how: str) -> None:
     await record.closed.wait()
     assert (record.close_code, record.closed_by) == (1000, "server")
     assert_all_sent_valid(sim)
+    assert_all_received_valid(sim)
 
 
 async def test_azure_foundry_route_with_the_openai_client(sim: Simulator) -> None:
@@ -91,6 +92,7 @@ async def test_azure_foundry_route_with_the_openai_client(sim: Simulator) -> Non
     assert (record.route, record.path) == ("azure_live", "/openai/v1/live/sessions")
     assert record.headers["authorization"] == "Bearer test-key"
     assert_all_sent_valid(sim)
+    assert_all_received_valid(sim)
 
 
 async def test_azure_foundry_route_with_the_azure_client(sim: Simulator) -> None:
@@ -104,6 +106,7 @@ async def test_azure_foundry_route_with_the_azure_client(sim: Simulator) -> None
     assert (record.route, record.query) == ("azure_live", {"api-version": "preview"})
     assert record.headers["api-key"] == "test-key" and "authorization" not in record.headers
     assert_all_sent_valid(sim)
+    assert_all_received_valid(sim)
 
 
 async def test_wrong_keys_are_refused_on_both_routes(sim: Simulator) -> None:
@@ -169,3 +172,4 @@ async def test_query_in_the_base_url_reaches_the_simulator(sim: Simulator) -> No
     assert created["delegation"]["target"] == "responses"
     assert sim.connections[-1].query == {"sim_transcript": "get_weather in Rome"}
     assert_all_sent_valid(sim)
+    assert_all_received_valid(sim)
