@@ -238,3 +238,20 @@ async def test_appended_context_cancels_a_pending_acknowledgement(sim: Simulator
     assert received.count("session.commentary.append") == 3
     kinds = [e["kind"] for e in sim.connections[-1].spoken]
     assert kinds == ["acknowledgement", "commentary"]
+
+
+async def test_arguments_come_from_the_first_json_object(sim: Simulator) -> None:
+    c = await open_live(sim)
+    await c.start(delegation=responses_delegation(WEATHER_TOOL))
+    expected = []
+    for words, arguments in (
+        ('{"city": "Rome"} is where get_weather should look', '{"city": "Rome"}'),
+        ("get_weather [1, 2] {not json} {}", "{}"),
+    ):
+        await c.say_typed(words)
+        (call,) = calls(await c.until(completed))
+        assert call["arguments"] == arguments
+        await answer(c, [call], ["ok"])
+        expected.append("The get_weather function returned ok.")
+        await c.until_spoken(expected[-1])
+    assert_all_sent_valid(sim)

@@ -124,7 +124,9 @@ class Delegations:
             named = forced or [(0, str(choice.get("name")))]
         calls = []
         for position, name in named:
-            found = _first_json_object(words, position) or _first_json_object(words) or {}
+            found = _first_json_object(words, position)
+            if found is None:
+                found = _first_json_object(words) or {}
             calls.append((name, json.dumps(found)))
         return calls
 
