@@ -189,3 +189,20 @@ async def test_close_while_speaking_ends_with_session_closed(rt_sim: Simulator) 
     assert record.sent[-1]["type"] == "session.closed"  # no speech or usage after it
     assert record.spoken[0]["yielded"] is True
     assert_all_sent_valid(rt_sim)
+
+
+async def test_the_voice_holds_while_the_user_speaks(sim: Simulator) -> None:
+    c = await open_live(sim)
+    await c.start()
+    pcm = utterance(1200)
+    await c.speak(pcm[: 48 * 600])  # the user is mid-sentence...
+    await c.say_typed("ping")  # ...when a typed message arrives
+    appended = await c.recv()
+    assert appended["type"] == "session.commentary.appended"
+    await c.speak(pcm[48 * 600 :])
+    events = await c.until_spoken(DEFAULT_REPLY)
+    kinds = [e["type"] for e in events if "transcript" in e["type"]]
+    first_out = kinds.index("session.output_transcript.delta")
+    assert "session.input_transcript.delta" not in kinds[first_out:]  # nothing said over the user
+    assert spoken(events) == "You said: ping. This is the simulator speaking." + DEFAULT_REPLY
+    assert_all_sent_valid(sim)

@@ -210,7 +210,7 @@ class LiveSession(EventSocket):
 
     async def finish(self, reason: str, client_event_id: str | None = None) -> None:
         """session.closed (final snapshot + usage), then a normal close of the socket."""
-        self.speaker.interrupt()
+        self.speaker.stop()
         self.finished = True
         assert self.resource is not None
         usage = lev.usage(self.timeline.now() // 1000)
@@ -272,9 +272,10 @@ class LiveSession(EventSocket):
             self.timeline.input_ms = max(self.timeline.input_ms, vad_event.ms)
             if vad_event.kind == "start":
                 self.speech_start_ms = vad_event.onset_ms
-                self.speaker.interrupt()  # barge-in: the model yields
+                self.speaker.user_started()  # barge-in: the model yields
             else:
                 await self._user_spoke(vad_event.ms)
+                self.speaker.user_stopped()
         self.timeline.input_ms = self.vad.clock_ms
 
     async def _user_spoke(self, stop_ms: int) -> None:

@@ -3,7 +3,8 @@ at a time as `session.output_transcript.delta` + `session.output_audio.delta` pa
 
 Same audio and pacing as the Realtime simulator (synth.py syllables, 200 ms deltas; pace
 "realtime": first delta at once, then each after half the previous delta's duration; "fast":
-no waits). Barge-in (`interrupt`) stops the utterance being spoken and drops queued ones.
+no waits). While the user speaks the voice holds: an utterance being spoken when the user
+starts is cut (barge-in: the model yields), and queued ones wait until the user stops.
 """
 
 from __future__ import annotations
@@ -52,27 +53,33 @@ class Speaker:
         self.queue: asyncio.Queue[Utterance] = asyncio.Queue()
         self.current: Utterance | None = None
         self._cut = asyncio.Event()
+        self._floor_free = asyncio.Event()  # cleared while the user is speaking
+        self._floor_free.set()
         self._utterances = 0
-
-    @property
-    def busy(self) -> bool:
-        return self.current is not None or not self.queue.empty()
 
     def say(self, text: str, kind: str, at_ms: int) -> None:
         self.queue.put_nowait(Utterance(text, kind, at_ms))
 
-    def interrupt(self) -> bool:
-        """Barge-in: the model yields. Returns whether there was anything to cut."""
-        busy = self.busy
+    def user_started(self) -> None:
+        """Barge-in: the model yields the utterance it is speaking and holds the rest."""
+        self._floor_free.clear()
+        if self.current is not None:
+            self._cut.set()
+
+    def user_stopped(self) -> None:
+        self._floor_free.set()
+
+    def stop(self) -> None:
+        """Session over: cut the current utterance, drop the queue."""
         while not self.queue.empty():
             self.queue.get_nowait()
         if self.current is not None:
             self._cut.set()
-        return busy
 
     async def run(self) -> None:
         while True:
             utterance = await self.queue.get()
+            await self._floor_free.wait()
             self.current = utterance
             self._cut.clear()
             try:
