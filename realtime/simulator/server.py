@@ -160,7 +160,7 @@ class Simulator:
             return self._refuse(record, status, "Simulated handshake refusal.", type_, "sim_fault")
         transcripts: list[str] = []
         if record.dialect == "live":
-            if "model" in query:  # SessionConfig.model: "do not pass it as a URL query parameter"
+            if "model" in query:  # the SDK: the model belongs in session.start, not the URL
                 return self._refuse(
                     record, 400, "The model goes in session.start, not in the URL.",
                     "invalid_request_error", "unknown_parameter",

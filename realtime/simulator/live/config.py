@@ -12,7 +12,7 @@ from openai.types.live.session_update_config import SessionUpdateConfig
 from .. import events as ev
 from .schema import check_model, invalid
 
-DEFAULT_VOICE = "marin"  # SessionConfig.audio.output.voice: "Defaults to `marin`"
+DEFAULT_VOICE = "marin"  # the default voice per SessionConfig.audio.output.voice
 DEFAULT_FORMAT = {"type": "audio/pcm", "rate": 24000}
 MAX_INPUT_ITEMS = 128
 

@@ -39,7 +39,7 @@ def delegation_created(
     delegation_id: str, target: str, offset_ms: int, response_id: str | None = None
 ) -> dict[str, Any]:
     delegation: dict[str, Any] = {"id": delegation_id, "target": target, "type": "delegation"}
-    if response_id is not None:  # "Omitted for client delegations."
+    if response_id is not None:  # the SDK leaves it out for client delegations
         delegation["response_id"] = response_id
     return event("session.delegation.created", offset_ms=offset_ms, delegation=delegation)
 
@@ -68,8 +68,8 @@ class ResponseStream:
         return nested
 
     def snapshot(self, status: str, usage: dict[str, Any] | None = None) -> dict[str, Any]:
-        # ResponseEvent: "lifecycle snapshots omit input and clear instructions, tools, and
-        # output"; the granular events carry the content.
+        # Per the SDK's ResponseEvent, lifecycle snapshots are slimmed (no input; instructions,
+        # tools and output emptied); the granular events carry the content.
         choice = self.config.get("tool_choice")
         if not (isinstance(choice, str) or (isinstance(choice, dict) and "name" in choice)):
             choice = "auto"

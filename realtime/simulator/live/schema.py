@@ -1,7 +1,7 @@
 """Strict checking of client JSON against the installed SDK's GPT-Live models.
 
-The service rejects unknown fields in the session configuration (Microsoft's GPT-Live event
-reference: "a strict configuration object that rejects unknown fields"). The SDK's pydantic
+The service rejects unknown fields in the session configuration (per Microsoft's GPT-Live
+event reference, the configuration object is strict). The SDK's pydantic
 models are the contract, so the walker below derives the allowed keys, required keys, literal
 values and JSON types from them instead of a hand-kept copy. The first problem found is
 raised as a ``LiveError`` with the dotted ``param`` path (``session.audio.format.rate``).

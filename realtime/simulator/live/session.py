@@ -266,7 +266,7 @@ class LiveSession(EventSocket):
         if len(raw) > MAX_APPEND_BYTES:
             raise invalid("audio", "Audio exceeds the 15 MiB limit per append.")
         pcm = decode_input(self.fmt, raw)
-        if self.muted:  # "An independent input mute sends silence to the model"
+        if self.muted:  # the SDK: a mute feeds the model silence
             pcm = bytes(len(pcm))
         for vad_event in self.vad.feed(pcm):
             self.timeline.input_ms = max(self.timeline.input_ms, vad_event.ms)
