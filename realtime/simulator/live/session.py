@@ -275,7 +275,7 @@ class LiveSession(EventSocket):
                 self.speaker.user_started()  # barge-in: the model yields
             else:
                 await self._user_spoke(vad_event.ms)
-                self.speaker.user_stopped()
+                self.speaker.user_stopped(vad_event.ms)
         self.timeline.input_ms = self.vad.clock_ms
 
     async def _user_spoke(self, stop_ms: int) -> None:

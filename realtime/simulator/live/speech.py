@@ -55,6 +55,7 @@ class Speaker:
         self._cut = asyncio.Event()
         self._floor_free = asyncio.Event()  # cleared while the user is speaking
         self._floor_free.set()
+        self._floor_ms = 0  # where the user last stopped: held speech starts no earlier
         self._utterances = 0
 
     def say(self, text: str, kind: str, at_ms: int) -> None:
@@ -66,7 +67,8 @@ class Speaker:
         if self.current is not None:
             self._cut.set()
 
-    def user_stopped(self) -> None:
+    def user_stopped(self, at_ms: int) -> None:
+        self._floor_ms = at_ms
         self._floor_free.set()
 
     def stop(self) -> None:
@@ -93,7 +95,7 @@ class Speaker:
         first = self._utterances == 1
         chunks = audio_chunks(utterance.text)
         pieces = transcript_pieces(utterance.text, len(chunks))
-        start_ms = cursor = max(utterance.at_ms, timeline.output_ms)
+        start_ms = cursor = max(utterance.at_ms, timeline.output_ms, self._floor_ms)
         said: list[str] = []
         for (b64, nbytes), piece in zip(chunks, pieces, strict=True):
             if self._cut.is_set() or session.closing:
