@@ -1,4 +1,4 @@
-"""Offline simulator of the OpenAI / Azure OpenAI Realtime WebSocket API."""
+"""Offline simulator of the OpenAI / Azure OpenAI Realtime and GPT-Live WebSocket APIs."""
 
 from .records import ConnectionRecord, Faults
 from .server import Simulator

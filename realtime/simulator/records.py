@@ -66,8 +66,8 @@ class ConnectionRecord:
     path: str
     query: dict[str, str]
     headers: dict[str, str]
-    dialect: Literal["ga", "beta"] | None = None
-    route: Literal["openai", "azure_ga", "azure_preview"] | None = None
+    dialect: Literal["ga", "beta", "live"] | None = None
+    route: Literal["openai", "azure_ga", "azure_preview", "openai_live", "azure_live"] | None = None
     status: int = 0
     received: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
@@ -76,6 +76,9 @@ class ConnectionRecord:
     closed_by: Literal["client", "server"] | None = None
     appends: int = 0
     faults: Faults = field(default_factory=Faults)
+    # GPT-Live: one entry per utterance the voice spoke (kind, text, said, yielded, start_ms,
+    # end_ms); the wire has no ids, so tests and relays read answers from here.
+    spoken: list[dict[str, Any]] = field(default_factory=list)
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
     _returned: dict[str, int] = field(default_factory=dict, repr=False)
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from . import config as cfg
 from . import events as ev
 from .planning import Plan, ToolCall, plan_response
-from .synth import audio_chunks
+from .synth import audio_chunks, transcript_pieces
 
 if TYPE_CHECKING:
     from .session import Session
@@ -181,14 +181,11 @@ class ResponseRunner:
         if audio:
             self.audio_ms[item_id] = 0
             chunks = audio_chunks(text)
-            words = text.split(" ")
-            per_chunk = max(1, -(-len(words) // len(chunks)))
-            for index, (b64, nbytes) in enumerate(chunks):
+            pieces = transcript_pieces(text, len(chunks))
+            for (b64, nbytes), piece in zip(chunks, pieces, strict=True):
                 if self._cancelled():
                     break
-                piece = " ".join(words[index * per_chunk : (index + 1) * per_chunk])
                 if piece:
-                    piece = piece if not sent_text else " " + piece
                     sent_text.append(piece)
                     await self.send(
                         ev.event(self.names["transcript_delta"], **common, content_index=0,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -16,15 +17,31 @@ from websockets.http11 import Request, Response
 from .records import ConnectionRecord, Faults
 from .session import Session
 
+if TYPE_CHECKING:
+    from .live.session import LiveSession
+
 ROUTES = {
     "/v1/realtime": "openai",
     "/openai/v1/realtime": "azure_ga",
     "/openai/realtime": "azure_preview",
+    "/v1/live/sessions": "openai_live",
+    "/openai/v1/live/sessions": "azure_live",
 }
+LIVE_ROUTES = {"openai_live", "azure_live"}
+TRANSCRIPT_QUERY = "sim_transcript"  # GPT-Live scripted user words, "|"-separated
+TRANSCRIPT_HEADER = "x-sim-transcript"
 MAX_MESSAGE_BYTES = 22 * 1024 * 1024  # a 15 MiB append, base64-encoded, plus JSON
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
             503: "Service Unavailable"}  # fmt: skip
+
+
+@dataclass
+class _Pending:
+    record: ConnectionRecord
+    faults: Faults
+    model: str
+    transcripts: list[str]
 
 
 def _json_response(status: int, message: str, type_: str, code: str | None) -> Response:
@@ -41,6 +58,7 @@ class Simulator:
         echo: bool = False,
         session_max_seconds: float = 3600.0,
         reply_text: str | None = None,
+        live_usage_interval_s: float | None = 10.0,
     ) -> None:
         if pace not in ("realtime", "fast"):
             raise ValueError("pace must be 'realtime' or 'fast'")
@@ -49,13 +67,15 @@ class Simulator:
         self.echo = echo
         self.session_max_seconds = session_max_seconds
         self.reply_text = reply_text
+        self.live_usage_interval_s = live_usage_interval_s
         self.host = "127.0.0.1"
         self.port = 0
         self.connections: list[ConnectionRecord] = []
         self._faults: collections.deque[Faults] = collections.deque()
+        self._transcripts: collections.deque[list[str]] = collections.deque()
         self._server: Server | None = None
-        self._pending: dict[ServerConnection, tuple[ConnectionRecord, Faults, str]] = {}
-        self._sessions: set[Session] = set()
+        self._pending: dict[ServerConnection, _Pending] = {}
+        self._sessions: set[Session | LiveSession] = set()
 
     @property
     def base_url(self) -> str:
@@ -64,6 +84,12 @@ class Simulator:
     def next_faults(self, faults: Faults) -> None:
         """Queue faults for the next connection attempt (FIFO, one per call)."""
         self._faults.append(faults)
+
+    def next_live_transcripts(self, texts: list[str]) -> None:
+        """Script what the user "says" on the next GPT-Live connection (FIFO, one list per
+        call): its first detected utterance transcribes to ``texts[0]``, and so on; later ones
+        get the default "Simulated transcript of N seconds of speech." (no ASR here)."""
+        self._transcripts.append(list(texts))
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, reuse_port: bool = False) -> None:
         """Listen; ``reuse_port`` lets several simulator processes share one port (the kernel
@@ -119,6 +145,8 @@ class Simulator:
             return self._refuse(record, 404, "Not found.", "invalid_request_error", None)
         beta = "realtime=v1" in headers.get("openai-beta", "").replace(" ", "")
         record.dialect = "beta" if beta or record.route == "azure_preview" else "ga"
+        if record.route in LIVE_ROUTES:
+            record.dialect = "live"
         if self.api_key is not None and not self._authorized(headers):
             return self._refuse(
                 record, 401,
@@ -130,12 +158,23 @@ class Simulator:
             status = faults.refuse_status
             type_ = "server_error" if status >= 500 else "invalid_request_error"
             return self._refuse(record, status, "Simulated handshake refusal.", type_, "sim_fault")
-        if record.route == "azure_preview":
+        transcripts: list[str] = []
+        if record.dialect == "live":
+            if "model" in query:  # the SDK: the model belongs in session.start, not the URL
+                return self._refuse(
+                    record, 400, "The model goes in session.start, not in the URL.",
+                    "invalid_request_error", "unknown_parameter",
+                )  # fmt: skip
+            queued = self._transcripts.popleft() if self._transcripts else []
+            scripted = query.get(TRANSCRIPT_QUERY) or headers.get(TRANSCRIPT_HEADER)
+            transcripts = scripted.split("|") if scripted else queued
+            model = ""
+        elif record.route == "azure_preview":
             model = query.get("deployment") or "gpt-4o-realtime-preview"
         else:
             model = query.get("model") or "gpt-realtime"
         record.status = 101
-        self._pending[connection] = (record, faults, model)
+        self._pending[connection] = _Pending(record, faults, model, transcripts)
         return None
 
     def _refuse(
@@ -154,11 +193,23 @@ class Simulator:
     # ---- connection -----------------------------------------------------------------------
 
     async def _handle(self, ws: ServerConnection) -> None:
-        record, faults, model = self._pending.pop(ws)
-        session = Session(
-            ws, record, faults, model=model, pace=self.pace, echo=self.echo,
-            session_max_seconds=self.session_max_seconds, reply_text=self.reply_text,
-        )  # fmt: skip
+        pending = self._pending.pop(ws)
+        record, faults = pending.record, pending.faults
+        session: Session | LiveSession
+        if record.dialect == "live":
+            # Imported here: it needs openai.types.live, which older SDKs lack.
+            from .live.session import LiveSession
+
+            session = LiveSession(
+                ws, record, faults, pace=self.pace, echo=self.echo,
+                session_max_seconds=self.session_max_seconds, reply_text=self.reply_text,
+                transcripts=pending.transcripts, usage_interval_s=self.live_usage_interval_s,
+            )  # fmt: skip
+        else:
+            session = Session(
+                ws, record, faults, model=pending.model, pace=self.pace, echo=self.echo,
+                session_max_seconds=self.session_max_seconds, reply_text=self.reply_text,
+            )  # fmt: skip
         self._sessions.add(session)
         try:
             await session.run()

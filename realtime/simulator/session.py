@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -19,6 +18,7 @@ from .errors import ClientError
 from .items import ConversationItems
 from .records import ConnectionRecord, Faults
 from .responses import ActiveResponse, ResponseRunner
+from .transport import EventSocket
 from .vad import EnergyVad
 
 if TYPE_CHECKING:
@@ -44,7 +44,7 @@ CLIENT_TYPES = {
 }
 
 
-class Session(AudioInput, ConversationItems, ResponseRunner):
+class Session(EventSocket, AudioInput, ConversationItems, ResponseRunner):
     def __init__(
         self,
         ws: ServerConnection,
@@ -57,10 +57,8 @@ class Session(AudioInput, ConversationItems, ResponseRunner):
         session_max_seconds: float,
         reply_text: str | None,
     ) -> None:
-        assert record.dialect is not None
-        self.ws = ws
-        self.record = record
-        self.faults = faults
+        assert record.dialect in ("ga", "beta")
+        super().__init__(ws, record, faults)
         self.dialect: ev.Dialect = record.dialect
         self.names = ev.NAMES[self.dialect]
         self.pace = pace
@@ -86,11 +84,6 @@ class Session(AudioInput, ConversationItems, ResponseRunner):
         self.audio_sent = False
         self.prev_input_tokens = 0
         self.used_tokens = 0
-        self.stalled = False
-        self.closing = False
-        self.server_closed = False
-        self._error_injected = False
-        self._tasks: set[asyncio.Task[None]] = set()
         self._echo_prefix = '{"type":"' + self.names["audio_delta"] + '","event_id":"event_echo'
         self._echo_mid = (
             '","response_id":"resp_echo","item_id":"item_echo",'
@@ -142,40 +135,8 @@ class Session(AudioInput, ConversationItems, ResponseRunner):
             if self.active is not None and not self.active.task.done():
                 self.active.task.cancel()
 
-    def _spawn(self, coro: Awaitable[None]) -> asyncio.Task[None]:
-        task: asyncio.Task[None] = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
-    async def send(self, event: dict[str, Any], delta_bytes: int | None = None) -> None:
-        if self.stalled or self.closing:
-            return
-        try:
-            await self.ws.send(json.dumps(event, separators=(",", ":")))
-        except ConnectionClosed:
-            self.closing = True
-            return
-        if delta_bytes is None:
-            self.record.sent.append(event)
-        else:
-            slim = {k: v for k, v in event.items() if k != "delta"}
-            slim["delta_bytes"] = delta_bytes
-            self.record.sent.append(slim)
-        type_ = event["type"]
-        if type_ == self.faults.stall_after:
-            self.stalled = True
-        if type_ == self.faults.inject_error_after and not self._error_injected:
-            self._error_injected = True
-            await self.send(
-                ev.error(self.faults.inject_error_code, "Simulated error injected by a fault.")
-            )
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closing = True
-        self.server_closed = True
-        with contextlib.suppress(Exception):
-            await self.ws.close(code, reason)
+    def fault_error(self, code: str) -> dict[str, Any]:
+        return ev.error(code, "Simulated error injected by a fault.")
 
     async def _expire(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -74,6 +74,19 @@ def audio_chunks(text: str, duration_ms: int | None = None) -> list[tuple[str, i
     return chunks
 
 
+def transcript_pieces(text: str, chunks: int) -> list[str]:
+    """Split ``text`` into one transcript piece per audio chunk (words spread evenly; pieces
+    after the first carry their leading space, so joining them gives ``text`` back; trailing
+    chunks get "" once the words run out)."""
+    words = text.split(" ")
+    per_chunk = max(1, -(-len(words) // max(1, chunks)))
+    pieces: list[str] = []
+    for index in range(chunks):
+        piece = " ".join(words[index * per_chunk : (index + 1) * per_chunk])
+        pieces.append(" " + piece if piece and any(pieces) else piece)
+    return pieces
+
+
 def speech_pcm(duration_ms: int, seed: str = "speech") -> bytes:
     """Loud speech-like PCM for tests and load scripts (e.g. to trigger server VAD)."""
     return b"".join(base64.b64decode(b64) for b64, _ in audio_chunks(seed, duration_ms))

@@ -1,13 +1,15 @@
-"""Energy-based voice activity detection over PCM16 24 kHz mono (pure Python, no numpy).
+"""Energy-based voice activity detection over PCM16 mono (pure Python, no numpy).
 
 The real service uses a neural VAD whose `threshold` (0.0-1.0) is an activation level. Here it
 maps linearly onto a loudness gate: ``gate_dbfs = -80 + 80 * threshold`` (0.5 -> -40 dBFS,
 0.0 -> -80 dBFS, 1.0 -> 0 dBFS, i.e. never). A 20 ms window is voiced when its RMS level (on
-every 4th sample, to save CPU) is at or above the gate.
+every 4th sample, to save CPU) is at or above the gate. The rate defaults to 24 kHz (the
+Realtime API's); GPT-Live sessions may also use 16 kHz or 8 kHz (G.711, decoded first).
 
 Besides start/stop, the VAD keeps the per-window energies of the current input-buffer segment
 (for the known-utterance fingerprint) and fires an "idle" event when the session clock passes
-an idle deadline without speech (server VAD ``idle_timeout_ms``).
+an idle deadline without speech (server VAD ``idle_timeout_ms``). Start events also report
+the voiced onset (``onset_ms``, without the prefix padding).
 """
 
 from __future__ import annotations
@@ -17,10 +19,7 @@ from dataclasses import dataclass, field
 
 RATE = 24000
 WINDOW_MS = 20
-WINDOW_SAMPLES = RATE * WINDOW_MS // 1000
-WINDOW_BYTES = WINDOW_SAMPLES * 2
 STRIDE = 4
-_STRIDED = len(range(0, WINDOW_SAMPLES, STRIDE))
 # Envelopes are kept for at most this many windows (60 s); longer segments are never
 # fingerprinted, and the cap bounds memory for sessions that never commit.
 MAX_ENVELOPE_WINDOWS = 3000
@@ -35,14 +34,21 @@ def _mean_square_gate(threshold: float) -> float:
     return amplitude * amplitude
 
 
-def window_energies(pcm: bytes) -> list[float]:
+def _window_shape(rate: int) -> tuple[int, int, int]:
+    """(samples, bytes, strided samples measured) of one 20 ms window at ``rate``."""
+    samples = rate * WINDOW_MS // 1000
+    return samples, samples * 2, len(range(0, samples, STRIDE))
+
+
+def window_energies(pcm: bytes, rate: int = RATE) -> list[float]:
     """Mean square of every 4th sample per whole 20 ms window, as the VAD measures it."""
-    samples = memoryview(pcm)[: len(pcm) - len(pcm) % WINDOW_BYTES].cast("h")
+    window_samples, window_bytes, strided = _window_shape(rate)
+    samples = memoryview(pcm)[: len(pcm) - len(pcm) % window_bytes].cast("h")
     mul = operator.mul
     return [
-        sum(map(mul, w, w)) / _STRIDED
+        sum(map(mul, w, w)) / strided
         for w in (
-            samples[i : i + WINDOW_SAMPLES : STRIDE] for i in range(0, len(samples), WINDOW_SAMPLES)
+            samples[i : i + window_samples : STRIDE] for i in range(0, len(samples), window_samples)
         )
     ]
 
@@ -60,6 +66,7 @@ class Segment:
 class VadEvent:
     kind: str  # "start" | "stop" | "idle"
     ms: int  # audio_start_ms (with prefix padding) or audio_end_ms, on the session clock
+    onset_ms: int = 0  # start events: where the first voiced window begins (no padding)
     segment: Segment | None = None  # for "stop" and "idle": the audio up to this point
 
 
@@ -71,7 +78,10 @@ class EnergyVad:
         threshold: float = 0.5,
         prefix_padding_ms: int = 300,
         silence_duration_ms: int = 500,
+        rate: int = RATE,
     ) -> None:
+        self.rate = rate
+        self._window_samples, self._window_bytes, self._strided = _window_shape(rate)
         self.clock_ms = 0  # total input audio processed in whole windows
         self.detecting = True
         self.in_speech = False
@@ -85,7 +95,7 @@ class EnergyVad:
         self.threshold = threshold
         self.prefix_padding_ms = prefix_padding_ms
         self.silence_duration_ms = silence_duration_ms
-        self._gate_sum = _mean_square_gate(threshold) * _STRIDED
+        self._gate_sum = _mean_square_gate(threshold) * self._strided
 
     def take_segment(self) -> Segment:
         """The input buffer was committed or cleared: hand over and forget the utterance."""
@@ -97,23 +107,25 @@ class EnergyVad:
 
     def feed(self, pcm: bytes) -> list[VadEvent]:
         data = self._rem + pcm if self._rem else pcm
-        whole = len(data) - len(data) % WINDOW_BYTES
+        window_bytes, window_samples = self._window_bytes, self._window_samples
+        whole = len(data) - len(data) % window_bytes
         self._rem = data[whole:]
         if not whole:
             return []
         samples = memoryview(data)[:whole].cast("h")
         gate = self._gate_sum
+        strided = self._strided
         mul = operator.mul
         events: list[VadEvent] = []
-        for start in range(0, len(samples), WINDOW_SAMPLES):
-            window = samples[start : start + WINDOW_SAMPLES : STRIDE]
+        for start in range(0, len(samples), window_samples):
+            window = samples[start : start + window_samples : STRIDE]
             energy = sum(map(mul, window, window))
             voiced = energy >= gate
             window_start = self.clock_ms
             self.clock_ms += WINDOW_MS
             segment = self.segment
             if len(segment.envelope) < MAX_ENVELOPE_WINDOWS:
-                segment.envelope.append(energy / _STRIDED)
+                segment.envelope.append(energy / strided)
             else:
                 segment.truncated = True
             if voiced:
@@ -125,13 +137,14 @@ class EnergyVad:
                 if not self.in_speech:
                     self.in_speech = True
                     self.idle_deadline_ms = None
-                    events.append(VadEvent("start", max(0, window_start - self.prefix_padding_ms)))
+                    padded = max(0, window_start - self.prefix_padding_ms)
+                    events.append(VadEvent("start", padded, onset_ms=window_start))
             elif self.in_speech:
                 self._silence_ms += WINDOW_MS
                 if self._silence_ms >= self.silence_duration_ms:
                     # Like the real service: the end includes the trailing silence duration.
-                    events.append(VadEvent("stop", self.clock_ms, self.take_segment()))
+                    events.append(VadEvent("stop", self.clock_ms, segment=self.take_segment()))
             elif self.idle_deadline_ms is not None and self.clock_ms >= self.idle_deadline_ms:
                 self.idle_deadline_ms = None
-                events.append(VadEvent("idle", self.clock_ms, self.take_segment()))
+                events.append(VadEvent("idle", self.clock_ms, segment=self.take_segment()))
         return events

@@ -31,6 +31,7 @@ async def test_main_runs_and_stops() -> None:
     await asyncio.wait_for(ready.wait(), 5)
     url = lines[0].split()[4]
     assert url.startswith("ws://127.0.0.1:") and "/openai/v1" in lines[0]
+    assert f"{url}/v1/live/sessions" in lines[0] and f"{url}/openai/v1/live/sessions" in lines[0]
     async with connect(f"{url}/v1/realtime?model=m") as ws:
         assert '"session.created"' in await ws.recv()
         stop.set()

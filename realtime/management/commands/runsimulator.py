@@ -1,4 +1,4 @@
-"""``manage.py runsimulator``: run the offline Realtime API simulator until Ctrl-C/SIGTERM."""
+"""``manage.py runsimulator``: run the offline Realtime / GPT-Live simulator until stopped."""
 
 from __future__ import annotations
 
@@ -20,7 +20,8 @@ def describe(sim: Simulator) -> str:
     return (
         f"Realtime simulator listening on {sim.base_url} "
         f"(openai: {sim.base_url}/v1, azure GA: {sim.base_url}/openai/v1, "
-        f"azure preview: {sim.base_url}/openai)"
+        f"azure preview: {sim.base_url}/openai; "
+        f"GPT-Live: {sim.base_url}/v1/live/sessions, {sim.base_url}/openai/v1/live/sessions)"
     )
 
 
@@ -55,7 +56,7 @@ async def main(
 
 
 class Command(BaseCommand):
-    help = "Run the offline OpenAI / Azure OpenAI Realtime API simulator."
+    help = "Run the offline OpenAI / Azure OpenAI Realtime and GPT-Live API simulator."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1")
