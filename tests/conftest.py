@@ -31,9 +31,22 @@ async def simulator() -> AsyncIterator[Simulator]:
         await sim.stop()
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """``@pytest.mark.both_apis``: run the test on the Realtime API and on GPT-Live."""
+    if metafunc.definition.get_closest_marker("both_apis"):
+        metafunc.parametrize("upstream_api", ["realtime", "live"])
+
+
 @pytest.fixture
-def relay_config(simulator: Simulator) -> RelayConfig:
-    """The relay pointed at the in-process simulator (fast pace)."""
+def upstream_api() -> str:
+    """The upstream API family tests use (parametrised by ``@pytest.mark.both_apis``)."""
+    return "realtime"
+
+
+@pytest.fixture
+def relay_config(simulator: Simulator, upstream_api: str) -> RelayConfig:
+    """The relay pointed at the in-process simulator (fast pace), on ``upstream_api``."""
     from tests.relay.conftest import use_config
 
-    return use_config(load_config({"REALTIME_SIMULATOR_URL": simulator.base_url}))
+    env = {"REALTIME_SIMULATOR_URL": simulator.base_url, "RELAY_UPSTREAM_API": upstream_api}
+    return use_config(load_config(env))

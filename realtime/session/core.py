@@ -276,9 +276,7 @@ class RelaySession(UpstreamEventHandlers):
         if not self.outbox.frames(frames):
             self._send_soon(protocol.error_message("busy", "the relay is busy; message not sent"))
             return False
-        if not ask:  # the model answers on its own (GPT-Live): nothing to watch for
-            return True
-        self._awaiting_answer = True
+        self._awaiting_answer = True  # the upstream owes us something now: watch for a stall
         watch = self._watch
         if watch is not None and watch.when() is None:  # the reader waits without a deadline
             watch.reschedule(asyncio.get_running_loop().time() + self.config.stall_timeout_s)
@@ -370,7 +368,7 @@ class RelaySession(UpstreamEventHandlers):
             if due is not None and (deadline is None or due < deadline):
                 deadline = due
             try:
-                async with asyncio.timeout(deadline) as watch:
+                async with asyncio.timeout_at(deadline) as watch:
                     self._watch = watch
                     frame = await recv()
                 events = translate(frame, time.monotonic())

@@ -9,7 +9,7 @@ promises (docs/gpt-live.md has the whole mapping):
 - the **user's speech** comes from the relay's own energy detector on the client's audio
   (``speech_started``/``speech_stopped``, as soon as the user speaks), with the input
   transcript's first delta as a fallback; the final ``transcription`` is the transcript
-  deltas joined, once they pause for ``USER_GAP_S``;
+  deltas joined, once the user is quiet and the deltas pause for ``USER_GAP_S``;
 - a **barge-in** ends the answer on air (the session stops its audio at the client); what the
   user heard is told to the model as silent context (``session.thinking.append``);
 - **typed text** is speakable context that asks for a reply (``session.commentary.append``);
@@ -25,6 +25,7 @@ import base64
 import binascii
 import json
 import logging
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,7 +62,7 @@ from realtime.upstream.speech import SpeechDetector
 log = logging.getLogger("realtime.upstream")
 
 ANSWER_GAP_S = 0.8  # no assistant output for this long: the answer is over
-USER_GAP_S = 0.8  # no user transcript for this long: the utterance is over
+USER_GAP_S = 1.5  # quiet, and no user transcript for this long: the utterance is over
 APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500
 CLOSE_WAIT_S = 2.0  # for session.closed (final usage) after session.close
 
@@ -101,9 +102,13 @@ class Answer:
 
 @dataclass
 class Utterance:
+    """One user utterance: from the first sound (or transcript delta) to a quiet pause."""
+
     item_id: str
-    last_delta: float
+    last_activity: float  # the latest transcript delta, or when the user went quiet
     parts: list[str] = field(default_factory=list)
+    speaking: bool = False  # the relay's detector hears it now
+    from_transcript: bool = False  # no sound was detected: speech events follow the words
 
 
 class LiveAdapter(UpstreamAdapter):
@@ -122,8 +127,6 @@ class LiveAdapter(UpstreamAdapter):
         self._answer: Answer | None = None
         self._answers: deque[Answer] = deque(maxlen=4)  # recent ones, for truncation
         self._user: Utterance | None = None
-        self._user_speaking = False  # the speech detector hears the user now
-        self._transcript_speech = False  # speech_started came from the transcript instead
         self._pending: list[Event] = []  # events due now (from the speech detector)
         self._calls: dict[str, list[str]] = {}  # delegation id → its function call ids
         self._seq = 0
@@ -211,7 +214,10 @@ class LiveAdapter(UpstreamAdapter):
             a + gap
             for a, gap in (
                 (self._answer.last_output if self._answer else None, ANSWER_GAP_S),
-                (self._user.last_delta if self._user else None, USER_GAP_S),
+                (
+                    self._user.last_activity if self._user and not self._user.speaking else None,
+                    USER_GAP_S,
+                ),
             )
             if a is not None
         ]
@@ -223,12 +229,12 @@ class LiveAdapter(UpstreamAdapter):
         if answer is not None and now - answer.last_output >= ANSWER_GAP_S:
             self._end_answer(out, "completed", None)
         user = self._user
-        if user is not None and now - user.last_delta >= USER_GAP_S and not self._user_speaking:
+        if user is not None and not user.speaking and now - user.last_activity >= USER_GAP_S:
             self._user = None
-            if self._transcript_speech:
-                self._transcript_speech = False
+            if user.from_transcript:
                 out.append(SpeechStopped())
-            out.append(InputTranscript(user.item_id, "".join(user.parts).strip()))
+            if user.parts:  # sound without words (a cough) is no utterance to transcribe
+                out.append(InputTranscript(user.item_id, "".join(user.parts).strip()))
         return out
 
     def _answer_on_air(self, now: float, out: list[Event]) -> Answer:
@@ -253,15 +259,20 @@ class LiveAdapter(UpstreamAdapter):
             out.append(TextDone(part))
         out.append(ResponseDone(answer.response_id, status, reason))
 
-    def _user_words(self, delta: str, now: float, out: list[Event]) -> None:
+    def _utterance(self, now: float) -> Utterance:
         user = self._user
         if user is None:
             self._seq += 1
             user = self._user = Utterance(f"live_u{self._seq}", now)
-            if not self._user_speaking:  # the detector missed it (quiet speech): start now
-                self._transcript_speech = True
-                self._speech_started(out)
-        user.last_delta = now
+        return user
+
+    def _user_words(self, delta: str, now: float, out: list[Event]) -> None:
+        new = self._user is None
+        user = self._utterance(now)
+        if new:  # words, but the detector heard no sound (quiet speech): speech starts now
+            user.from_transcript = True
+            self._speech_started(out)
+        user.last_activity = now
         user.parts.append(delta)
         out.append(InputTranscriptDelta(user.item_id, delta))
 
@@ -304,16 +315,23 @@ class LiveAdapter(UpstreamAdapter):
     def audio_frame(self, pcm: bytes) -> str:
         change = self._speech.feed(pcm)
         if change is not None:
-            if change:
-                self._user_speaking = True
-                self._speech_started(self._pending)
-            else:
-                self._user_speaking = False
-                self._pending.append(SpeechStopped())
+            self._speech_changed(change, time.monotonic())
             self.wake()
         return (
             '{"type":"session.input_audio.append","audio":"' + base64.b64encode(pcm).decode() + '"}'
         )
+
+    def _speech_changed(self, speaking: bool, now: float) -> None:
+        user = self._utterance(now)
+        if speaking and not user.speaking:
+            user.speaking = True
+            if not user.from_transcript:
+                self._speech_started(self._pending)
+        elif not speaking and user.speaking:
+            user.speaking = False
+            user.last_activity = now  # its words may still be on their way
+            if not user.from_transcript:
+                self._pending.append(SpeechStopped())
 
     def user_text(self, text: str) -> list[str]:
         """Typed text as speakable context asking for a reply (commentary: see docs)."""

@@ -81,6 +81,15 @@ class Client:
                 if action is None or message.get("action") == action:
                     return message
 
+    async def until_seen(
+        self, *, type: str = "control", action: str | None = None, timeout: float = 10
+    ) -> dict[str, Any]:
+        """The first such message, whether it already arrived or is still to come."""
+        earlier = self.of(type, action)
+        if earlier:
+            return earlier[0]
+        return await self.until(type=type, action=action, timeout=timeout)
+
     async def until_count(self, action: str, count: int, timeout: float = 10) -> None:
         """Until `count` control messages with this action have arrived in all."""
         async with asyncio.timeout(timeout):

@@ -13,9 +13,15 @@ from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
 pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]
 
 SILENCE_1S = bytes(48000)
+# The same browser protocol on both API families; what differs upstream, by family.
+READY = {"realtime": "session.updated", "live": "session.started"}
+APPEND = {"realtime": "input_audio_buffer.append", "live": "session.input_audio.append"}
+MODEL = {"realtime": "gpt-realtime", "live": "gpt-live-1"}
+CONFIGURE = {"realtime": "session.update", "live": "session.start"}
 
 
-async def test_text_turn_streams_deltas_with_item_ids_then_text_done():
+@pytest.mark.both_apis
+async def test_text_turn_streams_deltas_with_item_ids_then_text_done(upstream_api):
     client = Client()
     greeting = await client.connect()
     assert greeting == {
@@ -24,35 +30,41 @@ async def test_text_turn_streams_deltas_with_item_ids_then_text_done():
         "greeting": "You are now connected to the realtime relay.",
     }
     info = await client.until(action="session_info")
-    assert info["provider"] == "Simulator (gpt-realtime)"
+    assert info["provider"] == f"Simulator ({MODEL[upstream_api]})"
+    assert info["api"] == upstream_api
     await client.send_json({"type": "user_message", "text": "hello there"})
     done = await client.until(action="text_done")
     deltas = client.of("text_delta")
     assert deltas and all(d["id"] == done["id"] for d in deltas)
     item_id, _, index = done["id"].rpartition("-")
-    assert item_id.startswith("item_") and index == "0"
+    assert item_id and index == "0"
     assert "hello there" in "".join(d["delta"] for d in deltas)
     result = await client.until(action="response_done")
-    assert result["status"] == "completed" and result["usage"]["output_tokens"] > 0
+    assert result["status"] == "completed"
+    if upstream_api == "realtime":  # GPT-Live bills by duration: no tokens for the voice
+        assert result["usage"]["output_tokens"] > 0
     assert len(client.audio) > 0 and len(client.audio) % 2 == 0
     await client.close()
 
 
+@pytest.mark.both_apis
 async def test_audio_turn_gives_speech_started_transcription_and_reply_audio(simulator):
     client = Client()
     await client.connect()
     await client.send_audio(wav_pcm("hello_24k.wav") + SILENCE_1S)
     await client.until(action="speech_started")
-    transcription = await client.until(type="transcription")
-    assert transcription["id"].startswith("item_") and transcription["text"]
-    await client.until(action="response_done")
+    await client.until_seen(type="transcription", action=None)
+    await client.until_seen(action="response_done")
+    [transcription] = client.of("transcription")
+    assert transcription["id"] and transcription["text"]
     assert len(client.audio) > 48000 // 2  # at least half a second of reply audio
     boundary = client.of("control", "audio_start")
-    assert boundary and boundary[0]["item_id"].startswith("item_")
+    assert boundary and boundary[0]["id"] == f"{boundary[0]['item_id']}-0"
     await client.close()
 
 
-async def test_pre_greeting_audio_is_not_lost_and_frames_are_coalesced(simulator):
+@pytest.mark.both_apis
+async def test_pre_greeting_audio_is_not_lost_and_frames_are_coalesced(simulator, upstream_api):
     simulator.next_faults(Faults(first_event_delay_ms=300))
     client = Client()
     await client.connect(greeting=False)
@@ -62,14 +74,14 @@ async def test_pre_greeting_audio_is_not_lost_and_frames_are_coalesced(simulator
     await client.send_audio(pcm, frame_bytes=255)  # odd-sized frames after it
     await asyncio.sleep(0.2)
     record = simulator.connections[-1]
-    appends = [e for e in record.received if e["type"] == "input_audio_buffer.append"]
+    appends = [e for e in record.received if e["type"] == APPEND[upstream_api]]
     assert sum(e["audio_bytes"] for e in appends) == 2 * len(pcm) - (2 * len(pcm)) % 2
     assert all(e["audio_bytes"] % 2 == 0 for e in appends)
     assert len(appends) <= (2 * len(pcm)) // 960 + 2  # ~20 ms per append, not per frame
     await client.close()
 
 
-async def test_barge_in_during_a_reply_stops_it_and_truncates(simulator, settings):
+async def test_barge_in_during_a_reply_stops_it_and_truncates(simulator):
     configure(playback_report_wait_ms=100)
     client = Client()
     await client.connect()
@@ -86,7 +98,7 @@ async def test_barge_in_during_a_reply_stops_it_and_truncates(simulator, setting
     await client.close()
 
 
-async def test_client_playback_report_wins_over_the_estimate(simulator, settings):
+async def test_client_playback_report_wins_over_the_estimate(simulator):
     configure(playback_report_wait_ms=2000)
     client = Client()
     await client.connect()
@@ -123,7 +135,10 @@ async def test_interrupt_cancels_the_answer(simulator):
         ("[]", "invalid_message"),
     ],
 )
-async def test_bad_client_input_is_reported_and_the_session_stays_usable(simulator, frame, code):
+@pytest.mark.both_apis
+async def test_bad_client_input_is_reported_and_the_session_stays_usable(
+    simulator, frame, code, upstream_api
+):
     client = Client()
     await client.connect()
     await client.ws.send_to(text_data=frame)
@@ -132,13 +147,14 @@ async def test_bad_client_input_is_reported_and_the_session_stays_usable(simulat
     await client.send_json({"type": "user_message", "text": "still there?"})
     await client.until(action="text_done")
     received = [e["type"] for e in simulator.connections[-1].received]
-    assert "session.update" in received and received.count("session.update") == 1
+    assert received.count(CONFIGURE[upstream_api]) == 1  # nothing of the frame went upstream
     await client.close()
 
 
-async def test_an_upstream_error_event_reaches_the_client(simulator):
+@pytest.mark.both_apis
+async def test_an_upstream_error_event_reaches_the_client(simulator, upstream_api):
     simulator.next_faults(
-        Faults(inject_error_after="session.updated", inject_error_code="rate_limit_exceeded")
+        Faults(inject_error_after=READY[upstream_api], inject_error_code="rate_limit_exceeded")
     )
     client = Client()
     await client.connect()
@@ -156,6 +172,7 @@ async def test_an_upstream_error_event_reaches_the_client(simulator):
         (500, "upstream_unavailable", 4010),
     ],
 )
+@pytest.mark.both_apis
 async def test_a_refused_handshake_ends_with_an_error_and_close_code(
     simulator, status, code, close
 ):
@@ -170,7 +187,8 @@ async def test_a_refused_handshake_ends_with_an_error_and_close_code(
     assert relay_tasks() == []
 
 
-async def test_an_unreachable_upstream_ends_with_4010(settings):
+@pytest.mark.both_apis
+async def test_an_unreachable_upstream_ends_with_4010():
     configure(endpoint="ws://127.0.0.1:9", connect_timeout_s=2)
     client = Client()
     await client.connect(greeting=False)
@@ -180,6 +198,7 @@ async def test_an_unreachable_upstream_ends_with_4010(settings):
     assert relay_tasks() == []
 
 
+@pytest.mark.both_apis
 async def test_upstream_closing_mid_response_ends_with_4012_and_nothing_left(simulator):
     simulator.next_faults(Faults(close_mid_response=True))
     client = Client()
@@ -194,9 +213,10 @@ async def test_upstream_closing_mid_response_ends_with_4012_and_nothing_left(sim
     assert relay_tasks() == []
 
 
-async def test_a_stalled_upstream_ends_with_4013(simulator, settings):
+@pytest.mark.both_apis
+async def test_a_stalled_upstream_ends_with_4013(simulator, upstream_api):
     configure(stall_timeout_s=0.5)
-    simulator.next_faults(Faults(stall_after="session.updated"))
+    simulator.next_faults(Faults(stall_after=READY[upstream_api]))
     client = Client()
     await client.connect()
     await client.send_json({"type": "user_message", "text": "hi"})
@@ -207,6 +227,23 @@ async def test_a_stalled_upstream_ends_with_4013(simulator, settings):
     assert relay_tasks() == []
 
 
+@pytest.mark.both_apis
+async def test_an_upstream_that_stalls_mid_answer_ends_with_4013(simulator, upstream_api):
+    """The reader is already waiting with an answer in progress when the stall starts."""
+    configure(stall_timeout_s=0.5)
+    first = {"realtime": "response.created", "live": "session.output_audio.delta"}
+    simulator.next_faults(Faults(stall_after=first[upstream_api]))
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "a long answer please"})
+    await client.until(action="response_started")
+    error = await client.until(type="error", timeout=5)
+    assert error["code"] == "upstream_stalled"
+    assert await client.until_closed() == 4013
+    assert relay_tasks() == []
+
+
+@pytest.mark.both_apis
 async def test_upstream_session_expiry_ends_with_4014(simulator):
     simulator.next_faults(Faults(expire_after_s=0.3))
     client = Client()
@@ -217,7 +254,8 @@ async def test_upstream_session_expiry_ends_with_4014(simulator):
     assert relay_tasks() == []
 
 
-async def test_client_leaving_mid_response_closes_the_upstream(simulator):
+@pytest.mark.both_apis
+async def test_client_leaving_mid_response_closes_the_upstream(simulator, upstream_api):
     client = Client()
     await client.connect()
     await client.send_json({"type": "user_message", "text": "a long answer " * 10})
@@ -225,11 +263,15 @@ async def test_client_leaving_mid_response_closes_the_upstream(simulator):
     await client.close()
     record = simulator.connections[-1]
     await asyncio.wait_for(record.closed.wait(), 3)
-    assert record.closed_by == "client"
+    if upstream_api == "live":  # ended properly: session.close, then the service closes
+        assert record.received[-1]["type"] == "session.close"
+    else:
+        assert record.closed_by == "client"
     assert relay_tasks() == []
 
 
-async def test_an_oversized_frame_is_refused_with_1009(simulator, settings):
+@pytest.mark.both_apis
+async def test_an_oversized_frame_is_refused_with_1009(simulator):
     configure(max_binary_bytes=4096)
     client = Client()
     await client.connect()
@@ -240,6 +282,7 @@ async def test_an_oversized_frame_is_refused_with_1009(simulator, settings):
     assert relay_tasks() == []
 
 
+@pytest.mark.both_apis
 async def test_fifty_concurrent_clients_each_get_only_their_own_replies(simulator):
     clients = [Client() for _ in range(50)]
     await asyncio.gather(*(c.connect() for c in clients))

@@ -115,7 +115,8 @@ def test_speech_heard_by_the_relay_cuts_the_answer_on_air(adapter):
         SpeechStarted(),
     ]
     # Whatever the model says next is a new answer (never dropped as audio of a cut item).
-    assert adapter.translate(said("Sure", 900), now=1.3)[0] == ResponseStarted("live_r2")
+    [started, _] = adapter.translate(said("Sure", 900), now=1.3)
+    assert isinstance(started, ResponseStarted) and started.response_id != "live_r1"
     adapter.audio_frame(bytes(960 * 30))  # 600 ms of silence
     assert SpeechStopped() in adapter.tick(1.4)
 
