@@ -165,9 +165,9 @@ class Simulator:
                     record, 400, "The model goes in session.start, not in the URL.",
                     "invalid_request_error", "unknown_parameter",
                 )  # fmt: skip
-            queued = self._transcripts.popleft() if self._transcripts else []
+            next_texts = self._transcripts.popleft() if self._transcripts else []
             scripted = query.get(TRANSCRIPT_QUERY) or headers.get(TRANSCRIPT_HEADER)
-            transcripts = scripted.split("|") if scripted else queued
+            transcripts = scripted.split("|") if scripted else next_texts
             model = ""
         elif record.route == "azure_preview":
             model = query.get("deployment") or "gpt-4o-realtime-preview"
