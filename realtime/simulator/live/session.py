@@ -7,6 +7,7 @@ import binascii
 import collections
 import contextlib
 import json
+import re
 import time
 import typing
 from collections.abc import Awaitable, Callable, Iterable
@@ -332,7 +333,8 @@ class LiveSession(EventSocket):
         if delegation_id is not None:
             self.say(content, "delegation_result")
         elif not await self.delegations.maybe_delegate(content, now):
-            self.say(self.reply_text or f"You said: {content}. This is the simulator speaking.",
+            said = typed_text(content)
+            self.say(self.reply_text or f"You said: {said}. This is the simulator speaking.",
                      "commentary")  # fmt: skip
 
     # ---- responses backend ----------------------------------------------------------------
@@ -342,3 +344,19 @@ class LiveSession(EventSocket):
 
     async def _on_response_create(self, data: dict[str, Any], client_event_id: str | None) -> None:
         self.delegations.response_create()
+
+
+_TYPED = re.compile(r'^The user typed[^:]*: ("(?:[^"\\]|\\.)*")\. Reply', re.S)
+
+
+def typed_text(content: str) -> str:
+    """What a user typed, when a relay passes it on as ``The user typed: "…". Reply …``
+    commentary (the relay's convention, docs/gpt-live.md); else the commentary itself. A real
+    model answers the words, not the wrapper around them."""
+    match = _TYPED.match(content)
+    if match is None:
+        return content
+    try:
+        return str(json.loads(match.group(1)))
+    except ValueError:
+        return content
