@@ -28,12 +28,21 @@ def tool_lines(client: Client, name: str | None = None) -> list[dict[str, Any]]:
 
 
 def outputs_sent(simulator: Any) -> list[dict[str, Any]]:
+    """The function_call_output items the relay gave the model (either API family)."""
     return [
         e["item"]
         for e in simulator.connections[-1].received
-        if e["type"] == "conversation.item.create"
+        if e["type"] in ("conversation.item.create", "response.item.create")
         and e["item"].get("type") == "function_call_output"
     ]
+
+
+async def until_answer_with(client: Client, words: str, timeout: float = 15) -> str:
+    """The assistant's text so far, once it contains ``words`` (either API family)."""
+    async with asyncio.timeout(timeout):
+        while words not in (text := "".join(d["delta"] for d in client.of("text_delta"))):
+            await client.next(timeout)
+    return text
 
 
 async def tool_ended(client: Client, name: str) -> dict[str, Any]:
@@ -50,20 +59,24 @@ async def answer_text(client: Client, count: int) -> str:
     return "".join(d["delta"] for d in client.of("text_delta"))
 
 
-async def test_a_tool_call_round_trip_with_a_spoken_answer(simulator):
+@pytest.mark.both_apis
+async def test_a_tool_call_round_trip_with_a_spoken_answer(simulator, upstream_api):
     configure(tools="examples")
     client = Client()
     await client.connect()
-    update = simulator.connections[-1].received[0]
-    assert {t["name"] for t in update["session"]["tools"]} == {
-        "get_current_time",
-        "add_note",
-        "list_notes",
-    }
+    session = simulator.connections[-1].received[0]["session"]
+    # Realtime API: the session's tools; GPT-Live: the delegated backend's.
+    declared = (
+        session["tools"]
+        if upstream_api == "realtime"
+        else session["delegation"]["responses"]["tools"]
+    )
+    assert {t["name"] for t in declared} == {"get_current_time", "add_note", "list_notes"}
     await client.send_json(
         {"type": "user_message", "text": "what time is it - use get_current_time"}
     )
-    text = await answer_text(client, 2)  # the call, then the answer that uses its result
+    done = await tool_ended(client, "get_current_time")
+    text = await until_answer_with(client, done["result"]["iso"])  # the answer speaks it
     started, done = tool_lines(client, "get_current_time")
     assert started["status"] == "started" and done["status"] == "done"
     assert done["call_id"] == started["call_id"] and done["result"]["timezone"] == "UTC"
@@ -71,6 +84,9 @@ async def test_a_tool_call_round_trip_with_a_spoken_answer(simulator):
     assert len(client.audio) > 0
     [output] = outputs_sent(simulator)
     assert output["call_id"] == done["call_id"] and json.loads(output["output"])["iso"]
+    if upstream_api == "live":  # the delegated response goes on once the output is there
+        kinds = [e["type"] for e in simulator.connections[-1].received]
+        assert kinds.index("response.item.create") < kinds.index("response.create")
     await client.close()
     row = await sync_to_async(RealtimeSession.objects.get)()
     assert (row.tool_calls, row.tool_errors) == (1, 0)
@@ -120,12 +136,15 @@ async def test_a_signed_in_users_notes_are_kept_and_read_back_in_a_later_session
     await later.close()
 
 
-async def test_a_timeout_and_an_exception_become_tool_errors_the_model_can_speak_about(simulator):
+@pytest.mark.both_apis
+async def test_a_timeout_and_an_exception_become_tool_errors_the_model_can_speak_about(
+    simulator, upstream_api
+):
     configure(tools="tests.tools.sample_tools")
     client = Client()
     await client.connect()
     await client.send_json({"type": "user_message", "text": "slow_lookup and broken_lookup"})
-    text = await answer_text(client, 2)
+    text = await until_answer_with(client, "broken_lookup function returned")
     ended = {m["name"]: m for m in tool_lines(client) if m["status"] != "started"}
     assert ended["slow_lookup"]["error"] == "timeout"
     assert ended["broken_lookup"]["error"] == "failed"
@@ -134,7 +153,7 @@ async def test_a_timeout_and_an_exception_become_tool_errors_the_model_can_speak
     assert "hunter2" not in json.dumps(outputs) and "hunter2" not in text
     assert client.of("error") == []  # the session goes on
     await client.send_json({"type": "user_message", "text": "still there?"})
-    await client.until_count("response_done", 3)
+    await until_answer_with(client, "still there?")
     await client.close()
     row = await sync_to_async(RealtimeSession.objects.get)()
     assert (row.tool_calls, row.tool_errors) == (2, 2)
@@ -157,14 +176,15 @@ async def test_interrupt_cancels_pending_calls_and_their_results_are_never_sent(
     assert relay_tasks() == []
 
 
+@pytest.mark.both_apis
 async def test_a_tool_runs_with_the_sessions_user(simulator):
     configure(tools="tests.tools.sample_tools")
     bob = await sync_to_async(get_user_model().objects.create_user)("bob", password="pw")
     client = Client(user=bob)
     await client.connect()
     await client.send_json({"type": "user_message", "text": "whoami"})
-    text = await answer_text(client, 2)
-    assert "user bob has 1 session(s)" in text  # sync ORM code, off the event loop
+    # Sync ORM code, run off the event loop, with the session's user.
+    await until_answer_with(client, "user bob has 1 session(s)")
     await client.close()
 
 
