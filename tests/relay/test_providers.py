@@ -127,3 +127,78 @@ async def test_azure_preview_speaks_beta(simulator, settings, auth):
     assert "modalities" in update["session"] and "type" not in update["session"]
     sent = {e["type"] for e in record.sent}
     assert "response.audio_transcript.delta" in sent and "conversation.item.created" in sent
+
+
+# ---- GPT-Live: the same settings reach the Live routes ------------------------------------
+
+
+async def test_gpt_live_on_openai_reaches_the_live_sessions_route_with_the_key(simulator):
+    use_config(
+        load_config(
+            {
+                "RELAY_UPSTREAM_API": "live",
+                "OPENAI_API_KEY": "sk-test-live",
+                "OPENAI_ENDPOINT": simulator.base_url,
+            }
+        )
+    )
+    await text_turn()
+    record = simulator.connections[-1]
+    assert (record.path, record.query, record.route, record.dialect) == (
+        "/v1/live/sessions",
+        {},  # GPT-Live takes no query: the model goes in session.start
+        "openai_live",
+        "live",
+    )
+    assert record.headers["authorization"] == "Bearer sk-test-live"
+    start = record.received[0]
+    assert start["type"] == "session.start" and start["session"]["model"] == "gpt-live-1"
+
+
+async def test_gpt_live_on_azure_foundry_with_a_key(simulator):
+    use_config(
+        load_config(
+            {
+                "RELAY_UPSTREAM_API": "live",
+                "AZURE_OPENAI_ENDPOINT": http_base(simulator),
+                "AZURE_OPENAI_DEPLOYMENT": "my-live-deployment",
+                "AZURE_OPENAI_API_KEY": "azure-live-key",
+            }
+        )
+    )
+    await text_turn()
+    record = simulator.connections[-1]
+    assert (record.path, record.route) == ("/openai/v1/live/sessions", "azure_live")
+    assert record.headers["authorization"] == "Bearer azure-live-key"
+    assert record.received[0]["session"]["model"] == "my-live-deployment"
+
+
+async def test_gpt_live_on_azure_with_entra_id_asks_for_the_live_scope(simulator):
+    scopes: list[str] = []
+
+    class Credential:
+        async def get_token(self, *wanted: str, **kwargs: object) -> object:
+            scopes.extend(wanted)
+            return type("Token", (), {"token": "entra-live-token", "expires_on": 2**31})()
+
+        async def close(self) -> None:
+            return None
+
+    clients = relay_runtime.current().clients
+    clients._credential = Credential()  # what DefaultAzureCredential would be, minus Azure
+    try:
+        use_config(
+            load_config(
+                {
+                    "RELAY_UPSTREAM_API": "live",
+                    "AZURE_OPENAI_ENDPOINT": http_base(simulator),
+                    "AZURE_OPENAI_DEPLOYMENT": "live-dep",
+                }
+            )
+        )
+        await text_turn()
+    finally:
+        await clients.aclose()
+    record = simulator.connections[-1]
+    assert record.headers["authorization"] == "Bearer entra-live-token"
+    assert scopes == ["https://ai.azure.com/.default"]
