@@ -18,6 +18,7 @@ from typing import Any
 from realtime import endings, limits
 from realtime.compat.cancellation import db_call
 from realtime.config import RelayConfig
+from realtime.conversation import Conversation
 from realtime.counters import SessionCounters
 from realtime.endings import SessionEnded
 from realtime.policy import PolicyError, resolve_policy
@@ -36,6 +37,7 @@ class Admitted:
     user: Any  # the Django user, or None (anonymous)
     counters: SessionCounters
     presence: Presence
+    conversation: Conversation  # what was said, written with the heartbeat
 
 
 async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -> Admitted:
@@ -48,7 +50,8 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     user = user if user is not None and user.is_authenticated else None
     config, tools = await _apply_policy(runtime, user, scope, session_id)
     counters = SessionCounters()
-    presence = Presence(session_id, counters, runtime)
+    conversation = Conversation(enabled=config.transcripts_stored)
+    presence = Presence(session_id, counters, runtime, conversation)
     if not await presence.open(**describe(scope, config, channel_name)):
         raise SessionEnded(endings.REGISTRY_UNAVAILABLE)
     over = await db_call(limits.concurrency_refusal, session_id=session_id, config=config)
@@ -56,7 +59,7 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
         ending = endings.TOO_MANY_SESSIONS.because(over)
         await presence.close(code=ending.close_code, reason=ending.code)
         raise SessionEnded(ending)
-    return Admitted(session_id, config, tools, user, counters, presence)
+    return Admitted(session_id, config, tools, user, counters, presence, conversation)
 
 
 async def _apply_policy(

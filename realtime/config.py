@@ -105,6 +105,9 @@ class RelayConfig:
     tool_timeout_s: float = 10.0
     session_policy: str = ""  # RELAY_SESSION_POLICY: dotted path of a callable
     client_messages: str = ""  # RELAY_CLIENT_MESSAGES: enabled extension message types
+    # Conversation records (realtime/conversation.py); None = only with the simulator.
+    store_transcripts: bool | None = None
+    transcript_retention_days: int = 30
     # Sessions across workers (realtime/registry.py).
     heartbeat_seconds: float = 10.0
     reaper_enabled: bool = True
@@ -120,6 +123,14 @@ class RelayConfig:
         if self.allow_anonymous is None:
             return self.provider == "simulator"
         return self.allow_anonymous
+
+    @property
+    def transcripts_stored(self) -> bool:
+        """Conversation text is kept by default only for the simulator: with a paid upstream,
+        storing what users say is the operator's choice (RELAY_STORE_TRANSCRIPTS=true)."""
+        if self.store_transcripts is None:
+            return self.provider == "simulator"
+        return self.store_transcripts
 
     @property
     def provider_label(self) -> str:
@@ -259,6 +270,8 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "tool_timeout_s": _float(env, "RELAY_TOOL_TIMEOUT_SECONDS", 10.0, 0.1, 600.0),
         "session_policy": _text(env, "RELAY_SESSION_POLICY") or "",
         "client_messages": _text(env, "RELAY_CLIENT_MESSAGES") or "",
+        "store_transcripts": _bool(env, "RELAY_STORE_TRANSCRIPTS"),
+        "transcript_retention_days": _int(env, "RELAY_TRANSCRIPT_RETENTION_DAYS", 30, 0, 36_500),
         "heartbeat_seconds": _float(env, "RELAY_HEARTBEAT_SECONDS", 10.0, 0.05, 3600.0),
         "reaper_enabled": _bool(env, "RELAY_REAPER_ENABLED") is not False,
         "metrics_token": _secret(env, "RELAY_METRICS_TOKEN"),

@@ -131,3 +131,32 @@ class Note(models.Model):
 
     def __str__(self) -> str:
         return self.text if len(self.text) <= 40 else self.text[:39] + "…"
+
+
+class ConversationEntry(models.Model):
+    """One thing said or done in a session (realtime/conversation.py): text only, no audio."""
+
+    class Role(models.TextChoices):
+        USER = "user", "user"
+        ASSISTANT = "assistant", "assistant"
+        SYSTEM = "system", "system"
+        TOOL = "tool", "tool"
+        SESSION = "session", "session"
+
+    session = models.ForeignKey(RealtimeSession, on_delete=models.CASCADE, related_name="entries")
+    seq = models.PositiveIntegerField()
+    at = models.DateTimeField(db_index=True)
+    role = models.CharField(max_length=16, choices=Role.choices)
+    kind = models.CharField(max_length=32)
+    text = models.TextField(blank=True)
+    item_id = models.CharField(max_length=128, blank=True)
+    data = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["session", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["session", "seq"], name="conversation_entry_order")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.kind} #{self.seq}"

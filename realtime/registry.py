@@ -24,8 +24,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
+from realtime.conversation import Conversation, Entry
 from realtime.counters import SessionCounters
-from realtime.models import RealtimeSession
+from realtime.models import ConversationEntry, RealtimeSession
 
 if TYPE_CHECKING:
     from realtime.runtime import Runtime
@@ -67,6 +68,24 @@ def session_heartbeat(*, session_id: Any, counters: dict[str, int]) -> None:
     RealtimeSession.objects.filter(
         id=session_id, status__in=[*RealtimeSession.OPEN_STATUSES, RealtimeSession.Status.STALE]
     ).update(last_seen_at=timezone.now(), **counters)
+
+
+def save_entries(*, session_id: Any, entries: list[Entry]) -> None:
+    """Write gathered conversation entries in one insert (heartbeat and close)."""
+    if entries:
+        ConversationEntry.objects.bulk_create(
+            ConversationEntry(
+                session_id=session_id,
+                seq=e.seq,
+                at=e.at,
+                role=e.role,
+                kind=e.kind,
+                text=e.text,
+                item_id=e.item_id[:128],
+                data=e.data,
+            )
+            for e in entries
+        )
 
 
 def session_close(
@@ -162,10 +181,17 @@ def terminate_sessions(sessions: Iterable[RealtimeSession], *, by: str) -> int:
 class Presence:
     """The registry row of one session. Database trouble never ends a session."""
 
-    def __init__(self, session_id: Any, counters: SessionCounters, runtime: Runtime) -> None:
+    def __init__(
+        self,
+        session_id: Any,
+        counters: SessionCounters,
+        runtime: Runtime,
+        conversation: Conversation | None = None,
+    ) -> None:
         self.session_id = session_id
         self.stats = counters
         self.runtime = runtime
+        self.conversation = conversation or Conversation(enabled=False)
         self.opened = False
 
     def counters(self) -> dict[str, int]:
@@ -203,12 +229,23 @@ class Presence:
                 await self._call(
                     session_heartbeat, session_id=self.session_id, counters=self.counters()
                 )
+            await self._save_entries()
             if on_beat is not None:
                 await on_beat()
+
+    async def _save_entries(self) -> None:
+        entries = self.conversation.take()
+        if entries and not await self._call(
+            save_entries, session_id=self.session_id, entries=entries
+        ):
+            log.warning("session %s: %d conversation entries lost", self.session_id, len(entries))
 
     async def close(self, *, code: int | None, reason: str, ended_by: str = "") -> None:
         if not self.opened:
             return
+        self.conversation.close()
+        self.conversation.add("session", "ended", reason, close_code=code, ended_by=ended_by)
+        await self._save_entries()
         await self._call(
             session_close,
             session_id=self.session_id,

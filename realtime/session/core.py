@@ -64,6 +64,7 @@ class RelaySession(UpstreamEventHandlers):
         self.runtime = runtime
         self.config = config
         self.counters = admitted.counters
+        self.conversation = admitted.conversation
         self.state = State.CONNECTING
         self.ending: Ending | None = None
         self.ended_by = ""
@@ -154,6 +155,7 @@ class RelaySession(UpstreamEventHandlers):
             await self._commit()
         elif isinstance(command, AddSystemMessage):
             self._enqueue(self.upstream.system_message(command.text))
+            self.conversation.add("system", "system_message", command.text)
 
     async def reject(self, code: str, message: str) -> None:
         """A client frame the relay could not accept (non-fatal: the session goes on)."""
@@ -219,6 +221,7 @@ class RelaySession(UpstreamEventHandlers):
         if not self._ask_for_answer(frames):
             return
         self.counters.text_messages += 1
+        self.conversation.add("user", "typed", text)
 
     def _interrupt(self, playback: protocol.Playback | None) -> None:
         self.tools.cancel()  # "stop" includes the work the answer asked for

@@ -83,9 +83,11 @@ class UpstreamEventHandlers:
         await self.port.send_bytes(pcm)
 
     async def _on_text_delta(self: RelaySession, event: TextDelta) -> None:
+        self.conversation.answer_delta(event.part_id, event.delta)
         await self.port.send_text(protocol.text_delta(event.part_id, event.delta))
 
     async def _on_text_done(self: RelaySession, event: TextDone) -> None:
+        self.conversation.answer_done(event.part_id)
         await self.port.send_text(protocol.control("text_done", id=event.part_id))
 
     async def _on_audio_done(self: RelaySession, event: AudioDone) -> None:
@@ -105,6 +107,7 @@ class UpstreamEventHandlers:
         await self.port.send_text(protocol.transcription_delta(event.item_id, event.delta))
 
     async def _on_transcript(self: RelaySession, event: InputTranscript) -> None:
+        self.conversation.add("user", "spoken", event.text, item_id=event.item_id)
         await self.port.send_text(protocol.transcription(event.item_id, event.text))
 
     async def _on_transcript_failed(self: RelaySession, event: InputTranscriptFailed) -> None:
@@ -156,6 +159,18 @@ class UpstreamEventHandlers:
         self.tools.turn_ended(cancelled=event.cancelled)
 
     def _tool_notice(self: RelaySession, notice: ToolNotice) -> None:
+        if notice.status != "started":  # arguments/results only where the tool shows them
+            self.conversation.add(
+                "tool",
+                "call",
+                notice.name,
+                item_id=notice.call_id,
+                status=notice.status,
+                error=notice.error,
+                duration_ms=notice.duration_ms,
+                arguments=notice.arguments,
+                result=notice.result,
+            )
         if self.state in OPEN:
             self._send_soon(protocol.dumps(notice.to_message()))
 
