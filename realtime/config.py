@@ -92,6 +92,7 @@ class RelayConfig:
     idle_timeout_seconds: int = 300
     max_messages_per_minute: int = 20
     drain_seconds: float = 10.0
+    workers: int = 0  # serve's worker processes; 0 = every core with Redis, else one
     # Realtime API session settings (GA; the legacy preview path takes what its shape has).
     noise_reduction: str | None = None  # near_field, far_field or None (off)
     truncation: str | float = "auto"  # auto, disabled, or a retention ratio (0 < r ≤ 1)
@@ -265,6 +266,7 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "idle_timeout_seconds": _int(env, "RELAY_IDLE_TIMEOUT_SECONDS", 300, 0, 86_400),
         "max_messages_per_minute": _int(env, "RELAY_MAX_MESSAGES_PER_MINUTE", 20, 0, 10_000),
         "drain_seconds": _float(env, "RELAY_DRAIN_SECONDS", 10.0, 0.0, 300.0),
+        "workers": _int(env, "RELAY_WORKERS", 0, 0, 1024),
         **_session_settings(env),
         "tools": _text(env, "RELAY_TOOLS") or "",
         "tool_timeout_s": _float(env, "RELAY_TOOL_TIMEOUT_SECONDS", 10.0, 0.1, 600.0),

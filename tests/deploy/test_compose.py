@@ -50,6 +50,8 @@ def test_workers_are_scalable_daphne_processes_after_migrations():
     )
     assert env["REDIS_URL"] == "redis://redis:6379/0"
     assert "DJANGO_SECRET_KEY" in env
+    # serve runs one supervised daphne process per core of the container's host.
+    assert env["RELAY_WORKERS"] == "${RELAY_WORKERS:-0}"
 
 
 def test_the_load_balancer_spreads_websockets_over_healthy_workers():

@@ -55,6 +55,17 @@ class Deployment:
             check=True,
         )
 
+    def manage_with(self, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+        """manage.py with this environment; the result whatever the exit code."""
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
     def start_worker(
         self, port: int | None = None, **extra_env: str
     ) -> tuple[subprocess.Popen, int]:
@@ -90,6 +101,7 @@ def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
         "RELAY_HEARTBEAT_SECONDS": "1",
         "DJANGO_SUPERUSER_PASSWORD": "admin-pw",
         "RELAY_ALLOW_ANONYMOUS": "true",
+        "RELAY_WORKERS": "1",  # each "worker" here is one daphne process (tests signal its pid)
     }
     deployment = Deployment(env=env, db_path=db_path)
     sim_port = free_port()
