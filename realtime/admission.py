@@ -15,13 +15,14 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from realtime import endings, limits
-from realtime.compat.cancellation import db_call
+from django.db import DatabaseError
+
+from realtime import endings
 from realtime.config import RelayConfig
 from realtime.conversation import Conversation
 from realtime.counters import SessionCounters
 from realtime.endings import SessionEnded
-from realtime.policy import PolicyError, resolve_policy
+from realtime.policy import PolicyError, default_policy, resolve_policy
 from realtime.registry import Presence
 from realtime.runtime import Runtime
 from realtime.tools import ToolRegistry
@@ -52,13 +53,17 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     counters = SessionCounters()
     conversation = Conversation(enabled=config.transcripts_stored)
     presence = Presence(session_id, counters, runtime, conversation)
-    if not await presence.open(**describe(scope, config, channel_name)):
-        raise SessionEnded(endings.REGISTRY_UNAVAILABLE)
-    over = await db_call(limits.concurrency_refusal, session_id=session_id, config=config)
+    try:
+        over = await runtime.registrar.register(
+            session_id, describe(scope, config, channel_name), config
+        )
+    except DatabaseError as exc:
+        # Limits hold across workers through these rows: no row, no session.
+        log.warning("session %s: registry write failed: %s", session_id, exc)
+        raise SessionEnded(endings.REGISTRY_UNAVAILABLE) from None
+    presence.opened = True
     if over:
-        ending = endings.TOO_MANY_SESSIONS.because(over)
-        await presence.close(code=ending.close_code, reason=ending.code)
-        raise SessionEnded(ending)
+        raise SessionEnded(endings.TOO_MANY_SESSIONS.because(over))
     return Admitted(session_id, config, tools, user, counters, presence, conversation)
 
 
@@ -66,6 +71,8 @@ async def _apply_policy(
     runtime: Runtime, user: Any, scope: dict[str, Any], session_id: uuid.UUID
 ) -> tuple[RelayConfig, ToolRegistry]:
     extensions = runtime.extensions
+    if extensions.policy is default_policy:  # the defaults: no call, no thread hop
+        return runtime.config, extensions.tools
     try:
         policy = await resolve_policy(extensions.policy, user, scope)
     except PolicyError:

@@ -47,11 +47,11 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         except SessionEnded as refused:
             await self.refuse(refused.ending)
             return
-        await self.join_groups()
         self.session = RelaySession(
             port=self, runtime=runtime, admitted=admitted, on_heartbeat=self.join_groups
         )
-        await self.session.start()
+        await self.session.start()  # spawns the upstream connect: nothing waits on it here
+        await self.join_groups()  # broadcasts only; off the path to the greeting
 
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         session = self.session

@@ -24,8 +24,11 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
+from realtime.config import RelayConfig
 from realtime.conversation import Conversation, Entry
 from realtime.counters import SessionCounters
+from realtime.endings import TOO_MANY_SESSIONS
+from realtime.limits import concurrency_refusal
 from realtime.models import ConversationEntry, RealtimeSession
 
 if TYPE_CHECKING:
@@ -53,6 +56,64 @@ def session_open(*, session_id: Any, **fields: Any) -> None:
     RealtimeSession.objects.create(
         id=session_id, worker_id=worker_id(), started_at=now, last_seen_at=now, **fields
     )
+
+
+def register_sessions(*, sessions: list[tuple[Any, dict[str, Any], RelayConfig]]) -> list[Any]:
+    """Register several sessions in one database call: each row is written (the limits count
+    rows), then checked against the concurrency limits; a refused row is closed at once.
+    Returns, per session, None (admitted), a refusal message, or the DatabaseError."""
+    outcomes: list[Any] = []
+    for session_id, fields, config in sessions:
+        try:
+            session_open(session_id=session_id, **fields)
+        except DatabaseError as exc:
+            outcomes.append(exc)
+            continue
+        refusal = concurrency_refusal(session_id=session_id, config=config)
+        if refusal:
+            session_close(
+                session_id=session_id,
+                code=TOO_MANY_SESSIONS.close_code,
+                reason=TOO_MANY_SESSIONS.code,
+                ended_by="",
+                counters={},
+            )
+        outcomes.append(refusal)
+    return outcomes
+
+
+class Registrar:
+    """Group commit of new sessions, one per worker process: every connect that arrives while
+    a registration call runs is registered by the next call, so a connect storm costs a few
+    database calls instead of two per client (Channels runs them all on one thread)."""
+
+    def __init__(self) -> None:
+        self._pending: list[tuple[Any, dict[str, Any], RelayConfig, asyncio.Future[Any]]] = []
+        self._running: asyncio.Task[None] | None = None
+
+    async def register(self, session_id: Any, fields: dict[str, Any], config: RelayConfig) -> Any:
+        """None when admitted, else the refusal message; raises DatabaseError."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((session_id, fields, config, future))
+        if self._running is None or self._running.done():
+            self._running = asyncio.ensure_future(self._drain())
+        outcome = await asyncio.shield(future)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    async def _drain(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                outcomes = await db_call(
+                    register_sessions, sessions=[(sid, f, c) for sid, f, c, _ in batch]
+                )
+            except BaseException as exc:  # the whole call failed: every waiter learns it
+                outcomes = [exc] * len(batch)
+            for (*_, future), outcome in zip(batch, outcomes, strict=True):
+                if not future.done():
+                    future.set_result(outcome)
 
 
 def session_live(*, session_id: Any, counters: dict[str, int]) -> None:

@@ -25,6 +25,7 @@ from realtime.config import RelayConfig, load_config
 from realtime.extensions import Extensions
 
 if TYPE_CHECKING:
+    from realtime.registry import Registrar
     from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.runtime")
@@ -44,6 +45,7 @@ class Runtime:
         self.started_at: datetime = timezone.now()
         self.draining = False
         self._sessions: weakref.WeakSet[Drainable] = weakref.WeakSet()
+        self._registrar: Registrar | None = None
         self._reapers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     @classmethod
@@ -67,6 +69,15 @@ class Runtime:
         if self._extensions is None:
             self._extensions = Extensions.load(self._config)
         return self._extensions
+
+    @property
+    def registrar(self) -> Registrar:
+        """Registers new sessions in batches (realtime.registry.Registrar)."""
+        if self._registrar is None:
+            from realtime.registry import Registrar
+
+            self._registrar = Registrar()
+        return self._registrar
 
     # ---- live sessions and drain ------------------------------------------------------------
 
