@@ -16,6 +16,7 @@ from channels.exceptions import StopConsumer
 
 from realtime import admission, endings, metrics, protocol
 from realtime import runtime as relay_runtime
+from realtime.compat import daphne_guards
 from realtime.compat.consumer import DirectWebsocketConsumer
 from realtime.config import RelayConfig
 from realtime.endings import Ending, SessionEnded
@@ -56,6 +57,9 @@ class RealtimeConsumer(DirectWebsocketConsumer):
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         session = self.session
         if session is None:
+            return
+        if "relay_frame_too_large" in message:  # over daphne's limit: compat/daphne_guards.py
+            await session.end(daphne_guards.oversize_ending(message, self.config))
             return
         data = message.get("bytes")
         if data is not None:

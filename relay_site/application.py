@@ -23,6 +23,7 @@ def build_application(runtime: Runtime | None = None) -> Any:
     from realtime import drain, metrics
     from realtime import runtime as relay_runtime
     from realtime.access import RelayAccessMiddleware
+    from realtime.proxy import ForwardedMiddleware
     from realtime.routing import websocket_urlpatterns
 
     runtime = relay_runtime.install(runtime or Runtime.from_environment())
@@ -42,4 +43,6 @@ def build_application(runtime: Runtime | None = None) -> Any:
             ),
         }
     )
-    return relay_runtime.RuntimeMiddleware(router, runtime)
+    # The client's address behind trusted proxies only (RELAY_TRUSTED_PROXIES), before
+    # anything reads it.
+    return relay_runtime.RuntimeMiddleware(ForwardedMiddleware(router), runtime)

@@ -7,8 +7,9 @@ from typing import Any
 from daphne.cli import CommandLineInterface
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
+from realtime.compat.daphne_guards import install_request_deadlines
 from realtime.runtime import Runtime
 
 BANNER = """
@@ -35,7 +36,27 @@ class Command(BaseCommand):
         parser.add_argument("--ping-interval", type=int, default=20)
         parser.add_argument("--ping-timeout", type=int, default=30)
         parser.add_argument("--application-close-timeout", type=int, default=10)
-        parser.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For")
+        parser.add_argument(
+            "--handshake-timeout",
+            type=float,
+            default=10.0,
+            help="seconds a client has to send a whole request head (a page request or the "
+            "WebSocket upgrade), counted from accept or its previous response; else 408 and "
+            "close (slowloris). 0 = off. Default 10",
+        )
+        parser.add_argument(
+            "--first-message-timeout",
+            type=float,
+            default=5.0,
+            help="seconds a connection may stay silent before the first byte of a request "
+            "(from accept or its previous response); else closed. 0 = off. Default 5",
+        )
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="behind a reverse proxy: believe X-Forwarded-For/-Proto from the peers in "
+            "RELAY_TRUSTED_PROXIES (required with this flag)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from relay_site.application import build_application
@@ -46,6 +67,13 @@ class Command(BaseCommand):
 
         runtime = Runtime.from_environment()
         config = runtime.config
+        if options["proxy_headers"] and not config.trusted_proxies:
+            # Believing every peer's X-Forwarded-For lets any client pick its address
+            # (loopback opens /metrics): refuse rather than warn.
+            raise CommandError(
+                "--proxy-headers needs RELAY_TRUSTED_PROXIES: the addresses (or CIDR networks) "
+                "of the proxies whose X-Forwarded-For may be believed"
+            )
         if config.provider == "simulator" and not config.endpoint:
             from realtime.embedded import start_simulator_thread
 
@@ -62,22 +90,31 @@ class Command(BaseCommand):
             f"Relay on http://{options['host']}:{port}/ "
             f"(WebSocket /realtime) → {runtime.config.provider_label}"
         )
+        frame_limit = max(config.max_text_bytes, config.max_binary_bytes)
         argv = [
             "--ping-interval", str(options["ping_interval"]),
             "--ping-timeout", str(options["ping_timeout"]),
             "--application-close-timeout", str(options["application_close_timeout"]),
             "--websocket_timeout", "-1",
             "--websocket_connect_timeout", "10",
-            # One below daphne's own drop-without-close-frame: the relay answers 1009 first.
-            "--websocket-max-message-size", str(1024 * 1024),
+            # Above the larger of the relay's own limits, a message is discarded as it streams
+            # in (realtime/compat/daphne_guards.py): frame_too_large + 1009 at any size.
+            "--websocket-max-message-size", str(frame_limit),
+            "--websocket-max-frame-size", str(frame_limit),
             "-v", "1",
         ]  # fmt: skip
         if options["fd"] is not None:
             argv += ["--fd", str(options["fd"])]
         else:
             argv += ["-b", options["host"], "-p", str(port)]
-        if options["proxy_headers"]:
-            argv.append("--proxy-headers")
+        # Never daphne's --proxy-headers (it believes the leftmost, client-written address):
+        # realtime/proxy.py resolves forwarded headers from RELAY_TRUSTED_PROXIES only.
+        if config.trusted_proxies:
+            trusted = ", ".join(str(n) for n in config.trusted_proxies)
+            self.stdout.write(f"Forwarded headers believed from: {trusted}")
+        install_request_deadlines(
+            first_message=options["first_message_timeout"], handshake=options["handshake_timeout"]
+        )
         application = build_application(runtime)
         RelayDaphne(application).run([*argv, "relay_site.asgi:application"])
 
