@@ -26,6 +26,11 @@ def build_application(runtime: Runtime | None = None) -> Any:
     from realtime.proxy import ForwardedMiddleware
     from realtime.routing import websocket_urlpatterns
 
+    if runtime is None:  # another ASGI server (relay_site/asgi.py): manage.py's checks never ran
+        from django.conf import settings
+
+        if settings.RELAY_SECRET_KEY_PROBLEM:
+            sys.exit(f"Configuration error: {settings.RELAY_SECRET_KEY_PROBLEM}")
     runtime = relay_runtime.install(runtime or Runtime.from_environment())
     try:
         runtime.extensions  # noqa: B018 (tools, policy and client messages load at start-up)

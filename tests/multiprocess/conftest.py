@@ -90,6 +90,8 @@ def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
         "RELAY_HEARTBEAT_SECONDS": "1",
         "DJANGO_SUPERUSER_PASSWORD": "admin-pw",
         "RELAY_ALLOW_ANONYMOUS": "true",
+        # Shared by the workers (tickets from one redeemed on another); a paid upstream needs it.
+        "DJANGO_SECRET_KEY": f"test-{uuid.uuid4().hex}{uuid.uuid4().hex}",
     }
     deployment = Deployment(env=env, db_path=db_path)
     sim_port = free_port()
