@@ -214,7 +214,7 @@ class LoginThrottleMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "POST" and (request.path in LOGIN_PATHS or request.path == TICKET_PATH):
+        if request.method == "POST" and request.path in (*LOGIN_PATHS, TICKET_PATH):
             username = _presented_username(request)
             if username is not None:
                 runtime = relay_runtime.of(request)
