@@ -3,8 +3,9 @@
 1. The access middleware's verdict (origin, login or ticket, draining), from the scope.
 2. The session policy (``RELAY_SESSION_POLICY``): this user's instructions, voice, tools and
    limits, applied to a configuration of the session's own.
-3. A registry row (limits count rows across workers: no row, no session).
-4. The concurrency limits, per user and in total, counted across workers.
+3. The user's budgets (``realtime/budgets.py``): connects per minute, seconds and tokens a day.
+4. A registry row (limits count rows across workers: no row, no session).
+5. The concurrency limits, per user and in total, counted across workers.
 A refusal raises ``SessionEnded`` with the ending to tell the client.
 """
 
@@ -15,7 +16,8 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from realtime import endings, limits
+from realtime import budgets, endings, limits
+from realtime.budgets import Budget
 from realtime.compat.cancellation import db_call
 from realtime.config import RelayConfig
 from realtime.counters import SessionCounters
@@ -36,6 +38,7 @@ class Admitted:
     user: Any  # the Django user, or None (anonymous)
     counters: SessionCounters
     presence: Presence
+    budget: Budget | None = None  # what is left of the user's budgets (session_info)
 
 
 async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -> Admitted:
@@ -47,6 +50,7 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     user = scope.get("user")
     user = user if user is not None and user.is_authenticated else None
     config, tools = await _apply_policy(runtime, user, scope, session_id)
+    budget = await budgets.admit(scope=scope, runtime=runtime, config=config, user=user)
     counters = SessionCounters()
     presence = Presence(session_id, counters, runtime)
     if not await presence.open(**describe(scope, config, channel_name)):
@@ -56,7 +60,7 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
         ending = endings.TOO_MANY_SESSIONS.because(over)
         await presence.close(code=ending.close_code, reason=ending.code)
         raise SessionEnded(ending)
-    return Admitted(session_id, config, tools, user, counters, presence)
+    return Admitted(session_id, config, tools, user, counters, presence, budget)
 
 
 async def _apply_policy(

@@ -14,7 +14,7 @@ from typing import Any
 
 from channels.exceptions import StopConsumer
 
-from realtime import admission, endings, metrics, protocol
+from realtime import admission, budgets, endings, metrics, protocol
 from realtime import runtime as relay_runtime
 from realtime.compat import daphne_guards
 from realtime.compat.consumer import DirectWebsocketConsumer
@@ -49,8 +49,9 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             await self.refuse(refused.ending)
             return
         await self.join_groups()
+        beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
         self.session = RelaySession(
-            port=self, runtime=runtime, admitted=admitted, on_heartbeat=self.join_groups
+            port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
         )
         await self.session.start()
 
