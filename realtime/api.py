@@ -17,8 +17,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from realtime import dbdown, throttle
 from realtime import runtime as relay_runtime
-from realtime import throttle
 from realtime.access import issue_ticket, origin_allowed
 
 
@@ -55,11 +55,7 @@ def ticket(request: HttpRequest) -> HttpResponse:
     try:
         return _ticket(request)
     except DatabaseError:  # fail closed, and say so: no ticket can be issued or redeemed
-        response = _error(
-            503, "registry_unavailable", "the relay's database is unavailable; try again shortly"
-        )
-        response["Retry-After"] = "5"
-        return response
+        return dbdown.unavailable(request)
 
 
 def _ticket(request: HttpRequest) -> HttpResponse:

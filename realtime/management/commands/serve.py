@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from daphne.cli import CommandLineInterface
+from daphne.server import Server
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from realtime import drain
 from realtime.compat.daphne_guards import install_request_deadlines
 from realtime.runtime import Runtime
 
@@ -119,9 +121,38 @@ class Command(BaseCommand):
         RelayDaphne(application).run([*argv, "relay_site.asgi:application"])
 
 
+class RelayServer(Server):
+    """daphne's server, telling the drain which sockets it listens on (realtime/drain.py:
+    closed once the drain is done, before the reactor stops)."""
+
+    def listen_success(self, port: Any) -> None:
+        super().listen_success(port)
+        drain.serving(self, port)
+
+    def kill_all_applications(self) -> Any:
+        """daphne cancels every application as shutdown begins, handshakes in flight too
+        (their clients saw a dropped connection): first let the drain answer them."""
+        import asyncio
+
+        from twisted.internet import defer
+
+        async def after_drain() -> None:
+            limit = 300 + 2 * drain.SETTLE_S  # RELAY_DRAIN_SECONDS is at most 300 s
+            await drain.finished(limit)
+            await (
+                super(RelayServer, self)
+                .kill_all_applications()
+                .asFuture(asyncio.get_running_loop())
+            )
+
+        return defer.Deferred.fromFuture(asyncio.ensure_future(after_drain()))
+
+
 class RelayDaphne(CommandLineInterface):
     """daphne's command line, serving an application built here (with this runtime) instead
     of importing one by path: every daphne flag keeps working."""
+
+    server_class = RelayServer
 
     def __init__(self, application: Any) -> None:
         super().__init__()
