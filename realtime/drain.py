@@ -73,9 +73,7 @@ async def close_listeners() -> None:
     loop = asyncio.get_running_loop()
     ports, _listeners[:] = list(_listeners), []
     for port in ports:
-        # Accept what the kernel already queued (IReadDescriptor.doRead on a listening port):
-        # closing the socket would reset those connections after their connect succeeded.
-        port.doRead()
+        _accept_before_close(port)
         stopped = port.stopListening()
         if stopped is not None:
             await stopped.asFuture(loop)
@@ -84,6 +82,20 @@ async def close_listeners() -> None:
     # Polled: daphne's connection table has no event to wait on.
     while time.monotonic() - started < SETTLE_S and any(_open_connections(s) for s in _servers):  # noqa: ASYNC110
         await asyncio.sleep(0.02)
+
+
+def _accept_before_close(port: Any) -> None:
+    """Closing a listening socket resets the connections the kernel queued on it, whose
+    clients saw their connect succeed. Twisted closes the socket one loop turn after
+    ``stopListening`` (``Port.connectionLost``): accept what is queued right before (the
+    port's ``doRead``, as when it is readable), in the same turn as the close."""
+    close = port.connectionLost
+
+    def accept_then_close(reason: Any) -> Any:
+        port.doRead()
+        return close(reason)
+
+    port.connectionLost = accept_then_close  # read by stopListening when it schedules it
 
 
 def _open_connections(server: Any) -> int:

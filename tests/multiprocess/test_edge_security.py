@@ -244,11 +244,12 @@ async def test_slowloris_and_silent_sockets_are_cut_and_fds_stay_flat(deployment
                     sock.sendall(b"X-Slow: 1\r\n")  # trickling resets no deadline
                 except OSError:
                     pass
-            peak = max(peak, open_fds(worker))
             if all(closed_by_server(s) for s in silent + slow):
                 break
-            await asyncio.sleep(0.5)
-        assert peak >= idle_fds + 100  # the attack did reach the worker (accepted gradually)
+            for _ in range(5):
+                peak = max(peak, open_fds(worker))
+                await asyncio.sleep(0.1)
+        assert peak >= idle_fds + 50  # the attack did reach the worker (accepted gradually)
         assert all(closed_by_server(s) for s in silent), "silent sockets left open"
         assert all(closed_by_server(s) for s in slow), "slowloris sockets left open"
         assert time.monotonic() - started < 12
