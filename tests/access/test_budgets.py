@@ -195,3 +195,23 @@ def test_the_admin_shows_what_is_left_and_staff_can_override(db, relay_runtime):
     assert override.daily_tokens == 500 and override.changed_by == "boss"
     listing = http.get("/admin/realtime/userbudget/").content.decode()
     assert "460 of 500 tokens" in listing
+
+
+@pytest.mark.parametrize(
+    "variable",
+    [
+        "RELAY_MAX_CONNECTS_PER_MINUTE",
+        "RELAY_USER_DAILY_SECONDS",
+        "RELAY_USER_DAILY_TOKENS",
+        "RELAY_LOGIN_FAILURES_PER_USER",
+        "RELAY_TICKETS_PER_MINUTE",
+    ],
+)
+def test_budget_and_throttle_settings_are_validated_with_the_variable_named(variable):
+    from realtime.config import ConfigError
+
+    with pytest.raises(ConfigError, match=variable):
+        load_config({variable: "-1"})
+    with pytest.raises(ConfigError, match=variable):
+        load_config({variable: "lots"})
+    assert load_config({"RELAY_MAX_CONNECTS_PER_MINUTE": "0"}).connects_per_minute == 0
