@@ -9,4 +9,6 @@ COPY manage.py ./
 RUN pip install -c constraints.txt . && useradd --system relay
 USER relay
 EXPOSE 8080
-CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8080", "--no-migrate", "--proxy-headers"]
+# Reached directly by default; behind a proxy add --proxy-headers and RELAY_TRUSTED_PROXIES
+# (docker-compose.yml does).
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8080", "--no-migrate"]

@@ -13,10 +13,14 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from channels.auth import AuthMiddleware
 from channels.security.websocket import OriginValidator
+from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AnonymousUser
 from django.core import signing
+from django.db import DatabaseError
 from django.utils import timezone
 
 from realtime import endings
@@ -94,6 +98,30 @@ def origin_allowed(origin: bytes | None, config: RelayConfig) -> bool:
 # ---------------------------------------------------------------------------------------------
 
 
+DATABASE_DOWN = endings.REGISTRY_UNAVAILABLE.because(
+    "The relay's database is unavailable, so it cannot check who you are; try again shortly."
+)
+
+
+class GuardedAuthMiddleware(AuthMiddleware):
+    """Channels' AuthMiddleware, but a database outage while loading the user (session row,
+    user row) becomes a refusal the consumer explains (``registry_unavailable``, 1011)
+    instead of an exception that kills the handshake."""
+
+    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        try:
+            await super().resolve_scope(scope)
+        except DatabaseError as exc:
+            log.warning("websocket auth: database unavailable (%s)", type(exc).__name__)
+            scope["user"]._wrapped = AnonymousUser()
+            scope["relay_refusal"] = DATABASE_DOWN
+
+
+def auth_stack(inner: Any) -> Any:
+    """Channels' AuthMiddlewareStack with ``GuardedAuthMiddleware``."""
+    return CookieMiddleware(SessionMiddleware(GuardedAuthMiddleware(inner)))
+
+
 class RelayAccessMiddleware:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
@@ -101,7 +129,16 @@ class RelayAccessMiddleware:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket":
             scope = dict(scope)
-            scope["relay_refusal"] = await self.refusal(scope)
+            try:
+                refusal = await self.refusal(scope)
+            except DatabaseError as exc:  # redeeming a ticket
+                log.warning("websocket access: database unavailable (%s)", type(exc).__name__)
+                refusal = DATABASE_DOWN
+            # Draining wins; else the auth layer's database refusal, else this verdict.
+            earlier = scope.get("relay_refusal")
+            if earlier is not None and refusal is not None and refusal.close_code != 1012:
+                refusal = earlier
+            scope["relay_refusal"] = refusal or earlier
         return await self.inner(scope, receive, send)
 
     async def refusal(self, scope: dict[str, Any]) -> Ending | None:

@@ -172,3 +172,6 @@ class NoteAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+from realtime import budget_admin  # noqa: E402, F401 (budgets: overrides and what is left)

@@ -3,8 +3,9 @@
 1. The access middleware's verdict (origin, login or ticket, draining), from the scope.
 2. The session policy (``RELAY_SESSION_POLICY``): this user's instructions, voice, tools and
    limits, applied to a configuration of the session's own.
-3. A registry row (limits count rows across workers: no row, no session).
-4. The concurrency limits, per user and in total, counted across workers.
+3. The user's budgets (``realtime/budgets.py``): connects per minute, seconds and tokens a day.
+4. A registry row (limits count rows across workers: no row, no session).
+5. The concurrency limits, per user and in total, counted across workers.
 A refusal raises ``SessionEnded`` with the ending to tell the client.
 """
 
@@ -17,7 +18,8 @@ from typing import Any
 
 from django.db import DatabaseError
 
-from realtime import endings
+from realtime import budgets, endings
+from realtime.budgets import Budget
 from realtime.config import RelayConfig
 from realtime.conversation import Conversation
 from realtime.counters import SessionCounters
@@ -39,6 +41,7 @@ class Admitted:
     counters: SessionCounters
     presence: Presence
     conversation: Conversation  # what was said, written with the heartbeat
+    budget: Budget | None = None  # what is left of the user's budgets (session_info)
 
 
 async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -> Admitted:
@@ -50,6 +53,7 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     user = scope.get("user")
     user = user if user is not None and user.is_authenticated else None
     config, tools = await _apply_policy(runtime, user, scope, session_id)
+    budget = await budgets.admit(scope=scope, runtime=runtime, config=config, user=user)
     counters = SessionCounters()
     conversation = Conversation(enabled=config.transcripts_stored)
     presence = Presence(session_id, counters, runtime, conversation)
@@ -64,7 +68,7 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     presence.opened = True
     if over:
         raise SessionEnded(endings.TOO_MANY_SESSIONS.because(over))
-    return Admitted(session_id, config, tools, user, counters, presence, conversation)
+    return Admitted(session_id, config, tools, user, counters, presence, conversation, budget)
 
 
 async def _apply_policy(

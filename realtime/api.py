@@ -12,15 +12,17 @@ import binascii
 from typing import Any
 
 from django.contrib.auth import authenticate
-from django.http import HttpRequest, JsonResponse
+from django.db import DatabaseError
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
+from realtime import dbdown, throttle
 from realtime import runtime as relay_runtime
 from realtime.access import issue_ticket, origin_allowed
 
 
-def _basic_auth_user(request: HttpRequest) -> Any | None:
+def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
     header = request.headers.get("Authorization", "")
     if not header.lower().startswith("basic "):
         return None
@@ -28,7 +30,17 @@ def _basic_auth_user(request: HttpRequest) -> Any | None:
         username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
     except (binascii.Error, UnicodeDecodeError):
         return None
-    return authenticate(request, username=username, password=password)
+    return username, password
+
+
+def _basic_auth_user(request: HttpRequest) -> Any | None:
+    credentials = basic_credentials(request)
+    if credentials is None:
+        return None
+    user = authenticate(request, username=credentials[0], password=credentials[1])
+    if user is not None:
+        throttle.login_succeeded(request, user)  # HTTP Basic logs no one in: no signal
+    return user
 
 
 def _error(status: int, code: str, message: str) -> JsonResponse:
@@ -39,7 +51,14 @@ def _error(status: int, code: str, message: str) -> JsonResponse:
 
 
 @csrf_exempt  # Basic-auth clients have no CSRF cookie; session clients are checked below.
-def ticket(request: HttpRequest) -> JsonResponse:
+def ticket(request: HttpRequest) -> HttpResponse:
+    try:
+        return _ticket(request)
+    except DatabaseError:  # fail closed, and say so: no ticket can be issued or redeemed
+        return dbdown.unavailable(request)
+
+
+def _ticket(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _error(405, "method_not_allowed", "use POST")
     user = _basic_auth_user(request)
@@ -51,7 +70,11 @@ def ticket(request: HttpRequest) -> JsonResponse:
         if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
             return _error(403, "csrf_failed", "missing or wrong CSRF token")
         user = request.user
-    config = relay_runtime.of(request).config
+    runtime = relay_runtime.of(request)
+    config = runtime.config
+    refused = _ticket_rate(request, runtime, user)
+    if refused is not None:
+        return refused
     ttl = config.ticket_ttl_s
     token = issue_ticket(user=user, ttl=ttl)
     response = JsonResponse(
@@ -63,3 +86,20 @@ def ticket(request: HttpRequest) -> JsonResponse:
         response["Vary"] = "Origin"
     response["Cache-Control"] = "no-store"
     return response
+
+
+def _ticket_rate(request: HttpRequest, runtime: Any, user: Any) -> HttpResponse | None:
+    """RELAY_TICKETS_PER_MINUTE per user and per client address, across workers."""
+    per_minute = runtime.config.tickets_per_minute
+    limits = throttle.limiter(runtime)
+    address = str(request.META.get("REMOTE_ADDR") or "?")
+    for key in (("ticket-user", str(user.pk)), ("ticket-addr", address)):
+        verdict = limits.hit(per_minute, 60, *key)
+        if not verdict.allowed:
+            return throttle.too_many(
+                request,
+                verdict,
+                f"more than {per_minute} connect tickets a minute; "
+                f"try again in {verdict.retry_after} s",
+            )
+    return None

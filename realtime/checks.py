@@ -18,3 +18,23 @@ def extensions_load(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
     except ConfigError as exc:
         return [checks.Error(str(exc), id="realtime.E001")]
     return []
+
+
+@checks.register()
+def secret_key_set(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+    """A paid upstream (or DJANGO_DEBUG=false) needs DJANGO_SECRET_KEY: realtime/secret_key.py."""
+    from django.conf import settings
+
+    problem = getattr(settings, "RELAY_SECRET_KEY_PROBLEM", None)
+    if problem:
+        return [checks.Error(problem, id="realtime.E010")]
+    if getattr(settings, "RELAY_SECRET_KEY_SOURCE", "") == "memory":
+        return [
+            checks.Warning(
+                "DJANGO_SECRET_KEY is not set and .dev-secret-key cannot be written: this "
+                "process signs logins and connect tickets with a key of its own, which other "
+                "workers do not share",
+                id="realtime.W011",
+            )
+        ]
+    return []

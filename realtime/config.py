@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
+from realtime.proxy import Network, parse_networks
+
 Provider = Literal["openai", "azure", "simulator"]
 Dialect = Literal["ga", "beta"]
 
@@ -34,6 +36,7 @@ REALTIME_ENTRA_SCOPE = "https://cognitiveservices.azure.com/.default"
 LIVE_ENTRA_SCOPE = "https://ai.azure.com/.default"  # Foundry /openai/v1 (configurable)
 DEFAULT_GREETING = "You are now connected to the realtime relay."
 DEFAULT_INSTRUCTIONS = "You are a helpful, concise voice assistant."
+DEFAULT_PAID_CONNECTS_PER_MINUTE = 20
 
 
 class ConfigError(ValueError):
@@ -117,6 +120,22 @@ class RelayConfig:
     metrics_allow_loopback: bool = True
     log_level: str = "INFO"
     log_format: str = "plain"
+    # Security (docs/security.md): proxies, throttles, per-user budgets (0 = off).
+    trusted_proxies: tuple[Network, ...] = ()
+    login_failures_per_user: int = 10
+    login_failures_per_address: int = 50
+    login_failure_window_s: int = 900
+    tickets_per_minute: int = 30
+    max_connects_per_minute: int | None = None  # None = 20 with a paid upstream, else off
+    user_daily_seconds: int = 0
+    user_daily_tokens: int = 0
+
+    @property
+    def connects_per_minute(self) -> int:
+        """Connects a user (or an anonymous address) may make a minute; 0 = no limit."""
+        if self.max_connects_per_minute is None:
+            return 0 if self.provider == "simulator" else DEFAULT_PAID_CONNECTS_PER_MINUTE
+        return self.max_connects_per_minute
 
     @property
     def anonymous_allowed(self) -> bool:
@@ -280,6 +299,7 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "metrics_allow_loopback": _bool(env, "RELAY_METRICS_ALLOW_LOOPBACK") is not False,
         "log_level": _choice(env, "RELAY_LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
         "log_format": _choice(env, "RELAY_LOG_FORMAT", ("plain", "json"), "plain"),
+        **_security_settings(env),
     }
 
     api = _choice(env, "RELAY_UPSTREAM_API", ("realtime", "live"), "realtime")
@@ -425,6 +445,29 @@ def _session_settings(env: Mapping[str, str]) -> dict[str, object]:
         "prompt_version": _text(env, "RELAY_PROMPT_VERSION"),
         "transcription_language": _text(env, "RELAY_TRANSCRIPTION_LANGUAGE"),
         "transcription_prompt": _text(env, "RELAY_TRANSCRIPTION_PROMPT"),
+    }
+
+
+def _security_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """Trusted proxies, login and ticket throttles, per-user budgets (docs/security.md)."""
+    try:
+        trusted = parse_networks(_text(env, "RELAY_TRUSTED_PROXIES") or "")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    connects = _text(env, "RELAY_MAX_CONNECTS_PER_MINUTE")
+    return {
+        "trusted_proxies": trusted,
+        "login_failures_per_user": _int(env, "RELAY_LOGIN_FAILURES_PER_USER", 10, 0, 100_000),
+        "login_failures_per_address": _int(
+            env, "RELAY_LOGIN_FAILURES_PER_ADDRESS", 50, 0, 1_000_000
+        ),
+        "login_failure_window_s": _int(env, "RELAY_LOGIN_FAILURE_WINDOW_SECONDS", 900, 1, 86_400),
+        "tickets_per_minute": _int(env, "RELAY_TICKETS_PER_MINUTE", 30, 0, 100_000),
+        "max_connects_per_minute": None
+        if connects is None
+        else _int(env, "RELAY_MAX_CONNECTS_PER_MINUTE", 0, 0, 100_000),
+        "user_daily_seconds": _int(env, "RELAY_USER_DAILY_SECONDS", 0, 0, 10_000_000),
+        "user_daily_tokens": _int(env, "RELAY_USER_DAILY_TOKENS", 0, 0, 10**12),
     }
 
 

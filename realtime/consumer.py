@@ -14,8 +14,9 @@ from typing import Any
 
 from channels.exceptions import StopConsumer
 
-from realtime import admission, endings, metrics, protocol
+from realtime import admission, budgets, endings, metrics, protocol
 from realtime import runtime as relay_runtime
+from realtime.compat import daphne_guards
 from realtime.compat.consumer import DirectWebsocketConsumer
 from realtime.config import RelayConfig
 from realtime.endings import Ending, SessionEnded
@@ -47,8 +48,9 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         except SessionEnded as refused:
             await self.refuse(refused.ending)
             return
+        beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
         self.session = RelaySession(
-            port=self, runtime=runtime, admitted=admitted, on_heartbeat=self.join_groups
+            port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
         )
         await self.session.start()  # spawns the upstream connect: nothing waits on it here
         await self.join_groups()  # broadcasts only; off the path to the greeting
@@ -56,6 +58,9 @@ class RealtimeConsumer(DirectWebsocketConsumer):
     async def websocket_receive(self, message: dict[str, Any]) -> None:
         session = self.session
         if session is None:
+            return
+        if "relay_frame_too_large" in message:  # over daphne's limit: compat/daphne_guards.py
+            await session.end(daphne_guards.oversize_ending(message, self.config))
             return
         data = message.get("bytes")
         if data is not None:

@@ -24,6 +24,8 @@ class Close(IntEnum):
     LIMIT = 4003
     SESSION_TIMEOUT = 4004
     IDLE_TIMEOUT = 4005
+    CONNECT_RATE = 4006
+    BUDGET = 4007
     UPSTREAM_UNAVAILABLE = 4010
     UPSTREAM_AUTH = 4011
     UPSTREAM_CLOSED = 4012
@@ -73,6 +75,16 @@ ORIGIN_NOT_ALLOWED = _ending(
 )
 TOO_MANY_SESSIONS = _ending(
     "too_many_sessions", Close.LIMIT, "Too many sessions are open; try again later."
+)
+TOO_MANY_CONNECTS = _ending(
+    "too_many_connects",
+    Close.CONNECT_RATE,
+    "Too many connects in the last minute; wait before reconnecting.",
+)
+BUDGET_EXHAUSTED = _ending(
+    "budget_exhausted",
+    Close.BUDGET,
+    "Your daily budget is used up; it resets at midnight UTC.",
 )
 REGISTRY_UNAVAILABLE = _ending(
     "registry_unavailable",
@@ -131,6 +143,8 @@ FATAL: dict[str, Ending] = {
         TICKET_INVALID,
         ORIGIN_NOT_ALLOWED,
         TOO_MANY_SESSIONS,
+        TOO_MANY_CONNECTS,
+        BUDGET_EXHAUSTED,
         REGISTRY_UNAVAILABLE,
         SERVER_RESTARTING,
         FRAME_TOO_LARGE,

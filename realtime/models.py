@@ -79,7 +79,10 @@ class RealtimeSession(SessionCounterColumns):
     class Meta:
         ordering = ["-started_at"]
         verbose_name = "realtime session"
-        indexes = [models.Index(fields=["status", "last_seen_at"])]
+        indexes = [
+            models.Index(fields=["status", "last_seen_at"]),
+            models.Index(fields=["user", "started_at"]),  # a user's usage today (budgets.py)
+        ]
 
     def __str__(self) -> str:
         return f"{str(self.id)[:8]} ({self.status})"
@@ -160,3 +163,31 @@ class ConversationEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role} {self.kind} #{self.seq}"
+
+
+class UserBudget(models.Model):
+    """A staff override of one user's budgets (realtime/budgets.py). Empty = the deployment's
+    setting (RELAY_MAX_CONNECTS_PER_MINUTE, RELAY_USER_DAILY_SECONDS, RELAY_USER_DAILY_TOKENS);
+    0 = no limit for this user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="realtime_budget"
+    )
+    connects_per_minute = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Empty: the deployment's setting. 0: no limit."
+    )
+    daily_seconds = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Session-seconds per UTC day. Empty: default. 0: none."
+    )
+    daily_tokens = models.BigIntegerField(
+        null=True, blank=True, help_text="Tokens (in + out) per UTC day. Empty: default. 0: none."
+    )
+    note = models.CharField(max_length=200, blank=True)
+    changed_by = models.CharField(max_length=150, blank=True, editable=False)
+    changed_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "user budget"
+
+    def __str__(self) -> str:
+        return f"budget of user {self.user_id}"

@@ -14,7 +14,6 @@ from realtime.runtime import Runtime
 
 
 def build_application(runtime: Runtime | None = None) -> Any:
-    from channels.auth import AuthMiddlewareStack
     from channels.routing import ProtocolTypeRouter, URLRouter
     from django.core.asgi import get_asgi_application
 
@@ -22,9 +21,15 @@ def build_application(runtime: Runtime | None = None) -> Any:
 
     from realtime import drain, metrics
     from realtime import runtime as relay_runtime
-    from realtime.access import RelayAccessMiddleware
+    from realtime.access import RelayAccessMiddleware, auth_stack
+    from realtime.proxy import ForwardedMiddleware
     from realtime.routing import websocket_urlpatterns
 
+    if runtime is None:  # another ASGI server (relay_site/asgi.py): manage.py's checks never ran
+        from django.conf import settings
+
+        if settings.RELAY_SECRET_KEY_PROBLEM:
+            sys.exit(f"Configuration error: {settings.RELAY_SECRET_KEY_PROBLEM}")
     runtime = relay_runtime.install(runtime or Runtime.from_environment())
     try:
         runtime.extensions  # noqa: B018 (tools, policy and client messages load at start-up)
@@ -37,9 +42,10 @@ def build_application(runtime: Runtime | None = None) -> Any:
             "http": django_app,
             # Origin (ALLOWED_HOSTS + RELAY_ALLOWED_ORIGINS), session or ticket auth,
             # draining: refusals are explained to the client by the consumer (error + code).
-            "websocket": AuthMiddlewareStack(
-                RelayAccessMiddleware(URLRouter(websocket_urlpatterns))
-            ),
+            # A database outage while loading the user is a refusal too (access.auth_stack).
+            "websocket": auth_stack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns))),
         }
     )
-    return relay_runtime.RuntimeMiddleware(router, runtime)
+    # The client's address behind trusted proxies only (RELAY_TRUSTED_PROXIES), before
+    # anything reads it.
+    return relay_runtime.RuntimeMiddleware(ForwardedMiddleware(router), runtime)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import dj_database_url
 
+from realtime import secret_key
 from realtime.config import ConfigError, load_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -29,14 +30,6 @@ def envlist(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-def envsecret(name: str, default: str = "") -> str:
-    """A secret from NAME or from the file named by NAME_FILE (Docker/Kubernetes secrets)."""
-    path = os.environ.get(f"{name}_FILE")
-    if path:
-        return Path(path).read_text().strip()
-    return os.environ.get(name, default)
-
-
 try:
     # Validated once here so that any start-up (manage.py, daphne) stops on a bad variable with
     # a message that names it; the runtime (realtime/runtime.py) reads it again for itself.
@@ -45,7 +38,12 @@ except ConfigError as exc:
     sys.exit(f"Configuration error: {exc}")
 
 DEBUG = envbool("DJANGO_DEBUG", False)
-SECRET_KEY = envsecret("DJANGO_SECRET_KEY") or "insecure-dev-key-change-me-" + "x" * 20
+# Required with a paid upstream or DJANGO_DEBUG=false (start-up refuses: realtime.E010);
+# the simulator mode without one gets a random key of its own (realtime/secret_key.py).
+_key = secret_key.resolve(os.environ, BASE_DIR, paid=_relay.provider != "simulator")
+SECRET_KEY = _key.value
+RELAY_SECRET_KEY_PROBLEM = _key.problem
+RELAY_SECRET_KEY_SOURCE = _key.source
 ALLOWED_HOSTS = envlist("DJANGO_ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = envlist("DJANGO_CSRF_TRUSTED_ORIGINS")
 
@@ -63,10 +61,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A database outage is a 503 with Retry-After, not a 500 (realtime/dbdown.py).
+    "realtime.dbdown.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Failed logins and ticket requests, across workers (realtime/throttle.py): 429.
+    "realtime.throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -110,13 +112,14 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+REDIS_CHANNEL_PREFIX = os.environ.get("REDIS_CHANNEL_PREFIX", "relay")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
-                "prefix": os.environ.get("REDIS_CHANNEL_PREFIX", "relay"),
+                "prefix": REDIS_CHANNEL_PREFIX,
                 "capacity": 200,
                 "expiry": 30,
             },

@@ -12,6 +12,9 @@ disappears or changes shape, so an upgrade cannot break the relay silently.
   (openai 3.57, websockets 15);
 - ``cancellation``: honour a cancellation an await swallowed (CPython 3.11 ``wait_for``;
   asgiref 3.13 checked);
+- ``daphne_guards``: oversized WebSocket messages end in ``frame_too_large`` + 1009 without
+  being buffered, and HTTP request deadlines against slow and silent clients (daphne 4.2.3,
+  autobahn 26.10, Twisted 26.10);
 - ``websockets``: redact keys from websockets' DEBUG handshake dump (websockets 15).
 """
 
@@ -20,7 +23,8 @@ from __future__ import annotations
 
 def install() -> None:
     """Apply the process-wide patches (idempotent). Called when the ASGI application is built."""
-    from realtime.compat import daphne, websockets
+    from realtime.compat import daphne, daphne_guards, websockets
 
     daphne.install_close_codes()
+    daphne_guards.install_frame_guard()
     websockets.install_handshake_redaction()

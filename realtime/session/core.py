@@ -95,6 +95,7 @@ class RelaySession(UpstreamEventHandlers):
         self.tracker = AudioTracker()
         self.barge_in = BargeIn(wait_ms=config.playback_report_wait_ms, truncate=self._truncate)
         self._presence = admitted.presence
+        self._budget = admitted.budget  # budgets (realtime/budgets.py): shown in session_info
         self._on_heartbeat = on_heartbeat
         self._rate = limits.MessageRate(config.max_messages_per_minute)
         self._answer_active = False  # between response_started and response_done
@@ -348,6 +349,7 @@ class RelaySession(UpstreamEventHandlers):
                 provider=config.provider_label,
                 api=self.upstream.api,
                 turn_detection=self.upstream.turn_detection,
+                **({"budget": self._budget.info()} if self._budget else {}),  # budgets.py
             )
         )
         log.info(

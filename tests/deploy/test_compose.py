@@ -96,6 +96,8 @@ def test_the_compose_commands_run_here_against_postgres_and_redis():
         "REDIS_CHANNEL_PREFIX": f"compose-{uuid.uuid4().hex[:6]}",
         "DJANGO_SECRET_KEY": "compose-test",
         "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1",
+        # --proxy-headers needs it (the load balancer's address in the compose network).
+        "RELAY_TRUSTED_PROXIES": SERVICES["worker"]["environment"]["RELAY_TRUSTED_PROXIES"],
     }
     worker_cmd = ["8080" if arg == "8080" else arg for arg in SERVICES["worker"]["command"]]
     worker_cmd[worker_cmd.index("--port") + 1] = str(port)

@@ -102,6 +102,8 @@ def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
         "DJANGO_SUPERUSER_PASSWORD": "admin-pw",
         "RELAY_ALLOW_ANONYMOUS": "true",
         "RELAY_WORKERS": "1",  # each "worker" here is one daphne process (tests signal its pid)
+        # Shared by the workers (tickets from one redeemed on another); a paid upstream needs it.
+        "DJANGO_SECRET_KEY": f"test-{uuid.uuid4().hex}{uuid.uuid4().hex}",
     }
     deployment = Deployment(env=env, db_path=db_path)
     sim_port = free_port()

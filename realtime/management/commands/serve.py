@@ -7,10 +7,13 @@ import sys
 from typing import Any
 
 from daphne.cli import CommandLineInterface
+from daphne.server import Server
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from realtime import drain
+from realtime.compat.daphne_guards import install_request_deadlines
 from realtime.runtime import Runtime
 from realtime.supervisor import WorkerPool, default_workers, listening_sockets
 
@@ -38,11 +41,31 @@ class Command(BaseCommand):
         parser.add_argument("--ping-interval", type=int, default=20)
         parser.add_argument("--ping-timeout", type=int, default=30)
         parser.add_argument("--application-close-timeout", type=int, default=10)
-        parser.add_argument("--proxy-headers", action="store_true", help="trust X-Forwarded-For")
+        parser.add_argument(
+            "--handshake-timeout",
+            type=float,
+            default=10.0,
+            help="seconds a client has to send a whole request head (a page request or the "
+            "WebSocket upgrade), counted from accept or its previous response; else 408 and "
+            "close (slowloris). 0 = off. Default 10",
+        )
+        parser.add_argument(
+            "--first-message-timeout",
+            type=float,
+            default=5.0,
+            help="seconds a connection may stay silent before the first byte of a request "
+            "(from accept or its previous response); else closed. 0 = off. Default 5",
+        )
+        parser.add_argument(
+            "--proxy-headers",
+            action="store_true",
+            help="behind a reverse proxy: believe X-Forwarded-For/-Proto from the peers in "
+            "RELAY_TRUSTED_PROXIES (required with this flag)",
+        )
         parser.add_argument(
             "--workers",
             type=int,
-            help="daphne processes sharing the port (default: $RELAY_WORKERS, else every core "
+            help="daphne processes serving the port (default: $RELAY_WORKERS, else every core "
             "when REDIS_URL is set, one otherwise)",
         )
 
@@ -55,6 +78,13 @@ class Command(BaseCommand):
 
         runtime = Runtime.from_environment()
         config = runtime.config
+        if options["proxy_headers"] and not config.trusted_proxies:
+            # Believing every peer's X-Forwarded-For lets any client pick its address
+            # (loopback opens /metrics): refuse rather than warn.
+            raise CommandError(
+                "--proxy-headers needs RELAY_TRUSTED_PROXIES: the addresses (or CIDR networks) "
+                "of the proxies whose X-Forwarded-For may be believed"
+            )
         if config.provider == "simulator" and not config.endpoint:
             from realtime.embedded import start_simulator_thread
 
@@ -73,25 +103,34 @@ class Command(BaseCommand):
             f"Relay on http://{shown}:{port}/ (WebSocket /realtime) → "
             f"{runtime.config.provider_label}; {workers} worker process(es)"
         )
+        if workers > 1:
+            self._serve_workers(options, workers, port, runtime)
+            return
+        frame_limit = max(config.max_text_bytes, config.max_binary_bytes)
         argv = [
             "--ping-interval", str(options["ping_interval"]),
             "--ping-timeout", str(options["ping_timeout"]),
             "--application-close-timeout", str(options["application_close_timeout"]),
             "--websocket_timeout", "-1",
             "--websocket_connect_timeout", "10",
-            # One below daphne's own drop-without-close-frame: the relay answers 1009 first.
-            "--websocket-max-message-size", str(1024 * 1024),
+            # Above the larger of the relay's own limits, a message is discarded as it streams
+            # in (realtime/compat/daphne_guards.py): frame_too_large + 1009 at any size.
+            "--websocket-max-message-size", str(frame_limit),
+            "--websocket-max-frame-size", str(frame_limit),
             "-v", "1",
         ]  # fmt: skip
-        if options["proxy_headers"]:
-            argv.append("--proxy-headers")
-        if workers > 1:
-            self._serve_workers(argv, workers, options["host"], port, runtime)
-            return
         if options["fd"] is not None:
             argv += ["--fd", str(options["fd"])]
         else:
             argv += ["-b", options["host"], "-p", str(port)]
+        # Never daphne's --proxy-headers (it believes the leftmost, client-written address):
+        # realtime/proxy.py resolves forwarded headers from RELAY_TRUSTED_PROXIES only.
+        if config.trusted_proxies:
+            trusted = ", ".join(str(n) for n in config.trusted_proxies)
+            self.stdout.write(f"Forwarded headers believed from: {trusted}")
+        install_request_deadlines(
+            first_message=options["first_message_timeout"], handshake=options["handshake_timeout"]
+        )
         application = build_application(runtime)
         RelayDaphne(application).run([*argv, "relay_site.asgi:application"])
 
@@ -108,29 +147,62 @@ class Command(BaseCommand):
         return workers
 
     def _serve_workers(
-        self, flags: list[str], workers: int, host: str, port: int, runtime: Runtime
+        self, options: dict[str, Any], workers: int, port: int, runtime: Runtime
     ) -> None:
-        sockets = listening_sockets(host, port, workers)
+        """Each worker is this command again, on one inherited socket (``--fd``): the same
+        daphne flags, request deadlines and drain as a single worker."""
+        sockets = listening_sockets(options["host"], port, workers)
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "relay_site.settings"}
         if runtime.config.provider == "simulator" and runtime.config.endpoint:
             env["REALTIME_SIMULATOR_URL"] = runtime.config.endpoint  # the embedded one
+        passed = ["ping_interval", "ping_timeout", "application_close_timeout"]
+        passed += ["handshake_timeout", "first_message_timeout"]
+        flags = [f"--{name.replace('_', '-')}={options[name]}" for name in passed]
+        if options["proxy_headers"]:
+            flags.append("--proxy-headers")
 
         def argv(fd: int) -> list[str]:
-            app = "relay_site.asgi:application"
-            return [sys.executable, "-m", "daphne", *flags, "--fd", str(fd), app]
+            serve = ["serve", "--fd", str(fd), "--workers", "1", "--no-migrate", *flags]
+            return [sys.executable, "-m", "django", *serve]
 
         pool = WorkerPool(
-            argv=argv,
-            env=env,
-            sockets=sockets,
-            drain_seconds=runtime.config.drain_seconds,
+            argv=argv, env=env, sockets=sockets, drain_seconds=runtime.config.drain_seconds
         )
         sys.exit(pool.run())
+
+
+class RelayServer(Server):
+    """daphne's server, telling the drain which sockets it listens on (realtime/drain.py:
+    closed once the drain is done, before the reactor stops)."""
+
+    def listen_success(self, port: Any) -> None:
+        super().listen_success(port)
+        drain.serving(self, port)
+
+    def kill_all_applications(self) -> Any:
+        """daphne cancels every application as shutdown begins, handshakes in flight too
+        (their clients saw a dropped connection): first let the drain answer them."""
+        import asyncio
+
+        from twisted.internet import defer
+
+        async def after_drain() -> None:
+            limit = 300 + 2 * drain.SETTLE_S  # RELAY_DRAIN_SECONDS is at most 300 s
+            await drain.finished(limit)
+            await (
+                super(RelayServer, self)
+                .kill_all_applications()
+                .asFuture(asyncio.get_running_loop())
+            )
+
+        return defer.Deferred.fromFuture(asyncio.ensure_future(after_drain()))
 
 
 class RelayDaphne(CommandLineInterface):
     """daphne's command line, serving an application built here (with this runtime) instead
     of importing one by path: every daphne flag keeps working."""
+
+    server_class = RelayServer
 
     def __init__(self, application: Any) -> None:
         super().__init__()

@@ -53,6 +53,7 @@ def read_wav_24k(path: Path) -> bytes:
 
 class Command(BaseCommand):
     help = "Talk to a running relay: send text or a WAV file, print what comes back."
+    requires_system_checks = []  # a client: the server's checks (secret key…) are not its
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--url", default="ws://127.0.0.1:8080/realtime")
