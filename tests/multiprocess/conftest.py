@@ -79,8 +79,9 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    """A simulator process plus a shared environment for workers (heartbeat 1 s)."""
+def deployment(redis_url: str, tmp_path: Path, upstream_api: str) -> Iterator[Deployment]:
+    """A simulator process plus a shared environment for workers (heartbeat 1 s), on
+    `upstream_api` (the Realtime API unless the test is marked ``both_apis``)."""
     db_path = tmp_path / "relay.sqlite3"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -90,6 +91,7 @@ def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
         "RELAY_HEARTBEAT_SECONDS": "1",
         "DJANGO_SUPERUSER_PASSWORD": "admin-pw",
         "RELAY_ALLOW_ANONYMOUS": "true",
+        "RELAY_UPSTREAM_API": upstream_api,
     }
     deployment = Deployment(env=env, db_path=db_path)
     sim_port = free_port()
