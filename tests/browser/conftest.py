@@ -3,13 +3,14 @@ subprocess) and Debian's Chromium driven by Playwright with a WAV file as the mi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 import wave
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,14 @@ def simulator(chromium_path: Path) -> Iterator[tuple[Simulator, LoopThread]]:
 
 @contextmanager
 def running_relay(
-    sim: Simulator, tmp: Path, log_name: str = "daphne.log", **extra_env: str
+    sim: Simulator,
+    tmp: Path,
+    log_name: str = "daphne.log",
+    setup: Sequence[Sequence[str]] = (),
+    **extra_env: str,
 ) -> Iterator[str]:
-    """The relay under daphne (a subprocess), its upstream `sim`; `extra_env` adds RELAY_*."""
+    """The relay under daphne (a subprocess), its upstream `sim`; `extra_env` adds RELAY_*
+    (and other) variables, `setup` runs `manage.py` commands after `migrate`."""
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
     env.update(
         DJANGO_SETTINGS_MODULE="relay_site.settings",
@@ -79,13 +85,10 @@ def running_relay(
         PYTHONUNBUFFERED="1",
         **extra_env,
     )
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"],
-        cwd=REPO,
-        env=env,
-        check=True,
-        timeout=120,
-    )
+    for args in (["migrate", "--noinput", "-v", "0"], *setup):
+        subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, timeout=120
+        )
     port = free_port()
     log_path = tmp / "daphne.log"
     with log_path.open("wb") as log:
@@ -119,14 +122,48 @@ def running_relay(
         shutil.copy(log_path, ARTIFACTS / log_name)
 
 
+RelayFactory = Callable[..., str]
+
+
 @pytest.fixture(scope="module")
-def relay_url(
+def relays(
     simulator: tuple[Simulator, LoopThread], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[str]:
-    """The relay with its default settings (server VAD ends the user's turns)."""
+) -> Iterator[RelayFactory]:
+    """relays(api, log_name="daphne.log", setup=(), **env) -> the URL of a relay on upstream
+    API family `api` ("realtime" or "live", as RELAY_UPSTREAM_API) with those settings.
+    Started on first use and shared by the module's tests: one daphne per family and
+    settings, so a module whose tests run on both families starts a second relay only when
+    its first GPT-Live test runs. The GPT-Live relay's log is saved as `<name>-live.log`."""
     sim, _ = simulator
-    with running_relay(sim, tmp_path_factory.mktemp("relay")) as url:
-        yield url
+    started: dict[tuple[Any, ...], str] = {}
+    with ExitStack() as stack:
+
+        def relay(
+            api: str, log_name: str = "daphne.log", setup: Sequence[Sequence[str]] = (), **env: str
+        ) -> str:
+            key = (api, tuple(sorted(env.items())), tuple(map(tuple, setup)))
+            if key not in started:
+                tmp = tmp_path_factory.mktemp(f"relay-{api}")
+                if api != "realtime":
+                    log_name = log_name.replace(".log", f"-{api}.log")
+                started[key] = stack.enter_context(
+                    running_relay(sim, tmp, log_name, setup, RELAY_UPSTREAM_API=api, **env)
+                )
+            return started[key]
+
+        yield relay
+
+
+@pytest.fixture
+def relay_url(relays: RelayFactory, upstream_api: str) -> str:
+    """The relay with its default settings on `upstream_api` (the Realtime API unless the test
+    is marked ``both_apis``): the service (server VAD) or the model (GPT-Live) ends turns."""
+    return relays(upstream_api)
+
+
+def suffix(upstream_api: str) -> str:
+    """For artifact names: "" on the Realtime API, "-live" on GPT-Live."""
+    return "" if upstream_api == "realtime" else f"-{upstream_api}"
 
 
 # Module scope: sync Playwright keeps an event loop marked running in the main thread while it
@@ -180,3 +217,27 @@ def write_wav(path: Path, parts: list[Path | float]) -> Path:
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+class Wire:
+    """The JSON text frames the page sent and received on its relay socket, in order."""
+
+    def __init__(self, page: Any) -> None:
+        self.sent: list[dict[str, Any]] = []
+        self.received: list[dict[str, Any]] = []
+        page.on("websocket", self._attach)
+
+    def _attach(self, ws: Any) -> None:
+        ws.on("framesent", lambda payload: self._keep(self.sent, payload))
+        ws.on("framereceived", lambda payload: self._keep(self.received, payload))
+
+    @staticmethod
+    def _keep(frames: list[dict[str, Any]], payload: str | bytes) -> None:
+        if isinstance(payload, str):
+            frames.append(json.loads(payload))
+
+    def sent_types(self) -> list[str]:
+        return [m["type"] for m in self.sent]
+
+    def received_kinds(self) -> list[str]:
+        return [m.get("action", m["type"]) for m in self.received]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -10,12 +11,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import FIXTURES, REPO, write_wav
+from .conftest import FIXTURES, REPO, Wire, suffix, write_wav
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
 
 LAPTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
+# session_info.turn_detection: who ends the user's turns.
+TURN_DETECTION = {"realtime": "server_vad", "live": "model"}
 
 
 def open_page(browser: Any, url: str, viewport: dict[str, int] = LAPTOP) -> Any:
@@ -37,17 +40,37 @@ def wait_stat(page: Any, expression: str, timeout_ms: int = 30000) -> None:
     )
 
 
+def wait_wire(page: Any, wire: Wire, predicate: Any, timeout_ms: int = 20000) -> dict[str, Any]:
+    """The first message the page received that satisfies `predicate`, waiting for it."""
+    for _ in range(timeout_ms // 100):
+        found = [m for m in list(wire.received) if predicate(m)]
+        if found:
+            return found[0]
+        page.wait_for_timeout(100)  # Playwright delivers frame events while the page waits
+    raise AssertionError(f"no such message: {wire.received_kinds()}")
+
+
 def wait_connected(page: Any) -> None:
     page.locator(".bubble.system", has_text="connected to the realtime relay").wait_for()
     page.locator("#provider", has_text="Simulator").wait_for()
 
 
-def test_voice_turn(launch: Any, relay_url: str, artifacts: Path, tmp_path: Path) -> None:
+@pytest.mark.both_apis
+def test_voice_turn(
+    launch: Any, relay_url: str, artifacts: Path, tmp_path: Path, upstream_api: str
+) -> None:
     wav = write_wav(tmp_path / "one_turn.wav", [1.0, FIXTURES / "hello_24k.wav", 12.0])
-    page = open_page(launch(wav), relay_url)
+    page = launch(wav).new_context(viewport=LAPTOP).new_page()
+    page.on("console", lambda m: print(f"[console.{m.type}] {m.text}"))
+    page.on("pageerror", lambda e: print(f"[pageerror] {e}"))
+    wire = Wire(page)
+    page.goto(relay_url + "/")
     wait_connected(page)
     status = page.locator("#status")
     assert "Connected" in status.inner_text()
+    info = next(m for m in wire.received if m.get("action") == "session_info")
+    assert info["api"] == upstream_api
+    assert info["turn_detection"] == TURN_DETECTION[upstream_api]
 
     page.get_by_role("button", name="Start microphone").click()
     page.locator("#status", has_text="Listening").wait_for()
@@ -69,16 +92,23 @@ def test_voice_turn(launch: Any, relay_url: str, artifacts: Path, tmp_path: Path
     assert s["captureRate"] in (16000, 24000, 44100, 48000, 96000)
     assert s["samplesReceived"] >= s["playedSamples"] > 24000
     assert s["lastLatencyMs"] is not None and 0 < s["lastLatencyMs"] < 5000
-    assert s["lastUsage"]["total_tokens"] > 0
     assert page.locator("#latency").inner_text().endswith("ms")
     assert "this turn" in page.locator("#usage").inner_text()
+    if upstream_api == "realtime":
+        assert s["lastUsage"]["total_tokens"] > 0
+    else:  # GPT-Live bills by duration: no tokens for the voice, the seconds come instead
+        assert s["lastUsage"]["total_tokens"] == 0
+        wait_wire(page, wire, lambda m: m.get("action") == "usage")
+        usage = [m for m in wire.received if m.get("action") == "usage"]
+        assert usage[0]["seconds"] > 0 and set(usage[0]) == {"type", "action", "seconds"}
     # one bubble per item: one user bubble for the utterance, one assistant bubble for the reply
     assert page.locator(".bubble.user").count() == 1
     assert page.locator(".bubble.assistant").count() == 1
+    assert "error" not in [m["type"] for m in wire.received]
 
     print("capture rate", s["captureRate"], "latency", s["lastLatencyMs"])
-    page.screenshot(path=str(artifacts / "demo-laptop.png"))
-    if os.environ.get("RELAY_UPDATE_SCREENSHOT") == "1":  # refresh the README's picture
+    page.screenshot(path=str(artifacts / f"demo-laptop{suffix(upstream_api)}.png"))
+    if upstream_api == "realtime" and os.environ.get("RELAY_UPDATE_SCREENSHOT") == "1":
         shutil.copy(artifacts / "demo-laptop.png", REPO / "docs" / "screenshot.png")
 
 
@@ -102,9 +132,29 @@ def _received(record: Any, event_type: str, timeout: float = 30) -> dict[str, An
     raise AssertionError(f"the simulator never received {event_type}; got {types}")
 
 
+INTERRUPTED = re.compile(r"^The user interrupted you; of your last answer they heard only: (.*)\.$")
+
+
+def heard_words(record: Any, played_ms: int) -> str:
+    """GPT-Live: the words of the simulator's first answer that start within its first
+    `played_ms` of audio (the output transcript's timing), as the relay tells the model."""
+    deltas = [e for e in list(record.sent) if e.get("type") == "session.output_transcript.delta"]
+    first = deltas[0]["start_ms"]
+    return "".join(d["delta"] for d in deltas if d["start_ms"] - first < played_ms).strip()
+
+
+@pytest.mark.both_apis
 def test_barge_in_truncates_at_what_was_played(
-    launch: Any, relay_url: str, simulator: Any, artifacts: Path, tmp_path: Path
+    launch: Any,
+    relay_url: str,
+    simulator: Any,
+    artifacts: Path,
+    tmp_path: Path,
+    upstream_api: str,
 ) -> None:
+    """Talking over the answer stops its playback at once; the model is told what was heard:
+    a truncate at the played ms (Realtime API), silent context with the played words
+    (GPT-Live, which has no truncate)."""
     sim, _ = simulator
     hello = FIXTURES / "hello_24k.wav"
     # The second utterance starts ~1.5 s after the first ends: during the ~3.8 s reply.
@@ -115,34 +165,51 @@ def test_barge_in_truncates_at_what_was_played(
     record = _new_connection(sim, before)
 
     page.get_by_role("button", name="Start microphone").click()
-    truncate = _received(record, "conversation.item.truncate")
-    item_id = truncate["item_id"]
-    sent_ms = (
-        sum(
-            e.get("delta_bytes", 0)
-            for e in list(record.sent)
-            if e.get("type") == "response.output_audio.delta" and e.get("item_id") == item_id
-        )
-        // 48
-    )
-    assert 0 < truncate["audio_end_ms"] <= sent_ms
-
     wait_stat(page, "s.bargeIns >= 1")
     s = stats(page)
-    reports = [r for r in s["playbackReports"] if r["item_id"] == item_id]
-    assert reports, s["playbackReports"]
-    # The relay truncated at exactly what the page reported it had played.
-    assert truncate["audio_end_ms"] == reports[0]["played_ms"]
-    assert truncate["audio_end_ms"] < sent_ms  # the answer really was cut short
+    report = s["playbackReports"][0]
+    if upstream_api == "realtime":
+        truncate = _received(record, "conversation.item.truncate")
+        item_id = truncate["item_id"]
+        sent_ms = (
+            sum(
+                e.get("delta_bytes", 0)
+                for e in list(record.sent)
+                if e.get("type") == "response.output_audio.delta" and e.get("item_id") == item_id
+            )
+            // 48
+        )
+        assert 0 < truncate["audio_end_ms"] <= sent_ms
+        # The relay truncated at exactly what the page reported it had played.
+        assert report["item_id"] == item_id
+        assert truncate["audio_end_ms"] == report["played_ms"]
+        assert truncate["audio_end_ms"] < sent_ms  # the answer really was cut short
+    else:
+        note = _received(record, "session.thinking.append")
+        assert note["delegation_id"] is None
+        match = INTERRUPTED.match(note["content"])
+        assert match, note["content"]
+        heard = heard_words(record, report["played_ms"])
+        # The relay told the model exactly the words the page reported it had played…
+        assert match.group(1) == repr(heard)
+        answer = record.spoken[0]["text"]  # the simulator's first answer, all of it
+        assert heard and answer.startswith(heard) and heard != answer  # cut short
+        assert report["item_id"].startswith("live_a")  # the relay's synthetic answer id
     # Playback stopped at once: the rest of the interrupted item was dropped, not played.
     assert s["droppedSamples"] > 0
     page.locator(".bubble.assistant.cut").first.wait_for()
     # The second utterance is answered too.
     page.locator(".bubble.user", has_text="Simulated transcript").nth(1).wait_for(timeout=20000)
-    page.screenshot(path=str(artifacts / "demo-barge-in.png"))
+    page.locator(".bubble.assistant", has_text="This is the simulator speaking").nth(1).wait_for(
+        timeout=20000
+    )
+    page.screenshot(path=str(artifacts / f"demo-barge-in{suffix(upstream_api)}.png"))
 
 
-def test_text_chat_on_a_phone(launch: Any, relay_url: str, simulator: Any, artifacts: Path) -> None:
+@pytest.mark.both_apis
+def test_text_chat_on_a_phone(
+    launch: Any, relay_url: str, simulator: Any, artifacts: Path, upstream_api: str
+) -> None:
     sim, _ = simulator
     before = len(sim.connections)
     page = open_page(launch(FIXTURES / "silence_2s_24k.wav"), relay_url, viewport=PHONE)
@@ -155,16 +222,22 @@ def test_text_chat_on_a_phone(launch: Any, relay_url: str, simulator: Any, artif
     box.press("Enter")
     page.locator(".bubble.user", has_text="What can you do?").wait_for()
     page.locator(".bubble.assistant", has_text="You said: What can you do?").wait_for()
-    created = _received(record, "conversation.item.create")
-    assert created["item"]["content"][0]["text"] == "What can you do?"
-    _received(record, "response.create")
+    if upstream_api == "realtime":
+        created = _received(record, "conversation.item.create")
+        assert created["item"]["content"][0]["text"] == "What can you do?"
+        _received(record, "response.create")
+    else:  # GPT-Live: speakable context that asks for a reply (docs/gpt-live.md)
+        commentary = _received(record, "session.commentary.append")
+        assert commentary["content"].startswith('The user typed: "What can you do?". Reply')
     assert box.input_value() == ""
     wait_stat(page, "s.lastUsage !== null && s.playedSamples > 0")
-    page.screenshot(path=str(artifacts / "demo-phone.png"))
+    assert page.locator(".bubble.assistant").count() == 1
+    page.screenshot(path=str(artifacts / f"demo-phone{suffix(upstream_api)}.png"))
 
 
 def test_escape_key_interrupts_the_answer(launch: Any, relay_url: str, simulator: Any) -> None:
-    """Keyboard only: type, Enter to send, Escape to stop; the relay truncates at the report."""
+    """Keyboard only: type, Enter to send, Escape to stop; the relay truncates at the report.
+    Realtime API only: GPT-Live cannot be stopped, the rest of its answer plays as a new one."""
     sim, _ = simulator
     before = len(sim.connections)
     page = open_page(launch(FIXTURES / "silence_2s_24k.wav"), relay_url)

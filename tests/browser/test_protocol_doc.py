@@ -29,6 +29,8 @@ def minimal_client() -> str:
 
 
 def test_the_documented_minimal_client_works(launch: Any, relay_url: str, tmp_path: Any) -> None:
+    """Realtime API only, for time (it also passed on GPT-Live when tried): test_demo_page
+    runs connect, typed and spoken turns on both API families."""
     wav = write_wav(tmp_path / "one_turn.wav", [1.0, FIXTURES / "hello_24k.wav", 12.0])
     page = launch(wav).new_context().new_page()
     logs: list[str] = []

@@ -7,7 +7,6 @@ on the wire, not only in the page's own counters.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import FIXTURES, running_relay, write_wav
+from .conftest import FIXTURES, Wire, running_relay, write_wav
 from .test_demo_page import (
     LAPTOP,
     PHONE,
@@ -47,30 +46,6 @@ def speech_wav(tmp_path: Path) -> Path:
     return write_wav(tmp_path / "speech.wav", [HELLO, 0.2, HELLO, 0.2, HELLO, 0.2, HELLO])
 
 
-class Wire:
-    """The JSON text frames the page sent and received on its relay socket, in order."""
-
-    def __init__(self, page: Any) -> None:
-        self.sent: list[dict[str, Any]] = []
-        self.received: list[dict[str, Any]] = []
-        page.on("websocket", self._attach)
-
-    def _attach(self, ws: Any) -> None:
-        ws.on("framesent", lambda payload: self._keep(self.sent, payload))
-        ws.on("framereceived", lambda payload: self._keep(self.received, payload))
-
-    @staticmethod
-    def _keep(frames: list[dict[str, Any]], payload: str | bytes) -> None:
-        if isinstance(payload, str):
-            frames.append(json.loads(payload))
-
-    def sent_types(self) -> list[str]:
-        return [m["type"] for m in self.sent]
-
-    def received_kinds(self) -> list[str]:
-        return [m.get("action", m["type"]) for m in self.received]
-
-
 def open_wired(browser: Any, url: str, **context: Any) -> tuple[Any, Wire]:
     page = browser.new_context(**{"viewport": LAPTOP, **context}).new_page()
     page.on("console", lambda m: print(f"[console.{m.type}] {m.text}"))
@@ -96,7 +71,9 @@ def hold_until(page: Any, expression: str) -> None:
 def test_push_to_talk_by_touch_on_a_phone(
     launch: Any, ptt_relay_url: str, simulator: Any, speech_wav: Path, artifacts: Path
 ) -> None:
-    """Hold (a real touch) → the fake mic's audio goes out → release → commit → an answer."""
+    """Hold (a real touch) → the fake mic's audio goes out → release → commit → an answer.
+    Push-to-talk is Realtime API only: GPT-Live has no manual turns (RELAY_TURN_DETECTION is
+    refused with RELAY_UPSTREAM_API=live)."""
     sim, _ = simulator
     before = len(sim.connections)
     page, wire = open_wired(
@@ -211,6 +188,7 @@ new MutationObserver(() => {
 """
 
 
+@pytest.mark.both_apis
 def test_live_transcript_grows_before_the_final_text(
     launch: Any, relay_url: str, tmp_path: Path
 ) -> None:
@@ -241,8 +219,9 @@ def test_live_transcript_grows_before_the_final_text(
     assert page.locator(".bubble.user").count() == 1
 
 
+@pytest.mark.both_apis
 def test_typing_while_the_answer_plays_interrupts_it_first(
-    launch: Any, relay_url: str, simulator: Any
+    launch: Any, relay_url: str, simulator: Any, upstream_api: str
 ) -> None:
     """The answer has finished streaming but is still playing: only the page can stop it."""
     sim, _ = simulator
@@ -270,21 +249,33 @@ def test_typing_while_the_answer_plays_interrupts_it_first(
     interrupt = wire.sent[1]
     report = stats(page)["playbackReports"][-1]
     assert interrupt == {"type": "interrupt", **report}
-    truncate = _received(record, "conversation.item.truncate")
-    assert truncate["item_id"] == interrupt["item_id"]
-    assert truncate["audio_end_ms"] == interrupt["played_ms"] > 0
-    # Upstream: the cut, then the new message and its answer.
-    order = upstream_order(
-        record, "conversation.item.truncate", "conversation.item.create", "response.create"
-    )
-    assert order == [
-        "conversation.item.create",
-        "response.create",
-        "conversation.item.truncate",
-        "conversation.item.create",
-        "response.create",
-    ]
-    page.locator(".bubble.assistant.cut").first.wait_for()
+    if upstream_api == "realtime":
+        truncate = _received(record, "conversation.item.truncate")
+        assert truncate["item_id"] == interrupt["item_id"]
+        assert truncate["audio_end_ms"] == interrupt["played_ms"] > 0
+        # Upstream: the cut, then the new message and its answer.
+        order = upstream_order(
+            record, "conversation.item.truncate", "conversation.item.create", "response.create"
+        )
+        assert order == [
+            "conversation.item.create",
+            "response.create",
+            "conversation.item.truncate",
+            "conversation.item.create",
+            "response.create",
+        ]
+    else:  # no truncate: what was heard goes to the model as silent context, before the text
+        assert interrupt["item_id"].startswith("live_a") and interrupt["played_ms"] > 0
+        order = upstream_order(record, "session.thinking.append", "session.commentary.append")
+        assert order == [
+            "session.commentary.append",
+            "session.thinking.append",
+            "session.commentary.append",
+        ]
+        note = _received(record, "session.thinking.append")
+        assert note["content"].startswith("The user interrupted you; of your last answer they")
+    if upstream_api == "realtime":  # marked on `truncated`; GPT-Live's memory is never cut
+        page.locator(".bubble.assistant.cut").first.wait_for()
     wait_stat(page, "s.playedSamples > 0 && s.droppedSamples > 0")
     assert "error" not in [m["type"] for m in wire.received]
     assert page.locator("#notice").is_hidden()
@@ -293,7 +284,8 @@ def test_typing_while_the_answer_plays_interrupts_it_first(
 def test_typing_while_the_answer_streams_cuts_it_once(
     launch: Any, relay_url: str, simulator: Any
 ) -> None:
-    """Typed while the answer is still arriving: one cut, at the page's figure, no error."""
+    """Typed while the answer is still arriving: one cut, at the page's figure, no error.
+    Realtime API only: GPT-Live cannot be cancelled, the rest of the answer plays as a new one."""
     sim, _ = simulator
     before = len(sim.connections)
     page, wire = open_wired(launch(FIXTURES / "silence_2s_24k.wav"), relay_url)

@@ -90,8 +90,9 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
-    """A simulator process plus a shared environment for workers (heartbeat 1 s)."""
+def deployment(redis_url: str, tmp_path: Path, upstream_api: str) -> Iterator[Deployment]:
+    """A simulator process plus a shared environment for workers (heartbeat 1 s), on
+    `upstream_api` (the Realtime API unless the test is marked ``both_apis``)."""
     db_path = tmp_path / "relay.sqlite3"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -104,6 +105,7 @@ def deployment(redis_url: str, tmp_path: Path) -> Iterator[Deployment]:
         "RELAY_WORKERS": "1",  # each "worker" here is one daphne process (tests signal its pid)
         # Shared by the workers (tickets from one redeemed on another); a paid upstream needs it.
         "DJANGO_SECRET_KEY": f"test-{uuid.uuid4().hex}{uuid.uuid4().hex}",
+        "RELAY_UPSTREAM_API": upstream_api,
     }
     deployment = Deployment(env=env, db_path=db_path)
     sim_port = free_port()

@@ -20,6 +20,7 @@ def talk(env: dict, port: int, *args: str) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.both_apis
 def test_talk_sends_text_and_saves_the_spoken_reply(deployment, tmp_path):
     _, port = deployment.start_worker()
     out = tmp_path / "reply.wav"
@@ -31,6 +32,7 @@ def test_talk_sends_text_and_saves_the_spoken_reply(deployment, tmp_path):
         assert wav.getframerate() == 24000 and wav.getnframes() > 24000
 
 
+@pytest.mark.both_apis
 def test_talk_streams_a_wav_and_prints_the_transcription(deployment, tmp_path):
     _, port = deployment.start_worker()
     out = tmp_path / "reply.wav"
@@ -44,6 +46,7 @@ def test_talk_streams_a_wav_and_prints_the_transcription(deployment, tmp_path):
 
 
 def test_talk_gets_a_ticket_for_a_paid_upstream(deployment, tmp_path):
+    """Realtime API only: the ticket is the relay's own (admission), the same on both."""
     sim_port = free_port()
     sim = subprocess.Popen(
         [sys.executable, "manage.py", "runsimulator", "--port", str(sim_port), "--pace", "fast",

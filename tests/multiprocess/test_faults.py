@@ -38,6 +38,7 @@ async def text_turn(ws, text: str = "are you there") -> None:
                 return
 
 
+@pytest.mark.both_apis
 async def test_the_total_session_limit_holds_across_two_workers(deployment):
     deployment.env["RELAY_MAX_SESSIONS_TOTAL"] = "2"
     _, port_a = deployment.start_worker()
@@ -55,6 +56,7 @@ async def test_the_total_session_limit_holds_across_two_workers(deployment):
     await asyncio.gather(first.close(), again.close())
 
 
+@pytest.mark.both_apis
 async def test_sigterm_drains_sessions_with_1012_and_exits(deployment):
     deployment.env["RELAY_DRAIN_SECONDS"] = "5"
     worker, port = deployment.start_worker()
@@ -76,6 +78,7 @@ async def test_sigterm_drains_sessions_with_1012_and_exits(deployment):
 
 
 def test_a_client_that_goes_silent_is_dropped_and_its_upstream_closed(deployment):
+    """Realtime API only: test_consumer closes the upstream of a leaving client on both."""
     sim = start_simulator_thread(pace="fast")
     try:
         port = free_port()
@@ -156,6 +159,7 @@ def private_redis(tmp_path):
 
 
 async def test_live_sessions_survive_a_redis_restart_and_control_resumes(deployment, private_redis):
+    """Realtime API only: the channel layer is the same for both API families."""
     deployment.env["REDIS_URL"] = private_redis.url
     _, port = deployment.start_worker()
     ws = await open_session(port)
@@ -185,7 +189,8 @@ async def test_live_sessions_survive_a_redis_restart_and_control_resumes(deploym
 
 @pytest.mark.parametrize("kind", ["text", "binary"])
 async def test_oversized_frames_get_a_clean_1009_through_daphne(deployment, kind):
-    """Below daphne's own 1 MiB limit (which drops without a close frame) the relay says why."""
+    """Below daphne's own 1 MiB limit (which drops without a close frame) the relay says why.
+    Realtime API only: refused at the edge, before any upstream (test_consumer: both)."""
     _, port = deployment.start_worker()
     ws = await open_session(port)
     await ws.send("x" * 70_000 if kind == "text" else bytes(300_000))

@@ -57,6 +57,7 @@ def admin_client(port: int) -> httpx.Client:
     return http
 
 
+@pytest.mark.both_apis
 async def test_the_admin_on_one_worker_terminates_a_session_on_the_other(deployment):
     worker_a, port_a = deployment.start_worker()
     worker_b, port_b = deployment.start_worker()
@@ -106,6 +107,7 @@ async def test_the_admin_on_one_worker_terminates_a_session_on_the_other(deploym
     http.close()
 
 
+@pytest.mark.both_apis
 async def test_a_killed_worker_s_sessions_become_stale_within_three_heartbeats(deployment):
     _, port_a = deployment.start_worker()
     worker_b, port_b = deployment.start_worker()

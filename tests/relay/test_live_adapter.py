@@ -6,6 +6,7 @@ import base64
 import json
 import math
 import struct
+import time
 
 import pytest
 
@@ -119,6 +120,38 @@ def test_speech_heard_by_the_relay_cuts_the_answer_on_air(adapter):
     assert isinstance(started, ResponseStarted) and started.response_id != "live_r1"
     adapter.audio_frame(bytes(960 * 30))  # 600 ms of silence
     assert SpeechStopped() in adapter.tick(1.4)
+
+
+def test_speech_over_the_answer_is_a_new_utterance_with_a_transcription_of_its_own(adapter):
+    """The user speaks, the answer starts, the user talks over it within USER_GAP_S of their
+    last words (an ordinary barge-in). The client got speech_stopped, then a second
+    speech_started: each of the two utterances gets its own transcription, with its own
+    words and item id (as on the Realtime API), never both run together under the first."""
+    adapter.wake = lambda: None
+    events = []
+    adapter.audio_frame(tone(400))  # the relay's detector: speech…
+    adapter.audio_frame(bytes(960 * 30))  # …then 600 ms of quiet
+    t0 = time.monotonic()  # the detector stamps the utterance with the monotonic clock
+    events += adapter.tick(t0)
+    assert events == [SpeechStarted(), SpeechStopped()]
+    events += adapter.translate(heard("what", 100), now=t0 + 0.1)
+    events += adapter.translate(heard(" time", 300), now=t0 + 0.1)
+    events += adapter.translate(said("It is noon.", 900), now=t0 + 0.3)  # the answer starts
+    adapter.audio_frame(tone(200))  # the user talks over it, 0.4 s after their words
+    events += adapter.tick(t0 + 0.5)
+    assert ResponseDone("live_r2", "cancelled", "turn_detected") in events
+    assert events.count(SpeechStarted()) == 2
+    events += adapter.translate(heard("stop", 1500), now=t0 + 1.0)
+    adapter.audio_frame(bytes(960 * 30))
+    events += adapter.tick(t0 + 1.1)
+    events += adapter.tick(t0 + 1.0 + USER_GAP_S + 0.6)
+    transcripts = [e for e in events if isinstance(e, InputTranscript)]
+    second = [e for e in events if isinstance(e, InputTranscriptDelta) and e.delta == "stop"]
+    assert transcripts == [
+        InputTranscript("live_u1", "what time"),
+        InputTranscript(second[0].item_id, "stop"),
+    ]
+    assert second[0].item_id != "live_u1"
 
 
 def test_what_the_user_heard_is_told_to_the_model_as_silent_context(adapter):
