@@ -63,6 +63,7 @@ log = logging.getLogger("realtime.upstream")
 
 ANSWER_GAP_S = 0.8  # no assistant output for this long: the answer is over
 USER_GAP_S = 1.5  # quiet, and no user transcript for this long: the utterance is over
+TRAILING_WORDS_S = 1.0  # words this soon after a turn ended belong to it, not to new speech
 APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500
 CLOSE_WAIT_S = 2.0  # for session.closed (final usage) after session.close
 
@@ -127,6 +128,7 @@ class LiveAdapter(UpstreamAdapter):
         self._answer: Answer | None = None
         self._answers: deque[Answer] = deque(maxlen=4)  # recent ones, for truncation
         self._user: Utterance | None = None
+        self._ended_at = float("-inf")  # when the last utterance with words was closed
         self._pending: list[Event] = []  # events due now (from the speech detector)
         self._calls: dict[str, list[str]] = {}  # delegation id → its function call ids
         self._seq = 0
@@ -230,16 +232,17 @@ class LiveAdapter(UpstreamAdapter):
             self._end_answer(out, "completed", None)
         user = self._user
         if user is not None and not user.speaking and now - user.last_activity >= USER_GAP_S:
-            self._user = None
-            if user.from_transcript:
-                out.append(SpeechStopped())
-            if user.parts:  # sound without words (a cough) is no utterance to transcribe
-                out.append(InputTranscript(user.item_id, "".join(user.parts).strip()))
+            self._end_utterance(out, now)
         return out
 
     def _answer_on_air(self, now: float, out: list[Event]) -> Answer:
         answer = self._answer
         if answer is None:
+            # The model answers: the user's turn is over (its transcription comes first, as
+            # on the Realtime API), unless the detector still hears them.
+            user = self._user
+            if user is not None and not user.speaking and user.parts:
+                self._end_utterance(out, now)
             self._seq += 1
             answer = Answer(f"live_a{self._seq}", f"live_r{self._seq}", now)
             self._answer = answer
@@ -259,6 +262,16 @@ class LiveAdapter(UpstreamAdapter):
             out.append(TextDone(part))
         out.append(ResponseDone(answer.response_id, status, reason))
 
+    def _end_utterance(self, out: list[Event], now: float) -> None:
+        user, self._user = self._user, None
+        if user is None:
+            return
+        if user.from_transcript:
+            out.append(SpeechStopped())
+        if user.parts:  # sound without words (a cough) is no utterance to transcribe
+            out.append(InputTranscript(user.item_id, "".join(user.parts).strip()))
+            self._ended_at = now
+
     def _utterance(self, now: float) -> Utterance:
         user = self._user
         if user is None:
@@ -269,7 +282,8 @@ class LiveAdapter(UpstreamAdapter):
     def _user_words(self, delta: str, now: float, out: list[Event]) -> None:
         new = self._user is None
         user = self._utterance(now)
-        if new:  # words, but the detector heard no sound (quiet speech): speech starts now
+        trailing = now - self._ended_at < TRAILING_WORDS_S  # late words of the turn just ended
+        if new and not trailing:  # words the detector did not hear (quiet speech): start now
             user.from_transcript = True
             self._speech_started(out)
         user.last_activity = now
@@ -322,6 +336,11 @@ class LiveAdapter(UpstreamAdapter):
         )
 
     def _speech_changed(self, speaking: bool, now: float) -> None:
+        current = self._user
+        if speaking and current is not None and not current.speaking and current.parts:
+            # Speech again after a pause, its words already in: a new utterance (a barge-in
+            # over the answer is the usual case), with a transcription of its own.
+            self._end_utterance(self._pending, now)
         user = self._utterance(now)
         if speaking and not user.speaking:
             user.speaking = True
