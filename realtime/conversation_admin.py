@@ -7,10 +7,11 @@ GET of any page or export writes nothing.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import URLPattern, path, reverse
@@ -18,6 +19,8 @@ from django.urls import URLPattern, path, reverse
 from realtime import runtime as relay_runtime
 from realtime import transcripts
 from realtime.models import RealtimeSession
+
+log = logging.getLogger("realtime.records")
 
 EXPORTS = {"json": transcripts.json_response, "csv": transcripts.csv_response}
 ACTIONS = ("export_conversations_json", "export_conversations_csv")
@@ -56,14 +59,19 @@ class ConversationAdminMixin(admin.ModelAdmin):
             raise PermissionDenied
         if fmt not in EXPORTS:
             raise Http404("unknown export format")
-        if pk is not None:
-            sessions = RealtimeSession.objects.filter(pk=pk)
-            name = f"conversation-{pk}"
-        else:
-            sessions = RealtimeSession.objects.filter(user__pk=user_pk).order_by("started_at")
-            name = f"conversations-user-{user_pk}"
-        if not sessions.exists():
+        try:
+            if pk is not None:
+                sessions = RealtimeSession.objects.filter(pk=pk)
+                name = f"conversation-{pk}"
+            else:
+                sessions = RealtimeSession.objects.filter(user__pk=user_pk).order_by("started_at")
+                name = f"conversations-user-{user_pk}"
+            found = sessions.exists()
+        except (ValueError, ValidationError):  # a user id of the wrong type
+            found = False
+        if not found:
             raise Http404("no such session, or no session of this user")
+        _audit(request, name, fmt)
         return EXPORTS[fmt](sessions, name)
 
     def change_view(
@@ -81,11 +89,18 @@ class ConversationAdminMixin(admin.ModelAdmin):
 
     @admin.action(description="Export the selected conversations (JSON)", permissions=["view"])
     def export_conversations_json(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        _audit(request, f"{queryset.count()} selected conversation(s)", "json")
         return transcripts.json_response(queryset.order_by("started_at"), "conversations")
 
     @admin.action(description="Export the selected conversations (CSV)", permissions=["view"])
     def export_conversations_csv(self, request: HttpRequest, queryset: QuerySet) -> Any:
+        _audit(request, f"{queryset.count()} selected conversation(s)", "csv")
         return transcripts.csv_response(queryset.order_by("started_at"), "conversations")
+
+
+def _audit(request: HttpRequest, what: str, fmt: str) -> None:
+    """Who took conversations out of the relay: a log line (a GET writes nothing)."""
+    log.info("%s exported %s as %s", request.user.get_username(), what, fmt.upper())
 
 
 def conversation_context(session: RealtimeSession) -> dict[str, Any]:

@@ -7,6 +7,7 @@ import csv
 import html
 import io
 import json
+import logging
 import re
 from datetime import timedelta
 
@@ -86,12 +87,14 @@ def test_the_list_searches_what_was_said_and_lists_each_session_once(admin_clien
     assert "0 results" in admin_client.get(LIST, {"q": "umbrella"}).content.decode()
 
 
-def test_one_conversation_exports_as_json_and_csv(admin_client):
+def test_one_conversation_exports_as_json_and_csv(admin_client, caplog):
+    caplog.set_level(logging.INFO, logger="realtime.records")
     ann = get_user_model().objects.create_user("ann")
     session = make_session(ann)
     add_entries(session, *A_CONVERSATION, ("user", "typed", "=HYPERLINK(1)", {}))
     response = admin_client.get(f"{LIST}{session.pk}/conversation.json")
     assert response.status_code == 200
+    assert f"admin exported conversation-{session.pk} as JSON" in caplog.text  # who took it
     assert "attachment" in response["Content-Disposition"]
     [exported] = json.loads(response.content)["sessions"]
     assert exported["id"] == str(session.pk) and exported["user"] == "ann"
@@ -125,6 +128,7 @@ def test_a_users_conversations_export_together(admin_client):
     text = b"".join(admin_client.get(f"{LIST}user/{ann.pk}/conversations.csv").streaming_content)
     assert b"first" in text and b"second" in text and b"bob's" not in text
     assert admin_client.get(f"{LIST}user/99999/conversations.json").status_code == 404
+    assert admin_client.get(f"{LIST}user/not-a-number/conversations.csv").status_code == 404
     assert admin_client.get(f"{LIST}{later.pk}/conversation.xml").status_code == 404
 
 
