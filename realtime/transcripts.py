@@ -13,6 +13,7 @@ import csv
 import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
@@ -38,7 +39,7 @@ class Line:
     """One entry as a person reads it."""
 
     seq: int
-    at: Any
+    at: datetime
     role: str
     kind: str
     speaker: str
