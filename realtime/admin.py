@@ -1,4 +1,5 @@
-"""Admin of live sessions: every session on every worker, with terminate."""
+"""Admin of live sessions: every session on every worker, with terminate, and what was said
+in each (realtime/conversation_admin.py)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from django.utils.html import format_html
 
 from realtime import counters, registry
 from realtime import runtime as relay_runtime
+from realtime.conversation_admin import ACTIONS as CONVERSATION_ACTIONS
+from realtime.conversation_admin import ConversationAdminMixin
 from realtime.models import Note, RealtimeSession
 
 
@@ -28,7 +31,7 @@ def _format_ms(ms: int) -> str:
 
 
 @admin.register(RealtimeSession)
-class RealtimeSessionAdmin(admin.ModelAdmin):
+class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     list_display = (
         "short_id",
         "status_badge",
@@ -45,9 +48,12 @@ class RealtimeSessionAdmin(admin.ModelAdmin):
         "close_reason",
     )
     list_filter = ("status", "provider", "worker_id", "started_at", "close_reason")
-    search_fields = ("id", "user__username", "client_addr", "worker_id", "origin")
+    # entries__text: what was said. One session can match through many entries; the
+    # changelist then filters with an Exists subquery, so each session is listed once.
+    search_fields = ("id", "user__username", "client_addr", "worker_id", "origin", "entries__text")
+    search_help_text = "Search by id, user, address, worker, origin, or words said in the session."
     date_hierarchy = "started_at"
-    actions = ["terminate_sessions", "terminate_user_sessions"]
+    actions = ["terminate_sessions", "terminate_user_sessions", *CONVERSATION_ACTIONS]
     list_per_page = 50
     readonly_fields = [field.name for field in RealtimeSession._meta.fields]
     fieldsets = (

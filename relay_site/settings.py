@@ -159,6 +159,7 @@ LOGGING = {
     },
     "loggers": {
         "realtime": {"handlers": ["console"], "level": _relay.log_level, "propagate": False},
-        "django": {"handlers": ["console"], "level": "WARNING"},
+        # Not propagated: daphne gives the root logger a handler too (each line twice).
+        "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
     },
 }

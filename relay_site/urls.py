@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from realtime import api, health, metrics, usage_admin, views
+from realtime import api, conversation_views, health, metrics, usage_admin, views
 
 urlpatterns = [
     path("admin/usage/", admin.site.admin_view(usage_admin.usage_view), name="usage_summary"),
@@ -14,6 +14,22 @@ urlpatterns = [
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),
     path("", views.index, name="index"),
+    path("conversations/", conversation_views.conversation_list, name="conversations"),
+    path(
+        "conversations/all.json",
+        conversation_views.conversations_export,
+        name="conversations_export",
+    ),
+    path(
+        "conversations/<uuid:session_id>",
+        conversation_views.conversation_detail,
+        name="conversation",
+    ),
+    path(
+        "conversations/<uuid:session_id>.json",
+        conversation_views.conversation_export,
+        name="conversation_export",
+    ),
     # daphne serves no static files: the app serves /static/ itself (see views.static_file).
     re_path(r"^static/(?P<path>.+)$", views.static_file, name="static"),
 ]

@@ -14,6 +14,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from .handshake_log import HANDSHAKE_LOG
 from .records import ConnectionRecord, Faults
 from .session import Session
 
@@ -103,6 +104,7 @@ class Simulator:
             compression=None,
             server_header="realtime-simulator",
             reuse_port=reuse_port,
+            logger=HANDSHAKE_LOG,
         )
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = host, int(sockname[1])

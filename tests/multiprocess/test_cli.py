@@ -26,7 +26,7 @@ def test_talk_sends_text_and_saves_the_spoken_reply(deployment, tmp_path):
     out = tmp_path / "reply.wav"
     result = talk(deployment.env, port, "--text", "hello", "--out", str(out))
     assert result.returncode == 0, result.stderr
-    assert "greeting: You are now connected to the realtime relay." in result.stdout
+    assert "relay: You are now connected to the realtime relay." in result.stdout
     assert "You said: hello." in result.stdout
     with wave.open(str(out)) as wav:
         assert wav.getframerate() == 24000 and wav.getnframes() > 24000
@@ -40,7 +40,7 @@ def test_talk_streams_a_wav_and_prints_the_transcription(deployment, tmp_path):
     result = talk(deployment.env, port, "--wav", str(wav_in), "--out", str(out))
     assert result.returncode == 0, result.stderr
     assert "(speech started)" in result.stdout
-    assert "you said: Simulated transcript of" in result.stdout
+    assert "you (transcribed): Simulated transcript of" in result.stdout
     with wave.open(str(out)) as wav:
         assert wav.getnframes() > 24000
 

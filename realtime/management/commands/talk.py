@@ -9,6 +9,7 @@ import os
 import sys
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -17,8 +18,15 @@ from django.core.management.base import BaseCommand, CommandError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from realtime import runtime as relay_runtime
+
 FRAME_MS = 20
 RATE = 24000
+FOLLOW_UP_S = 1.0  # after an answer: how long a tool call or a next answer may take to show
+LOGIN_HINT = (
+    "This relay requires a login: run again with --user NAME "
+    "(password from $RELAY_PASSWORD or a prompt)"
+)
 
 
 def read_wav_24k(path: Path) -> bytes:
@@ -51,16 +59,30 @@ def read_wav_24k(path: Path) -> bytes:
     return samples.tobytes()
 
 
+def _follow_up(message: dict) -> bool:
+    """Another answer is coming: a tool runs, or the model started answering again."""
+    return message.get("type") == "tool_call" or message.get("action") == "response_started"
+
+
 class Command(BaseCommand):
-    help = "Talk to a running relay: send text or a WAV file, print what comes back."
+    help = (
+        "Talk to a running relay: send text or a WAV file, print what each side says "
+        "(--url picks the relay; --out saves the reply audio)."
+    )
     requires_system_checks = []  # a client: the server's checks (secret key…) are not its
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--url", default="ws://127.0.0.1:8080/realtime")
+        parser.add_argument(
+            "--url",
+            help="the relay's WebSocket URL, e.g. wss://relay.example.com/realtime "
+            "(default: ws://127.0.0.1:$PORT/realtime, the port serve uses: $PORT or 8080)",
+        )
         group = parser.add_mutually_exclusive_group(required=True)
         group.add_argument("--text", help="send this as a user_message")
         group.add_argument("--wav", type=Path, help="stream this WAV file as microphone audio")
-        parser.add_argument("--out", type=Path, default=Path("reply.wav"), help="reply audio WAV")
+        parser.add_argument(
+            "--out", type=Path, help="save the reply audio to this WAV file (default: not saved)"
+        )
         parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
         parser.add_argument("--origin", help="Origin header (default: derived from --url)")
         parser.add_argument(
@@ -71,12 +93,20 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         audio = read_wav_24k(options["wav"]) if options["wav"] else None
+        if not options["url"]:
+            port = relay_runtime.current().config.port  # $PORT, validated, as serve reads it
+            options["url"] = f"ws://127.0.0.1:{port}/realtime"
+        self._error_code: str | None = None
+        self._speaking: str | None = None  # the id of the answer being printed
         try:
             code = asyncio.run(self._talk(options, audio))
         except (OSError, TimeoutError) as exc:
             raise CommandError(f"cannot talk to {options['url']}: {exc}") from None
         if code:
-            raise CommandError(f"the relay closed the session (code {code})")
+            message = f"the relay closed the session (code {code})"
+            if self._error_code == "auth_required" and not options["user"]:
+                message += f". {LOGIN_HINT}"
+            raise CommandError(message)
 
     async def _talk(self, options: dict[str, Any], audio: bytes | None) -> int | None:
         url = options["url"]
@@ -92,21 +122,27 @@ class Command(BaseCommand):
         try:
             async with connect(url, origin=origin, max_size=2**22) as ws:  # type: ignore[arg-type]
                 greeting = await self._until(ws, "connected", reply, options["timeout"])
-                self.stdout.write(f"greeting: {greeting.get('greeting')}")
+                self.stdout.write(f"relay: {greeting.get('greeting')}")
                 if audio is None:
+                    self.stdout.write(f"you: {options['text']}")
                     await ws.send(json.dumps({"type": "user_message", "text": options["text"]}))
                 else:
                     streamer = asyncio.create_task(self._stream(ws, audio))
-                await self._until(ws, "response_done", reply, options["timeout"])
+                await self._until_answered(ws, reply, options["timeout"])
         except ConnectionClosed as exc:
             return exc.rcvd.code if exc.rcvd else 1006
         finally:
             if streamer is not None:
                 streamer.cancel()
-        self._save(options["out"], reply)
+        self._end_answer()
+        seconds = len(reply) / 48000
+        if options["out"] is not None:
+            self._save(options["out"], reply)
+            where = f"→ {options['out']}"
+        else:
+            where = "(not saved: --out FILE.wav keeps it)"
         self.stdout.write(
-            f"\nreply audio: {len(reply) / 48000:.2f} s → {options['out']} "
-            f"({time.monotonic() - started:.1f} s in all)"
+            f"reply audio: {seconds:.2f} s {where} ({time.monotonic() - started:.1f} s in all)"
         )
         return None
 
@@ -136,25 +172,66 @@ class Command(BaseCommand):
             await asyncio.sleep(max(0.0, t0 + (i + 1) * FRAME_MS / 1000 - time.monotonic()))
 
     async def _until(self, ws: Any, action: str, reply: bytearray, timeout: float) -> dict:
+        return await self._wait(ws, lambda m: m.get("action") == action, reply, timeout)
+
+    async def _until_answered(self, ws: Any, reply: bytearray, timeout: float) -> None:
+        """Until the last answer has ended: a response that calls tools is followed by
+        another one (the tool_call notice arrives right after the first response_done)."""
+        await self._until(ws, "response_done", reply, timeout)
+        while True:
+            try:
+                async with asyncio.timeout(FOLLOW_UP_S):
+                    await self._wait(ws, _follow_up, reply, timeout)
+            except TimeoutError:
+                return
+            await self._until(ws, "response_done", reply, timeout)
+
+    async def _wait(
+        self, ws: Any, match: Callable[[dict], bool], reply: bytearray, timeout: float
+    ) -> dict:
         async with asyncio.timeout(timeout):
             async for frame in ws:
                 if isinstance(frame, bytes):
                     reply.extend(frame)
                     continue
                 message = json.loads(frame)
-                kind = message.get("type")
-                if kind == "text_delta":
-                    self.stdout.write(message["delta"], ending="")
-                    self.stdout.flush()
-                elif kind == "transcription":
-                    self.stdout.write(f"you said: {message['text']}")
-                elif kind == "error":
-                    self.stderr.write(f"error {message.get('code')}: {message.get('message')}")
-                elif kind == "control" and message.get("action") == "speech_started":
-                    self.stdout.write("(speech started)")
-                if kind == "control" and message.get("action") == action:
+                self._show(message)
+                if match(message):
                     return message
         raise ConnectionClosed(None, None)
+
+    def _show(self, message: dict[str, Any]) -> None:
+        """One labelled line per thing said: relay, you, assistant, tool."""
+        kind, action = message.get("type"), message.get("action")
+        if kind == "text_delta":
+            if self._speaking != message.get("id"):
+                self._end_answer()
+                self._speaking = message.get("id")
+                self.stdout.write("assistant: ", ending="")
+            self.stdout.write(message["delta"], ending="")
+            self.stdout.flush()
+            return
+        if kind == "control" and action in ("text_done", "response_done"):
+            self._end_answer()
+            return
+        if kind == "transcription":
+            self._end_answer()
+            self.stdout.write(f"you (transcribed): {message['text']}")
+        elif kind == "tool_call" and message.get("status") != "started":
+            self._end_answer()
+            self.stdout.write(f"tool: {message.get('name')} {message.get('status')}")
+        elif kind == "error":
+            self._end_answer()
+            self._error_code = message.get("code")
+            self.stderr.write(f"error {message.get('code')}: {message.get('message')}")
+        elif kind == "control" and action == "speech_started":
+            self._end_answer()
+            self.stdout.write("you: (speech started)")
+
+    def _end_answer(self) -> None:
+        if self._speaking is not None:
+            self.stdout.write("")
+            self._speaking = None
 
     @staticmethod
     def _save(path: Path, pcm: bytearray) -> None:

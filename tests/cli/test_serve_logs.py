@@ -1,0 +1,68 @@
+"""What a person sees in `manage.py serve`'s output: a URL they can open, each Django warning
+once, no traceback when a browser leaves early, and a quiet shutdown when nothing is live."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import time
+from pathlib import Path
+
+import httpx
+from websockets.asyncio.client import connect
+
+from realtime.logutil import _BASE64_RUN
+
+from .conftest import serving
+
+UPGRADE = (
+    "GET /realtime HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+    "Sec-WebSocket-Version: 13\r\nOrigin: http://127.0.0.1:{port}\r\n\r\n"
+)
+
+
+async def leave_before_ready(port: int) -> None:
+    """Browsers that close the tab while the relay is still connecting upstream: a clean
+    close, and a socket dropped right after the upgrade request."""
+    for _ in range(3):
+        ws = await connect(f"ws://127.0.0.1:{port}/realtime", origin=f"http://127.0.0.1:{port}")
+        await ws.close()
+        with socket.create_connection(("127.0.0.1", port)) as raw:
+            raw.sendall(UPGRADE.format(port=port).encode())
+
+
+def wait_for(served, text: str, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in served.output():
+        assert time.monotonic() < deadline, f"never printed {text!r}:\n{served.output()}"
+        time.sleep(0.1)
+
+
+def test_serve_output_is_clean(tmp_path: Path) -> None:
+    with serving(tmp_path) as served:
+        wait_for(served, "Relay on ")
+        asyncio.run(leave_before_ready(served.port))
+        wait_for(served, "closed; audio in")
+        time.sleep(1.0)  # the embedded simulator sees the dropped upstream connects
+        with httpx.Client(base_url=f"http://127.0.0.1:{served.port}") as http:
+            assert http.get("/no-such-page").status_code == 404
+        wait_for(served, "Not Found: /no-such-page")
+        time.sleep(0.5)
+        output = served.stop()
+    assert served.proc.returncode == 0, output
+    # A URL a person can open, not the wildcard bind address.
+    assert f"Relay on http://localhost:{served.port}/ " in output
+    assert "http://0.0.0.0" not in output
+    # Clients that left early: logged as sessions, not as the simulator's tracebacks.
+    assert "client disconnected" in output
+    assert "Traceback" not in output and "opening handshake failed" not in output
+    assert " ERROR " not in output
+    # Django's request warning appears once.
+    assert output.count("Not Found: /no-such-page") == 1
+    # Shutting down with nothing live says so at INFO; the only WARNING is the 404's.
+    assert re.search(r" INFO realtime\.runtime shutting down: no live sessions", output)
+    warnings = [line for line in output.splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "Not Found: /no-such-page" in warnings[0], warnings
+    assert not _BASE64_RUN.search(output)  # no audio in the log

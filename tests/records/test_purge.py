@@ -1,0 +1,153 @@
+"""`manage.py purge_transcripts`: retention by `at`, in batches, idempotent, and safe when
+every worker's cron runs it at the same moment."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from realtime.models import ConversationEntry, RealtimeSession
+from tests.relay.conftest import configure
+
+from .conftest import add_entries, make_session
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def purge(*args: str) -> str:
+    out = StringIO()
+    call_command("purge_transcripts", *args, stdout=out)
+    return out.getvalue()
+
+
+def texts() -> list[str]:
+    return sorted(ConversationEntry.objects.values_list("text", flat=True))
+
+
+@pytest.fixture
+def aged(db) -> RealtimeSession:
+    session = make_session()
+    now = timezone.now()
+    for days, text in ((45, "45 days"), (31, "31 days"), (29, "29 days"), (0, "today")):
+        add_entries(session, ("user", "typed", text, {}), at=now - timedelta(days=days))
+    return session
+
+
+def test_entries_older_than_the_retention_are_deleted(aged):
+    assert "purged 2 conversation entries older than 30 days" in purge()
+    assert texts() == ["29 days", "today"]
+    assert RealtimeSession.objects.filter(pk=aged.pk).exists()  # the session row (usage) stays
+
+
+def test_a_second_run_finds_nothing_to_do(aged):
+    purge()
+    assert "purged 0 conversation entries" in purge()
+    assert texts() == ["29 days", "today"]
+
+
+def test_days_and_the_retention_setting_choose_the_cutoff(aged):
+    configure(transcript_retention_days=40)
+    assert "purged 1 " in purge()
+    assert "purged 2 " in purge("--days", "7")
+    assert texts() == ["today"]
+    configure(transcript_retention_days=0)
+    assert "kept forever" in purge()
+    assert texts() == ["today"]
+
+
+def test_deletes_go_in_batches(db):
+    session = make_session()
+    old = timezone.now() - timedelta(days=60)
+    add_entries(session, *[("user", "typed", f"old {i}", {}) for i in range(7)], at=old)
+    add_entries(session, ("user", "typed", "new", {}))
+    with CaptureQueriesContext(connection) as queries:
+        assert "purged 7 " in purge("--batch-size", "3")
+    deletes = [q for q in queries.captured_queries if q["sql"].startswith("DELETE")]
+    assert len(deletes) == 3  # 3 + 3 + 1, never one statement over the whole table
+    assert texts() == ["new"]
+
+
+# ---- several processes at once, on the databases the relay runs on ---------------------------
+
+SEED = """
+from datetime import timedelta
+from django.utils import timezone
+from realtime.models import ConversationEntry, RealtimeSession
+now = timezone.now()
+for n in range(10):
+    s = RealtimeSession.objects.create(provider="simulator", model="m", worker_id="w:1")
+    ConversationEntry.objects.bulk_create(
+        ConversationEntry(session=s, seq=i, at=now - timedelta(days=40 if i <= 3000 else 1),
+                          role="user", kind="typed", text=f"entry {i}")
+        for i in range(1, 3011))
+"""
+COUNT = "from realtime.models import ConversationEntry as E; print(E.objects.count())"
+
+
+def postgres_url() -> Iterator[str]:
+    try:
+        import psycopg
+
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    name = f"relay_purge_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.sqlite3'}"
+    else:
+        yield from postgres_url()
+
+
+def test_every_worker_purging_at_once_deletes_each_entry_once(database_url: str):
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": database_url,
+        "DJANGO_SECRET_KEY": "purge-test-key",
+    }
+
+    def manage(*args: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True,
+        )  # fmt: skip
+        return done.stdout
+
+    manage("migrate", "--noinput", "-v", "0")
+    manage("shell", "-c", SEED)
+    assert manage("shell", "-v", "0", "-c", COUNT).strip() == "30100"
+    command = [sys.executable, "manage.py", "purge_transcripts", "--batch-size", "100"]
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
+    workers = [subprocess.Popen(command, cwd=ROOT, env=env, **pipes) for _ in range(4)]
+    outputs = [worker.communicate(timeout=120) for worker in workers]
+    for worker, (_, err) in zip(workers, outputs, strict=True):
+        assert worker.returncode == 0, err
+        assert "Traceback" not in err
+    counts = [int(re.search(r"purged (\d+) ", out).group(1)) for out, _ in outputs]
+    assert sum(counts) == 30000  # each old entry deleted once, by one of them
+    assert sum(1 for c in counts if c) >= 2, f"the purges did not overlap: {counts}"
+    assert manage("shell", "-v", "0", "-c", COUNT).strip() == "100"  # the recent ones stay
