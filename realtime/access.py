@@ -106,9 +106,15 @@ DATABASE_DOWN = endings.REGISTRY_UNAVAILABLE.because(
 class GuardedAuthMiddleware(AuthMiddleware):
     """Channels' AuthMiddleware, but a database outage while loading the user (session row,
     user row) becomes a refusal the consumer explains (``registry_unavailable``, 1011)
-    instead of an exception that kills the handshake."""
+    instead of an exception that kills the handshake.
+
+    A connection without a session cookie is anonymous at once: channels would find the same
+    after a hop to the database thread, which every connect of a storm queues for."""
 
     async def resolve_scope(self, scope: dict[str, Any]) -> None:
+        if settings.SESSION_COOKIE_NAME not in (scope.get("cookies") or {}):
+            scope["user"]._wrapped = AnonymousUser()
+            return
         try:
             await super().resolve_scope(scope)
         except DatabaseError as exc:

@@ -16,7 +16,7 @@ from channels.exceptions import StopConsumer
 
 from realtime import admission, budgets, endings, metrics, protocol
 from realtime import runtime as relay_runtime
-from realtime.compat import daphne_guards
+from realtime.compat import daphne_fastpath, daphne_guards
 from realtime.compat.consumer import DirectWebsocketConsumer
 from realtime.config import RelayConfig
 from realtime.endings import Ending, SessionEnded
@@ -29,6 +29,7 @@ log = logging.getLogger("realtime.session")
 class RealtimeConsumer(DirectWebsocketConsumer):
     groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
     session: RelaySession | None = None
+    fast: daphne_fastpath.FastFrames | None = None  # under daphne: the per-frame fast path
     config: RelayConfig
     extension_messages: protocol.ExtensionParser | None = None
 
@@ -52,6 +53,11 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         self.session = RelaySession(
             port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
         )
+        protocol = daphne_fastpath.daphne_protocol(self.base_send)
+        if protocol is not None:  # audio frames in and replies out skip the ASGI layers
+            self.fast = daphne_fastpath.FastFrames(
+                protocol, self.session.audio, self.config.max_binary_bytes
+            )
         await self.session.start()  # spawns the upstream connect: nothing waits on it here
         await self.join_groups()  # broadcasts only; off the path to the greeting
 
@@ -110,10 +116,18 @@ class RealtimeConsumer(DirectWebsocketConsumer):
     # ---- ClientPort (close() is AsyncWebsocketConsumer's) -------------------------------------
 
     async def send_text(self, text: str) -> None:
-        await self.base_send({"type": "websocket.send", "text": text})
+        fast = self.fast
+        if fast is not None:
+            fast.send_text(text)  # a closed connection drops it, as daphne would
+        else:
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def send_bytes(self, data: bytes) -> None:
-        await self.base_send({"type": "websocket.send", "bytes": data})
+        fast = self.fast
+        if fast is not None:
+            fast.send_bytes(data)
+        else:
+            await self.base_send({"type": "websocket.send", "bytes": data})
 
     # ---- Endings without a session, errors, cleanup ------------------------------------------
 

@@ -11,6 +11,10 @@ dies (with a back-off if it keeps dying at start), gives all workers one metrics
 SIGINT asks every worker to drain (each tells its clients 1012 and closes its upstreams) and
 waits for them, bounded by ``RELAY_DRAIN_SECONDS`` plus a margin.
 
+A worker ends when its supervisor dies, however it dies (``kill -9`` included): on Linux the
+kernel sends it SIGTERM (``PR_SET_PDEATHSIG``), so it drains and exits instead of holding the
+port as an orphan nobody restarts or stops.
+
 Several processes need the Redis channel layer: with the in-memory layer an administrator's
 terminate could not reach a session on another process, so ``serve`` refuses ``--workers``
 above 1 without ``REDIS_URL``.
@@ -18,12 +22,14 @@ above 1 without ``REDIS_URL``.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -50,6 +56,21 @@ def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> 
         sock.set_inheritable(True)
         sockets.append(sock)
     return sockets
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def follow_supervisor(supervisor_pid: int) -> None:
+    """Called in a worker at start: SIGTERM (the drain) when the supervisor dies. If it has
+    died already, exit now."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+            log.warning("cannot follow the supervisor (prctl: errno %d)", ctypes.get_errno())
+    if os.getppid() != supervisor_pid:
+        log.error("the supervisor (pid %d) is gone; this worker exits", supervisor_pid)
+        sys.exit(1)
 
 
 @dataclass

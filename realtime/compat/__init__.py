@@ -15,7 +15,13 @@ disappears or changes shape, so an upgrade cannot break the relay silently.
 - ``daphne_guards``: oversized WebSocket messages end in ``frame_too_large`` + 1009 without
   being buffered, and HTTP request deadlines against slow and silent clients (daphne 4.2.3,
   autobahn 26.10, Twisted 26.10);
-- ``websockets``: redact keys from websockets' DEBUG handshake dump (websockets 15).
+- ``websockets``: redact keys from websockets' DEBUG handshake dump (websockets 15);
+- ``daphne_fastpath``: audio frames in, replies out and socket writes without the
+  per-message ASGI and Twisted buffering layers (daphne 4.2.3, autobahn 26.10, Twisted 26.10);
+- ``masks``: upstream frame masks from a buffered CSPRNG, not a system call per frame
+  (websockets 15);
+- ``autobahn``: autobahn's per-connection DEBUG dump of its settings formatted only when
+  DEBUG logging is on (autobahn 26.10).
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ from __future__ import annotations
 
 def install() -> None:
     """Apply the process-wide patches (idempotent). Called when the ASGI application is built."""
-    from realtime.compat import daphne, daphne_guards, websockets
+    from realtime.compat import autobahn, daphne, daphne_guards, masks, websockets
 
     daphne.install_close_codes()
     daphne_guards.install_frame_guard()
     websockets.install_handshake_redaction()
+    masks.install_buffered_masks()
+    autobahn.install_lazy_config_log()

@@ -113,8 +113,11 @@ class Worker:
         self.sessions: list[Session] = []
         self.counters = Counters()
 
-    async def connect(self, targets: list[Target], timeout: float = 30.0) -> dict[str, Any]:
-        sem = asyncio.Semaphore(16)
+    async def connect(
+        self, targets: list[Target], timeout: float = 30.0, concurrency: int = 16
+    ) -> dict[str, Any]:
+        """Open sessions, ``concurrency`` handshakes at a time (0: all at once, a storm)."""
+        sem = asyncio.Semaphore(concurrency or len(targets) or 1)
         errors: list[str] = []
 
         async def one(target: Target) -> None:
@@ -212,7 +215,9 @@ async def _serve(conn: Connection) -> None:
             try:
                 if op == "connect":
                     reply: dict[str, Any] = await worker.connect(
-                        [Target(**t) for t in arg["targets"]], arg.get("timeout", 30.0)
+                        [Target(**t) for t in arg["targets"]],
+                        arg.get("timeout", 30.0),
+                        arg.get("concurrency", 16),
                     )
                 elif op == "stream":
                     reply = await worker.stream(arg)

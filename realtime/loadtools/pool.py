@@ -46,9 +46,14 @@ class LoadGenPool:
         n = len(self.conns)
         return [list(range(w, len(targets), n)) for w in range(n)]
 
-    def connect(self, targets: list[Target], timeout: float = 60.0) -> list[dict[str, Any]]:
+    def connect(
+        self, targets: list[Target], timeout: float = 60.0, concurrency: int = 16
+    ) -> list[dict[str, Any]]:
+        """Open sessions on every worker; ``concurrency`` handshakes at a time per worker
+        (0: all at once)."""
         parts = self.split(targets)
-        self.send("connect", [{"targets": [asdict(targets[i]) for i in p]} for p in parts])
+        args = {"timeout": timeout, "concurrency": concurrency}
+        self.send("connect", [{"targets": [asdict(targets[i]) for i in p]} | args for p in parts])
         return self.collect(timeout + 10)
 
     def close(self) -> None:

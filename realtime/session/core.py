@@ -107,6 +107,8 @@ class RelaySession(UpstreamEventHandlers):
         self._uncommitted_bytes = 0  # client audio since the last commit (manual turns)
         self._last_activity = time.monotonic()
         self._watch: asyncio.Timeout | None = None
+        self._stall_s = config.stall_timeout_s
+        self._last_upstream = 0.0  # loop time of the last upstream frame
         self._backlog_warned = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
@@ -280,10 +282,10 @@ class RelaySession(UpstreamEventHandlers):
         if not self.outbox.frames(frames):
             self._send_soon(protocol.error_message("busy", "the relay is busy; message not sent"))
             return False
+        if not self._expecting():  # the stall clock starts now, not at the last frame
+            self._last_upstream = asyncio.get_running_loop().time()
         self._awaiting_answer = True  # the upstream owes us something now: watch for a stall
-        watch = self._watch
-        if watch is not None and watch.when() is None:  # the reader waits without a deadline
-            watch.reschedule(asyncio.get_running_loop().time() + self.config.stall_timeout_s)
+        self._rearm()
         return True
 
     def _truncate(self, cut: Interruption, played_ms: int | None) -> None:
@@ -361,31 +363,56 @@ class RelaySession(UpstreamEventHandlers):
         self._spawn(self._write_upstream(), "writer")
 
     async def _relay_upstream(self) -> None:
+        """Read, translate and handle upstream frames. One timeout covers many frames: it is
+        moved only when something is due sooner (a stall, an adapter's derived event), and a
+        check that fires early just waits again; no timer is made per frame."""
         upstream = self.upstream
         recv, translate, handlers = upstream.recv, upstream.translate, self._handlers
         loop = asyncio.get_running_loop()
-        stall = self.config.stall_timeout_s
+        self._last_upstream = loop.time()
         while self.state is State.LIVE:
-            # Silence is fine while idle; while an answer is expected it means a stall.
-            expecting = self._awaiting_answer or self._answer_active
-            deadline = loop.time() + stall if expecting else None
-            due = upstream.deadline()
-            if due is not None and (deadline is None or due < deadline):
-                deadline = due
             try:
-                async with asyncio.timeout_at(deadline) as watch:
+                async with asyncio.timeout_at(self._next_check()) as watch:
                     self._watch = watch
-                    frame = await recv()
-                events = translate(frame, time.monotonic())
+                    while True:
+                        frame = await recv()
+                        now = self._last_upstream = loop.time()
+                        for event in translate(frame, now):
+                            await handlers[type(event)](event)
+                        self._rearm()
             except TimeoutError:
+                now = loop.time()
                 due = upstream.deadline()
-                if due is None or loop.time() < due:
+                if due is not None and now >= due:
+                    for event in upstream.tick(now):
+                        await handlers[type(event)](event)
+                elif self._expecting() and now - self._last_upstream >= self._stall_s:
+                    # Silence is fine while idle; while an answer is expected it is a stall.
                     raise SessionEnded(endings.UPSTREAM_STALLED) from None
-                events = upstream.tick(loop.time())
             finally:
                 self._watch = None
-            for event in events:
-                await handlers[type(event)](event)
+
+    def _expecting(self) -> bool:
+        return self._awaiting_answer or self._answer_active
+
+    def _next_check(self) -> float | None:
+        """When the reader must look again without a frame: a stall, an adapter's deadline."""
+        due = self.upstream.deadline()
+        if self._awaiting_answer or self._answer_active:
+            stall = self._last_upstream + self._stall_s
+            if due is None or stall < due:
+                return stall
+        return due
+
+    def _rearm(self) -> None:
+        """Move the reader's timeout earlier when something is now due sooner."""
+        watch = self._watch
+        if watch is not None:
+            due = self._next_check()
+            if due is not None:
+                when = watch.when()
+                if when is None or due < when:
+                    watch.reschedule(due)
 
     async def _write_upstream(self) -> None:
         get, send = self.outbox.get, self.upstream.send

@@ -87,6 +87,30 @@ async def test_a_logged_in_user_may_use_a_paid_upstream(paid, simulator):
     await peer.ws.disconnect()
 
 
+async def test_without_a_session_cookie_a_client_is_anonymous_without_a_database_call(
+    paid, monkeypatch
+):
+    """A connect storm of anonymous clients does not queue for the database thread to find
+    out they have no session; a session cookie still goes through channels' lookup."""
+    import channels.auth
+
+    looked_up = []
+
+    async def get_user(scope):
+        looked_up.append(scope["cookies"])
+        return await original(scope)
+
+    original = channels.auth.get_user
+    monkeypatch.setattr(channels.auth, "get_user", get_user)
+    for cookie in (None, "csrftoken=abc"):
+        message, code = await Peer(cookie=cookie).refused()
+        assert message["code"] == "auth_required" and code == 1008
+    assert looked_up == []
+    message, code = await Peer(cookie="sessionid=stale").refused()  # unknown: anonymous
+    assert message["code"] == "auth_required" and code == 1008
+    assert looked_up == [{"sessionid": "stale"}]
+
+
 async def test_a_ticket_opens_one_session_once(paid):
     await sync_to_async(make_user)("cli", "secret")
     http = HttpClient()

@@ -121,7 +121,11 @@ def test_the_compose_commands_run_here_against_postgres_and_redis():
         assert ready.json()["checks"]["channel_layer"] == "ok"
     finally:
         if proc is not None:
-            proc.kill()
-            proc.wait(timeout=10)
+            proc.terminate()  # serve drains its workers and exits
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its workers follow it (realtime/supervisor.py)
+                proc.wait(timeout=10)
         admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.close()

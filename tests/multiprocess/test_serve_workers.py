@@ -120,6 +120,40 @@ async def test_workers_share_one_port_restart_when_they_die_and_drain_together(
     assert {r["close_reason"] for r in closed} == {"server_restarting"}
 
 
+def pid_alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def wait_gone(pids: set[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p) for p in pids):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+async def test_workers_end_with_their_supervisor_even_when_it_is_killed(deployment, supervised):
+    """``kill -9`` of ``serve`` leaves no orphan holding the port: each worker drains its
+    sessions (1012) and exits."""
+    parent, port = supervised
+    workers = wait_children(parent.pid, 2)
+    ws = await open_session(port)
+    parent.kill()
+    parent.wait(10)
+    error = await next_error(ws)
+    assert error["code"] == "server_restarting"
+    await ws.wait_closed()
+    assert ws.close_code == 1012
+    assert await asyncio.to_thread(wait_gone, workers, 15), "a worker outlived its supervisor"
+    with pytest.raises(OSError):
+        await open_session(port)  # nobody listens any more
+
+
 def test_several_workers_without_redis_are_refused_with_a_reason(deployment):
     env = {k: v for k, v in deployment.env.items() if k != "REDIS_URL"}
     done = deployment.manage_with(env, "serve", "--workers", "2", "--no-migrate", "--port", "1")

@@ -98,3 +98,33 @@ def idle_memory(pool: LoadGenPool, contender: Contender, sessions: int) -> dict[
         "rss_after_mib": round(after / 2**20, 1),
         "per_session_kib": round(per / 1024, 1),
     }
+
+
+def connect_storm(
+    pool: LoadGenPool, contender: Contender, clients: int, rounds: int
+) -> dict[str, Any]:
+    """``clients`` sessions opened at once (a worker restart, a network blip), ``rounds`` times:
+    connect start → greeting for each, and how many failed."""
+    greetings: list[float] = []
+    failed = 0
+    errors: list[str] = []
+    for _ in range(rounds):
+        targets = [contender.target(i) for i in range(clients)]
+        replies = pool.connect(targets, timeout=30.0, concurrency=0)
+        for r in replies:
+            greetings.extend(r["greeting_ms"])
+            failed += r["failed"]
+            errors.extend(r["errors"])
+        pool.close()
+        time.sleep(1.0)  # closes finish before the next storm
+    s = sorted(greetings)
+    return {
+        "clients": clients,
+        "rounds": rounds,
+        "connected": len(s),
+        "failed": failed,
+        "errors": errors[:3],
+        "p50_ms": round(percentile(s, 0.5), 1),
+        "p99_ms": round(percentile(s, 0.99), 1),
+        "max_ms": round(s[-1], 1) if s else None,
+    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import tempfile
 import time
@@ -12,15 +13,16 @@ from typing import Any
 
 from realtime.loadtools.bench import report
 from realtime.loadtools.bench.measure import Contender, run_point
-from realtime.loadtools.bench.probes import greetings, idle_memory
+from realtime.loadtools.bench.probes import connect_storm, greetings, idle_memory
 from realtime.loadtools.children import Children
 from realtime.loadtools.loadgen import Target
 from realtime.loadtools.pool import LoadGenPool
 from realtime.loadtools.ports import free_port
-from realtime.loadtools.procfs import cpu_seconds, machine
+from realtime.loadtools.procfs import children_of, cpu_seconds, machine
 from realtime.loadtools.stack import child_env, daphne_argv, django_argv, migrate
 
 HOST = "127.0.0.1"
+REDIS_URL = "redis://127.0.0.1:6379/0"
 ADDED_P99_LIMIT_MS = 20.0
 GIVE_UP_P99_MS = 250.0  # a contender this far past the limit is not swept further
 
@@ -35,13 +37,25 @@ class Plan:
     greeting_samples: int = 20
     loadgen_workers: int = 2
     quiet_wait_s: float = 10.0  # per load point, at most, for other jobs on the machine to calm
+    storm_clients: int = 200
+    storm_rounds: int = 3
 
 
 PLANS = {
     "full": Plan("full", [10, 25, 50, 75, 100, 150, 200, 300, 400], 6.0),
-    "quick": Plan("quick", [10, 50, 100, 200], 4.0, idle_sessions=50, greeting_samples=10),
+    "quick": Plan(
+        "quick", [10, 50, 100, 200], 4.0, idle_sessions=50, greeting_samples=10, storm_rounds=1
+    ),
     "smoke": Plan(
-        "smoke", [2], 1.5, idle_sessions=3, greeting_samples=2, loadgen_workers=1, quiet_wait_s=0
+        "smoke",
+        [2],
+        1.5,
+        idle_sessions=3,
+        greeting_samples=2,
+        loadgen_workers=1,
+        quiet_wait_s=0,
+        storm_clients=4,
+        storm_rounds=1,
     ),
 }
 
@@ -56,12 +70,39 @@ def bare_relay_argv(port: int, upstream: str) -> list[str]:
     return [sys.executable, "-m", module, "--port", str(port), "--upstream", upstream]
 
 
-def relay_env(sim_url: str, db_path: Path) -> dict[str, str]:
+def relay_env(sim_url: str, db_path: Path, **extra: str) -> dict[str, str]:
     return child_env({
         "REALTIME_SIMULATOR_URL": sim_url,
         "DATABASE_URL": f"sqlite:///{db_path}",
         "RELAY_LOG_LEVEL": "WARNING",
-    })  # fmt: skip
+    } | extra)  # fmt: skip
+
+
+def serve_argv(port: int, workers: int) -> list[str]:
+    """``manage.py serve --workers N``: the product's own multi-process server."""
+    args = ["--host", HOST, "--port", str(port), "--workers", str(workers), "--no-migrate"]
+    return django_argv("serve", *args)
+
+
+def redis_reachable(url: str = REDIS_URL) -> bool:
+    host, _, port = url.removeprefix("redis://").split("/")[0].partition(":")
+    try:
+        with socket.create_connection((host, int(port or 6379)), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+    except OSError:
+        return False
+
+
+def worker_pids(supervisor: int, n: int, timeout: float = 30.0) -> list[int]:
+    """The daphne processes of ``serve --workers n`` once all n run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pids = children_of(supervisor)
+        if len(pids) >= n:
+            return pids
+        time.sleep(0.2)
+    raise RuntimeError(f"serve --workers {n} started {len(children_of(supervisor))} workers")
 
 
 def _passes(point: dict[str, Any]) -> bool:
@@ -142,19 +183,37 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         sim_url = f"ws://{HOST}:{sim_port}"
         env = relay_env(sim_url, db)
         migrate(env, log_dir / "migrate.log")
-        ports = {name: free_port() for name in ("bare", "daphne-a", "daphne-b")}
+        redis = redis_reachable()
+        names = ["bare", "daphne-1", "tools-1", "live-1", "daphne-2"]
+        if not redis:
+            names.append("daphne-2b")  # without Redis: two separate daphne processes
+        ports = {name: free_port() for name in names}
+        multi_env = env | {"REDIS_URL": REDIS_URL, "REDIS_CHANNEL_PREFIX": f"bench{int(started)}"}
         argvs = {
             "bare": (bare_relay_argv(ports["bare"], sim_url), child_env()),
-            "daphne-a": (daphne_argv(ports["daphne-a"]), env),
-            "daphne-b": (daphne_argv(ports["daphne-b"]), env),
+            "daphne-1": (daphne_argv(ports["daphne-1"]), env),
+            "tools-1": (daphne_argv(ports["tools-1"]), env | {"RELAY_TOOLS": "examples"}),
+            "live-1": (daphne_argv(ports["live-1"]), env | {"RELAY_UPSTREAM_API": "live"}),
         }
+        if redis:
+            argvs["daphne-2"] = (serve_argv(ports["daphne-2"], 2), multi_env)
+        else:
+            argvs["daphne-2"] = (daphne_argv(ports["daphne-2"]), env)
+            argvs["daphne-2b"] = (daphne_argv(ports["daphne-2b"]), env)
         pids = {
             name: children.start(name, argv, e, port=ports[name]).pid
             for name, (argv, e) in argvs.items()
         }
+        if redis:  # the supervisor's two daphne children do the work
+            relay_pids = {"daphne-2": worker_pids(pids["daphne-2"], 2)}
+        else:
+            relay_pids = {"daphne-2": [pids["daphne-2"], pids.pop("daphne-2b")]}
 
         def relay_target(port: int) -> Target:
             return Target("relay", HOST, port, "/realtime", f"http://{HOST}:{port}")
+
+        def relay(name: str, label: str) -> Contender:
+            return Contender(name, label, [relay_target(ports[name])], [pids[name]])
 
         direct = Contender(
             "direct",
@@ -167,15 +226,17 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
             [Target("relay", HOST, ports["bare"], "/")],
             [pids["bare"]],
         )
-        one = Contender(
-            "daphne-1",
-            "project relay, daphne, 1 worker",
-            [relay_target(ports["daphne-a"])],
-            [pids["daphne-a"]],
-        )
-        two = Contender("daphne-2", "project relay, daphne, 2 workers",
-                        [relay_target(ports["daphne-a"]), relay_target(ports["daphne-b"])],
-                        [pids["daphne-a"], pids["daphne-b"]])  # fmt: skip
+        one = relay("daphne-1", "project relay, daphne, 1 worker")
+        tools = relay("tools-1", "project relay, 1 worker, RELAY_TOOLS=examples (no calls)")
+        live = relay("live-1", "project relay, 1 worker, GPT-Live upstream")
+        if redis:
+            two = Contender("daphne-2", "project relay, serve --workers 2 (Redis layer)",
+                            [relay_target(ports["daphne-2"])], relay_pids["daphne-2"])  # fmt: skip
+        else:
+            two = Contender("daphne-2", "project relay, 2 daphne processes (no Redis here)",
+                            [relay_target(ports["daphne-2"]), relay_target(ports["daphne-2b"])],
+                            relay_pids["daphne-2"])  # fmt: skip
+        contenders = [direct, bare, one, two, tools, live]
         log(f"simulator :{sim_port}; relays {ports}")
         pool = LoadGenPool(plan.loadgen_workers)
         watch = {"simulator": sim_pid} | {f"loadgen{i}": p for i, p in enumerate(pool.pids)}
@@ -185,12 +246,22 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         log("idle memory …")
         memory = {c.name: idle_memory(pool, c, plan.idle_sessions) for c in (bare, one)}
         log(f"  {json.dumps(memory)}")
+        log(f"connect storm, {plan.storm_clients} clients at once × {plan.storm_rounds} …")
+        storm = {}
+        for c in (bare, one, two, live):
+            storm[c.name] = connect_storm(pool, c, plan.storm_clients, plan.storm_rounds)
+            log(f"  {c.name}: {json.dumps(storm[c.name])}")
         sweeps: dict[str, Any] = {}
-        for fb in plan.frame_sizes:
+        for i, fb in enumerate(plan.frame_sizes):
             log(f"sweep, {fb}-byte frames ({fb / 48:.1f} ms) …")
-            sweeps[str(fb)] = _sweep(pool, direct, [bare, one, two], plan, fb, watch, log)
+            # Tools-on and GPT-Live: the 20 ms frames only (the sweep that sets the targets).
+            relays = [bare, one, two, tools, live] if i == 0 else [bare, one, two]
+            sweeps[str(fb)] = _sweep(pool, direct, relays, plan, fb, watch, log)
+        every = {n: p for n, p in pids.items() if n != "daphne-2"} | {
+            f"daphne-2.{i}": p for i, p in enumerate(relay_pids["daphne-2"])
+        }
         totals = {"simulator": cpu_seconds(sim_pid)} | {
-            name: cpu_seconds(pid) for name, pid in pids.items()
+            name: cpu_seconds(pid) for name, pid in every.items()
         } | {f"loadgen{i}": cpu_seconds(p) for i, p in enumerate(pool.pids)}  # fmt: skip
     finally:
         if pool is not None:
@@ -203,8 +274,9 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         "machine": machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1),
-        "contenders": {c.name: c.label for c in (direct, bare, one, two)},
+        "contenders": {c.name: c.label for c in contenders},
         "greeting": greet,
+        "connect_storm": storm,
         "idle_memory": memory,
         "sweeps": sweeps,
         "capacity": {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from typing import Any
@@ -15,7 +16,12 @@ from django.core.management.base import BaseCommand, CommandError
 from realtime import drain
 from realtime.compat.daphne_guards import install_request_deadlines
 from realtime.runtime import Runtime
-from realtime.supervisor import WorkerPool, default_workers, listening_sockets
+from realtime.supervisor import (
+    WorkerPool,
+    default_workers,
+    follow_supervisor,
+    listening_sockets,
+)
 
 BANNER = """
 ==============================================================================
@@ -62,6 +68,7 @@ class Command(BaseCommand):
             help="behind a reverse proxy: believe X-Forwarded-For/-Proto from the peers in "
             "RELAY_TRUSTED_PROXIES (required with this flag)",
         )
+        parser.add_argument("--supervisor", type=int, help=argparse.SUPPRESS)  # serve's own workers
         parser.add_argument(
             "--workers",
             type=int,
@@ -119,6 +126,8 @@ class Command(BaseCommand):
             "--websocket-max-frame-size", str(frame_limit),
             "-v", "1",
         ]  # fmt: skip
+        if options["supervisor"]:
+            follow_supervisor(options["supervisor"])  # ends with it, even on kill -9
         if options["fd"] is not None:
             argv += ["--fd", str(options["fd"])]
         else:
@@ -163,6 +172,7 @@ class Command(BaseCommand):
 
         def argv(fd: int) -> list[str]:
             serve = ["serve", "--fd", str(fd), "--workers", "1", "--no-migrate", *flags]
+            serve += ["--supervisor", str(os.getpid())]
             return [sys.executable, "-m", "django", *serve]
 
         pool = WorkerPool(

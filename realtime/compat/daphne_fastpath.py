@@ -1,0 +1,131 @@
+"""Frames between a session and daphne's WebSocket protocol without the per-message layers.
+
+Per audio frame, the ASGI path costs: daphne's ``onMessage`` builds a dict and queues it, the
+consumer's task wakes and dispatches it by type; each reply passes channels' session wrapper
+(which looks for a changed HTTP session), daphne's ``handle_reply`` coroutine and its checks;
+Twisted then buffers every write and needs two ``epoll_ctl`` calls and another loop turn to
+send it. For the hot path of one connection the relay instead:
+
+- takes **binary frames** straight from daphne's protocol into the session, while nothing is
+  queued ahead of them (so the order of frames is kept); text frames, connect and disconnect
+  still go through ASGI;
+- writes **its replies** straight to the protocol (autobahn's ``sendMessage``);
+- sends on the socket **at once** when nothing is buffered (Twisted's own buffering takes
+  over when the socket is full).
+
+Checked against daphne 4.2.3 (``WebSocketProtocol.onMessage``, ``application_queue``,
+``muted``, ``last_ping``; ``Server.handle_reply`` partial as the ASGI ``send``), autobahn 26.10
+(``sendMessage``, ``state``) and Twisted 26.10 (``tcp.Connection``: ``socket``,
+``_tempDataBuffer``, ``dataBuffer``/``offset``, ``startWriting``). Anything missing: the ASGI
+path is used, which is slower, never wrong. ``tests/compat`` fails when these change.
+"""
+
+from __future__ import annotations
+
+import errno
+import functools
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("realtime.compat")
+
+_RETRY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ENOBUFS}
+
+
+def daphne_protocol(send: Any) -> Any | None:
+    """The daphne WebSocket protocol behind an ASGI ``send`` (through middleware wrappers)."""
+    for _ in range(10):
+        if isinstance(send, functools.partial):
+            func, args = send.func, send.args
+            if getattr(func, "__name__", "") == "handle_reply" and args:
+                protocol = args[0]
+                return protocol if _usable(protocol) else None
+            return None
+        owner = getattr(send, "__self__", None)
+        send = getattr(owner, "real_send", None)  # channels' SessionMiddleware wrapper
+        if send is None:
+            return None
+    return None
+
+
+def _usable(protocol: Any) -> bool:
+    return all(
+        hasattr(protocol, name)
+        for name in ("onMessage", "sendMessage", "application_queue", "muted", "state")
+    )
+
+
+class FastFrames:
+    """One connection's fast path: binary frames in, replies out, eager socket writes."""
+
+    def __init__(self, protocol: Any, on_audio: Callable[[bytes], None], max_bytes: int) -> None:
+        self.protocol = protocol
+        self._open = protocol.STATE_OPEN
+        queue = protocol.application_queue
+        slow = protocol.onMessage  # daphne's: dict + queue (the ASGI path)
+
+        def on_message(payload: bytes, is_binary: bool) -> None:
+            if (
+                is_binary
+                and not protocol.muted
+                and queue.empty()  # nothing ahead of it: order is kept
+                and len(payload) <= max_bytes
+            ):
+                protocol.last_ping = time.time()  # daphne's ping-timeout bookkeeping
+                try:
+                    on_audio(payload)
+                    return
+                except Exception:
+                    pass  # the ASGI path runs it again and reports the error properly
+            slow(payload, is_binary)
+
+        protocol.onMessage = on_message
+        _write_eagerly(protocol.transport)
+
+    def send_bytes(self, data: bytes) -> bool:
+        """False when the connection is no longer open (the caller drops the frame)."""
+        protocol = self.protocol
+        if protocol.state != self._open:
+            return False
+        protocol.sendMessage(data, True)
+        return True
+
+    def send_text(self, text: str) -> bool:
+        protocol = self.protocol
+        if protocol.state != self._open:
+            return False
+        protocol.sendMessage(text.encode("utf-8"), False)
+        return True
+
+
+def _write_eagerly(transport: Any) -> None:
+    """Send on the socket at once when nothing is waiting in Twisted's buffers."""
+    needed = ("socket", "_tempDataBuffer", "dataBuffer", "offset", "startWriting", "write")
+    if not all(hasattr(transport, name) for name in needed):
+        return
+    buffered = transport.write
+    sock = transport.socket
+
+    def write(data: bytes) -> None:
+        if (
+            data
+            and transport.connected
+            and not transport._tempDataBuffer
+            and transport.offset >= len(transport.dataBuffer)
+            and not getattr(transport, "_writeDisconnected", False)
+        ):
+            try:
+                sent = sock.send(data)
+            except OSError as exc:
+                if exc.errno not in _RETRY:
+                    buffered(data)  # Twisted's own write reports the failure
+                    return
+                sent = 0
+            if sent < len(data):
+                buffered(data[sent:])
+            return
+        buffered(data)
+
+    transport.write = write
