@@ -8,6 +8,7 @@ while draining).
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from typing import Any
@@ -85,7 +86,12 @@ def origin_allowed(origin: bytes | None, config: RelayConfig) -> bool:
     """Browsers always send Origin; a request without one cannot ride a user's cookies."""
     if not origin:
         return True
-    validator = OriginValidator(None, allowed_origin_patterns(config))
+    return _origin_verdict(origin, tuple(allowed_origin_patterns(config)))
+
+
+@functools.lru_cache(maxsize=512)  # a page's clients share a few origins; bounded for the rest
+def _origin_verdict(origin: bytes, patterns: tuple[str, ...]) -> bool:
+    validator = OriginValidator(None, list(patterns))
     try:
         parsed = urlparse(origin.decode("latin-1"))
     except ValueError:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Q
+from django.db.models import Count
 
 from realtime import endings
 from realtime.config import RelayConfig
@@ -15,28 +16,63 @@ from realtime.endings import Ending
 from realtime.models import RealtimeSession
 
 
-def concurrency_refusal(*, session_id: Any, config: RelayConfig) -> str | None:
-    """Is this (already registered) session over a concurrency limit? Checked across workers.
+@dataclass(frozen=True)
+class Claim:
+    """A registered session asking for a slot: its row's order key and its limits."""
 
-    Every open session has a row; a session is admitted when fewer than the limit of open
-    rows precede its own in (started_at, id) order. Two sessions racing for the last slot
-    cannot both win: whichever row sorts first is admitted, whatever the timing.
+    session_id: Any
+    started_at: Any
+    user_id: Any
+    config: RelayConfig
+
+
+def concurrency_refusals(claims: list[Claim]) -> dict[Any, str]:
+    """Which of these (already registered) sessions are over a concurrency limit, checked
+    across workers: ``{session_id: message}`` for the refused.
+
+    Every open session has a row; a session is admitted when fewer than its limit of open rows
+    precede its own in (started_at, id) order, not counting the rows refused before it. Two
+    sessions racing for the last slot cannot both win: whichever row sorts first is admitted,
+    whatever the timing. A whole batch costs three queries, however many sessions it holds.
     """
-    me = RealtimeSession.objects.filter(id=session_id).values("started_at", "user_id").first()
-    if me is None:
-        return None
-    earlier = RealtimeSession.objects.live().filter(
-        Q(started_at__lt=me["started_at"]) | Q(started_at=me["started_at"], id__lt=session_id)
-    )
-    if config.max_sessions_total and earlier.count() >= config.max_sessions_total:
+    if not claims:
+        return {}
+    first = min(c.started_at for c in claims)
+    open_rows = RealtimeSession.objects.live()
+    before = open_rows.filter(started_at__lt=first)
+    total_before = before.count()
+    users = {c.user_id for c in claims if c.user_id is not None}
+    per_user: dict[Any, int] = dict.fromkeys(users, 0)
+    if users:
+        grouped = before.filter(user_id__in=users).values_list("user_id").annotate(n=Count("id"))
+        per_user.update(dict(grouped))
+    # Every open row from the first claim on: the claims and other workers' newcomers.
+    window = open_rows.filter(started_at__gte=first).order_by("started_at", "id")
+    mine = {c.session_id: c for c in claims}
+    refused: dict[Any, str] = {}
+    for session_id, user_id in window.values_list("id", "user_id"):
+        claim = mine.get(session_id)
+        if claim is not None:
+            message = _over(claim, total_before, per_user.get(user_id, 0))
+            if message:
+                refused[session_id] = message
+                continue  # closed at once: it holds no slot
+        total_before += 1
+        if user_id in per_user:
+            per_user[user_id] += 1
+    return refused
+
+
+def _over(claim: Claim, total_before: int, user_before: int) -> str | None:
+    config = claim.config
+    if config.max_sessions_total and total_before >= config.max_sessions_total:
         return (
             f"The relay is at its limit of {config.max_sessions_total} concurrent sessions; "
             "try again later."
         )
     per_user = config.max_sessions_per_user
-    if per_user and me["user_id"] is not None:
-        if earlier.filter(user_id=me["user_id"]).count() >= per_user:
-            return f"You already have {per_user} open session(s); close one first."
+    if per_user and claim.user_id is not None and user_before >= per_user:
+        return f"You already have {per_user} open session(s); close one first."
     return None
 
 

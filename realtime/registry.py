@@ -14,13 +14,13 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
@@ -28,7 +28,7 @@ from realtime.config import RelayConfig
 from realtime.conversation import Conversation, Entry
 from realtime.counters import SessionCounters
 from realtime.endings import TOO_MANY_SESSIONS
-from realtime.limits import concurrency_refusal
+from realtime.limits import Claim, concurrency_refusals
 from realtime.models import ConversationEntry, RealtimeSession
 
 if TYPE_CHECKING:
@@ -59,61 +59,107 @@ def session_open(*, session_id: Any, **fields: Any) -> None:
 
 
 def register_sessions(*, sessions: list[tuple[Any, dict[str, Any], RelayConfig]]) -> list[Any]:
-    """Register several sessions in one database call: each row is written (the limits count
-    rows), then checked against the concurrency limits; a refused row is closed at once.
-    Returns, per session, None (admitted), a refusal message, or the DatabaseError."""
-    outcomes: list[Any] = []
+    """Register several sessions in one database call: the rows are written (the limits count
+    rows; one insert for all), then checked against the concurrency limits; refused rows are
+    closed at once. Returns, per session, None (admitted), a refusal message, or the
+    DatabaseError."""
+    worker, claims, rows = worker_id(), [], []
     for session_id, fields, config in sessions:
-        try:
-            session_open(session_id=session_id, **fields)
-        except DatabaseError as exc:
-            outcomes.append(exc)
-            continue
-        refusal = concurrency_refusal(session_id=session_id, config=config)
-        if refusal:
-            session_close(
-                session_id=session_id,
-                code=TOO_MANY_SESSIONS.close_code,
-                reason=TOO_MANY_SESSIONS.code,
-                ended_by="",
-                counters={},
+        now = timezone.now()
+        rows.append(
+            RealtimeSession(
+                id=session_id, worker_id=worker, started_at=now, last_seen_at=now, **fields
             )
-        outcomes.append(refusal)
-    return outcomes
+        )
+        user = fields.get("user")
+        claims.append(Claim(session_id, now, user.pk if user is not None else None, config))
+    try:
+        RealtimeSession.objects.bulk_create(rows)
+        refused = concurrency_refusals(claims)
+        if refused:
+            RealtimeSession.objects.filter(id__in=list(refused)).update(
+                status=RealtimeSession.Status.CLOSED,
+                ended_at=timezone.now(),
+                last_seen_at=timezone.now(),
+                close_code=TOO_MANY_SESSIONS.close_code,
+                close_reason=TOO_MANY_SESSIONS.code,
+            )
+    except DatabaseError as exc:
+        return [exc] * len(sessions)
+    return [refused.get(session_id) for session_id, _, _ in sessions]
 
 
-class Registrar:
-    """Group commit of new sessions, one per worker process: every connect that arrives while
-    a registration call runs is registered by the next call, so a connect storm costs a few
-    database calls instead of two per client (Channels runs them all on one thread)."""
+class GroupCommit:
+    """Database calls of many sessions gathered into one call on the database thread: every
+    call that arrives while one runs goes into the next. A connect storm (or the heartbeats
+    of sessions that started together) then costs a few thread hops and commits instead of
+    one per session (Channels runs every database call of a worker on one thread)."""
 
     def __init__(self) -> None:
-        self._pending: list[tuple[Any, dict[str, Any], RelayConfig, asyncio.Future[Any]]] = []
+        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
         self._running: asyncio.Task[None] | None = None
 
-    async def register(self, session_id: Any, fields: dict[str, Any], config: RelayConfig) -> Any:
-        """None when admitted, else the refusal message; raises DatabaseError."""
+    async def _submit(self, item: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((session_id, fields, config, future))
+        self._pending.append((item, future))
         if self._running is None or self._running.done():
             self._running = asyncio.ensure_future(self._drain())
-        outcome = await asyncio.shield(future)
+        outcome = await asyncio.shield(future)  # a cancelled waiter leaves the batch alone
         if isinstance(outcome, BaseException):
             raise outcome
         return outcome
+
+    def _execute(self, items: list[Any]) -> list[Any]:
+        """On the database thread: one outcome (a result or an exception) per item."""
+        raise NotImplementedError
 
     async def _drain(self) -> None:
         while self._pending:
             batch, self._pending = self._pending, []
             try:
-                outcomes = await db_call(
-                    register_sessions, sessions=[(sid, f, c) for sid, f, c, _ in batch]
-                )
+                outcomes = await db_call(self._execute, items=[item for item, _ in batch])
             except BaseException as exc:  # the whole call failed: every waiter learns it
                 outcomes = [exc] * len(batch)
-            for (*_, future), outcome in zip(batch, outcomes, strict=True):
+            for (_, future), outcome in zip(batch, outcomes, strict=True):
                 if not future.done():
                     future.set_result(outcome)
+
+
+class Registrar(GroupCommit):
+    """New sessions' rows and their concurrency check, per batch (``register_sessions``)."""
+
+    async def register(self, session_id: Any, fields: dict[str, Any], config: RelayConfig) -> Any:
+        """None when admitted, else the refusal message; raises DatabaseError."""
+        return await self._submit((session_id, fields, config))
+
+    def _execute(self, items: list[Any]) -> list[Any]:
+        return register_sessions(sessions=items)
+
+
+class PresenceWrites(GroupCommit):
+    """Rows going live, heartbeats, conversation entries and closes of every session of a
+    worker, written in one transaction per batch."""
+
+    async def write(self, func: Callable[..., None], **kwargs: Any) -> None:
+        """Raises DatabaseError when this write failed."""
+        await self._submit((func, kwargs))
+
+    def _execute(self, items: list[Any]) -> list[Any]:
+        try:
+            with transaction.atomic():
+                for func, kwargs in items:
+                    func(**kwargs)
+            return [None] * len(items)
+        except DatabaseError:
+            pass  # nothing was written: each write once more on its own, to learn which failed
+        outcomes: list[Any] = []
+        for func, kwargs in items:
+            try:
+                func(**kwargs)
+                outcomes.append(None)
+            except DatabaseError as exc:
+                outcomes.append(exc)
+        return outcomes
 
 
 def session_live(*, session_id: Any, counters: dict[str, int]) -> None:
@@ -260,7 +306,7 @@ class Presence:
 
     async def _call(self, func: Any, **kwargs: Any) -> bool:
         try:
-            await db_call(func, **kwargs)
+            await self.runtime.presence_writes.write(func, **kwargs)
         except DatabaseError as exc:
             log.warning("session %s: registry write failed: %s", self.session_id, exc)
             return False

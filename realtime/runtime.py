@@ -25,7 +25,7 @@ from realtime.config import RelayConfig, load_config
 from realtime.extensions import Extensions
 
 if TYPE_CHECKING:
-    from realtime.registry import Registrar
+    from realtime.registry import PresenceWrites, Registrar
     from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.runtime")
@@ -46,6 +46,7 @@ class Runtime:
         self.draining = False
         self._sessions: weakref.WeakSet[Drainable] = weakref.WeakSet()
         self._registrar: Registrar | None = None
+        self._presence_writes: PresenceWrites | None = None
         self._reapers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     @classmethod
@@ -78,6 +79,15 @@ class Runtime:
 
             self._registrar = Registrar()
         return self._registrar
+
+    @property
+    def presence_writes(self) -> PresenceWrites:
+        """Writes of the sessions' rows in batches (realtime.registry.PresenceWrites)."""
+        if self._presence_writes is None:
+            from realtime.registry import PresenceWrites
+
+            self._presence_writes = PresenceWrites()
+        return self._presence_writes
 
     # ---- live sessions and drain ------------------------------------------------------------
 

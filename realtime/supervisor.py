@@ -41,9 +41,15 @@ log = logging.getLogger("realtime.supervisor")
 QUICK_EXIT_S = 10.0  # a worker that dies sooner than this after starting is crash-looping
 MAX_BACKOFF_S = 30.0
 POLL_S = 0.2
+# Connections the kernel queues per listening socket before the server accepts them. A burst
+# of clients beyond it (a restart, a network blip) has its SYNs dropped and retried a whole
+# second later; Twisted's default is 50. (Linux caps it at net.core.somaxconn.)
+LISTEN_BACKLOG = 2048
 
 
-def listening_sockets(host: str, port: int, count: int, backlog: int = 2048) -> list[socket.socket]:
+def listening_sockets(
+    host: str, port: int, count: int, backlog: int = LISTEN_BACKLOG
+) -> list[socket.socket]:
     """``count`` listening sockets on one port (``SO_REUSEPORT``), one per worker."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sockets = []

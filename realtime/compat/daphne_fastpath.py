@@ -11,12 +11,17 @@ send it. For the hot path of one connection the relay instead:
   still go through ASGI;
 - writes **its replies** straight to the protocol (autobahn's ``sendMessage``);
 - sends on the socket **at once** when nothing is buffered (Twisted's own buffering takes
-  over when the socket is full).
+  over when the socket is full);
+- has the event loop call Twisted's read handler for the socket **directly**, without the
+  per-read log-context wrapper (``callWithLogger``: a prefix lookup and two context dict
+  copies per read; the handler already logs its own exceptions). If Twisted stops and
+  starts reading the socket again, its own registration (with the wrapper) comes back.
 
 Checked against daphne 4.2.3 (``WebSocketProtocol.onMessage``, ``application_queue``,
 ``muted``, ``last_ping``; ``Server.handle_reply`` partial as the ASGI ``send``), autobahn 26.10
 (``sendMessage``, ``state``) and Twisted 26.10 (``tcp.Connection``: ``socket``,
-``_tempDataBuffer``, ``dataBuffer``/``offset``, ``startWriting``). Anything missing: the ASGI
+``_tempDataBuffer``, ``dataBuffer``/``offset``, ``startWriting``; ``AsyncioSelectorReactor``:
+``_asyncioEventloop``, ``_readers``, ``_readOrWrite``). Anything missing: the ASGI
 path is used, which is slower, never wrong. ``tests/compat`` fails when these change.
 """
 
@@ -83,6 +88,7 @@ class FastFrames:
 
         protocol.onMessage = on_message
         _write_eagerly(protocol.transport)
+        _read_directly(protocol.transport)
 
     def send_bytes(self, data: bytes) -> bool:
         """False when the connection is no longer open (the caller drops the frame)."""
@@ -98,6 +104,19 @@ class FastFrames:
             return False
         protocol.sendMessage(text.encode("utf-8"), False)
         return True
+
+
+def _read_directly(transport: Any) -> None:
+    """The event loop calls the reactor's read handler for this socket without the wrapper."""
+    reactor = getattr(transport, "reactor", None)
+    loop = getattr(reactor, "_asyncioEventloop", None)
+    handler = getattr(reactor, "_readOrWrite", None)
+    readers = getattr(reactor, "_readers", None)
+    if loop is None or handler is None or not isinstance(readers, dict):
+        return
+    fd = readers.get(transport)
+    if fd is not None:
+        loop.add_reader(fd, handler, transport, True)  # replaces the wrapped callback
 
 
 def _write_eagerly(transport: Any) -> None:

@@ -6,6 +6,12 @@ overhead, and the relay never reconnects mid-conversation (the session would be 
 anyway). Both the Realtime and the GPT-Live connection classes keep the websockets
 connection in ``_connection`` (checked against openai 3.57 with websockets 15). If a
 release renames it, the relay falls back to ``send_raw``/``recv_bytes`` and logs once.
+
+Sending a text frame on websockets' ``Connection.send`` enters an async context manager
+(``send_context``) that checks the state before and after and then waits for the write
+buffer to drain. When the connection is open, no fragmented message is being sent and
+the transport is not paused, the frame is written the same way without it (the
+protocol's ``send_text``, then ``send_data``); in every other case, ``send`` itself runs.
 """
 
 from __future__ import annotations
@@ -36,12 +42,42 @@ def raw_socket(connection: Any) -> RawSocket:
         async def recv_raw() -> bytes | str:
             return await recv(decode=False)
 
-        return RawSocket(send=send, recv=recv_raw, direct=True)
+        return RawSocket(send=_quick_send(ws) or send, recv=recv_raw, direct=True)
     global _warned
     if not _warned:
         _warned = True
         log.warning("openai SDK connection has no raw websocket; using send_raw/recv_bytes")
     return RawSocket(send=connection.send_raw, recv=connection.recv_bytes, direct=False)
+
+
+def _quick_send(ws: Any) -> Callable[[str], Awaitable[None]] | None:
+    """``ws.send`` for text without ``send_context`` while nothing needs it (see above)."""
+    try:
+        from websockets.protocol import OPEN
+    except ImportError:
+        return None
+    protocol = getattr(ws, "protocol", None)
+    needed = ("fragmented_send_waiter", "paused", "send_data", "transport", "send")
+    if protocol is None or not all(hasattr(ws, n) for n in needed):
+        return None
+    if not hasattr(protocol, "send_text") or not hasattr(protocol, "state"):
+        return None
+    slow, send_text, send_data = ws.send, protocol.send_text, ws.send_data
+    transport = ws.transport
+
+    async def send(message: str) -> None:
+        if (
+            protocol.state is OPEN
+            and ws.fragmented_send_waiter is None
+            and not ws.paused
+            and not transport.is_closing()
+        ):
+            send_text(message.encode())
+            send_data()
+            return
+        await slow(message)
+
+    return send
 
 
 def close_code(connection: Any) -> int | None:

@@ -32,8 +32,9 @@ def django_argv(*args: str) -> list[str]:
 
 def daphne_argv(port: int, host: str = "127.0.0.1") -> list[str]:
     # The same flags as ``manage.py serve`` (which also migrates and may start a simulator).
+    endpoint = f"tcp:port={port}:interface={host}:backlog=2048"  # as serve listens
     return [
-        sys.executable, "-m", "daphne", "-b", host, "-p", str(port),
+        sys.executable, "-m", "daphne", "-e", endpoint,
         "--ping-interval", "20", "--ping-timeout", "30",
         "--application-close-timeout", "10", "--websocket_timeout", "-1",
         "--websocket_connect_timeout", "10", "--websocket-max-message-size", str(1024 * 1024),

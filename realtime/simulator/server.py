@@ -105,6 +105,7 @@ class Simulator:
             server_header="realtime-simulator",
             reuse_port=reuse_port,
             logger=HANDSHAKE_LOG,
+            backlog=2048,  # a relay's connect storm arrives at once, as at the real service
         )
         sockname = self._server.sockets[0].getsockname()
         self.host, self.port = host, int(sockname[1])

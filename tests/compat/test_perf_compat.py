@@ -198,3 +198,55 @@ def test_autobahn_s_settings_dump_is_formatted_only_when_written():
     timings = protocol.Timings()
     timings.track("x")
     assert isinstance(str(timings), str)  # __str__ must return a real string
+
+
+# ---- sdk quick send ---------------------------------------------------------------------------
+
+
+@pytest.mark.asyncio
+async def test_the_quick_send_writes_frames_like_websockets_and_defers_to_it_when_closed():
+    """realtime.compat.sdk: text frames written without ``send_context`` arrive whole and in
+    order; on a closed connection the same ConnectionClosed as websockets' own send."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+    from websockets.exceptions import ConnectionClosed
+
+    from realtime.compat import sdk
+
+    assert "send_context" in inspect.getsource(
+        __import__("websockets.asyncio.connection", fromlist=["Connection"]).Connection.send
+    )
+    got: list[str] = []
+    done = asyncio.Event()
+
+    async def handler(ws):
+        async for message in ws:
+            got.append(message)
+            if len(got) == 3:
+                done.set()
+
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+
+        ws = await connect(f"ws://127.0.0.1:{port}")
+        connection = type("Connection", (), {"_connection": ws})()  # as the SDK's holds it
+        raw = sdk.raw_socket(connection)
+        assert raw.send.__qualname__.startswith("_quick_send")
+        for text in ("one", "twó", "x" * 70_000):
+            await raw.send(text)
+        async with asyncio.timeout(5):
+            await done.wait()
+        assert got == ["one", "twó", "x" * 70_000]
+        await ws.close()
+        with pytest.raises(ConnectionClosed):
+            await raw.send("late")
+
+
+def test_the_asyncio_reactor_still_registers_readers_as_the_direct_read_replaces():
+    """realtime.compat.daphne_fastpath._read_directly: Twisted registers each reader with the
+    event loop as ``callWithLogger(reader, self._readOrWrite, reader, True)``."""
+    from twisted.internet.asyncioreactor import AsyncioSelectorReactor
+
+    source = inspect.getsource(AsyncioSelectorReactor.addReader)
+    assert "self._readOrWrite, reader, True" in source and "self._readers[reader] = fd" in source
+    assert "_asyncioEventloop" in inspect.getsource(AsyncioSelectorReactor.__init__)

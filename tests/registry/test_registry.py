@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 
 import pytest
@@ -170,3 +171,63 @@ def test_the_admin_is_staff_only(client):
 def test_the_sessions_list_links_to_the_usage_page(admin_client):
     page = admin_client.get("/admin/realtime/realtimesession/").content.decode()
     assert 'href="/admin/usage/"' in page and "Token usage per user and day" in page
+
+
+@pytest.mark.django_db
+def test_a_batch_of_registrations_respects_the_limits_in_arrival_order():
+    """One registration call for a burst of connects admits exactly as many as the limits
+    allow, in (started_at, id) order, counting open rows of other workers and not counting
+    the rows it refused."""
+    from realtime.config import load_config
+
+    ann, bob = (get_user_model().objects.create_user(n) for n in ("ann", "bob"))
+    make_row(worker_id="other:1")  # another worker's open session
+    make_row(worker_id="other:1", status=RealtimeSession.Status.CLOSED)  # holds no slot
+    make_row(worker_id="other:1", user=ann)
+    config = load_config({"RELAY_MAX_SESSIONS_TOTAL": "6", "RELAY_MAX_SESSIONS_PER_USER": "2"})
+    users = [ann, ann, bob, None, bob, None]
+    ids = [uuid.uuid4() for _ in users]
+    outcomes = registry.register_sessions(
+        sessions=[(i, {"user": u}, config) for i, u in zip(ids, users, strict=True)]
+    )
+    # 2 open before; ann's first is the 3rd open row, her 2nd is over her limit of 2; bob,
+    # anonymous and bob fill rows 4..6; the last anonymous one is over the total of 6.
+    assert [o is None for o in outcomes] == [True, False, True, True, True, False]
+    assert "2 open session(s)" in outcomes[1] and "limit of 6" in outcomes[5]
+    rows = {r.id: r for r in RealtimeSession.objects.filter(id__in=ids)}
+    assert rows[ids[1]].status == rows[ids[5]].status == RealtimeSession.Status.CLOSED
+    assert rows[ids[1]].close_reason == "too_many_sessions"
+    assert RealtimeSession.objects.live().count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_presence_writes_of_many_sessions_share_a_call_and_fail_one_by_one():
+    """Writes that arrive together go in one database call; one that fails fails alone."""
+    from django.db import DatabaseError
+
+    rows = [await sync_to_async(make_row)() for _ in range(3)]
+    calls = []
+
+    def live(*, session_id):
+        calls.append(session_id)
+        RealtimeSession.objects.filter(id=session_id).update(status=Status.LIVE)
+
+    def broken(*, session_id):
+        raise DatabaseError("disk full")
+
+    writes = registry.PresenceWrites()
+    outcomes = await asyncio.gather(
+        writes.write(live, session_id=rows[0].id),
+        writes.write(broken, session_id=rows[1].id),
+        writes.write(live, session_id=rows[2].id),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None and outcomes[2] is None
+    assert isinstance(outcomes[1], DatabaseError)
+    # One transaction for the three, rolled back by the failure, then each on its own.
+    assert calls == [rows[0].id, rows[0].id, rows[2].id]
+    statuses = await sync_to_async(
+        lambda: {r.id: r.status for r in RealtimeSession.objects.all()}
+    )()
+    assert statuses == {rows[0].id: Status.LIVE, rows[1].id: Status.CONNECTING,
+                        rows[2].id: Status.LIVE}  # fmt: skip

@@ -160,3 +160,23 @@ def test_session_update_shapes():
     manual = load_config({"RELAY_TURN_DETECTION": "none", "RELAY_TRANSCRIPTION_MODEL": "none"})
     ga_manual = session_update(manual, "ga")["session"]["audio"]["input"]
     assert ga_manual["turn_detection"] is None and ga_manual["transcription"] is None
+
+
+def test_the_upstream_proxy_follows_the_environment_and_is_looked_up_once(monkeypatch):
+    """A relay behind an egress proxy reaches the upstream through it (``https_proxy``),
+    ``no_proxy`` hosts directly; the environment is read once per upstream, not per connect."""
+    from realtime.config import load_config
+    from realtime.upstream import clients
+
+    monkeypatch.setenv("https_proxy", "http://egress.example:3128")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    clients.upstream_proxy.cache_clear()
+    try:
+        openai = load_config({"OPENAI_API_KEY": "sk-x"})
+        simulator = load_config({"REALTIME_SIMULATOR_URL": "ws://127.0.0.1:9"})
+        assert clients.websocket_options(openai)["proxy"] == "http://egress.example:3128"
+        assert clients.websocket_options(simulator)["proxy"] is None  # no_proxy
+        monkeypatch.setenv("https_proxy", "http://changed.example:1")
+        assert clients.websocket_options(openai)["proxy"] == "http://egress.example:3128"
+    finally:
+        clients.upstream_proxy.cache_clear()

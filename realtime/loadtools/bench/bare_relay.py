@@ -114,7 +114,7 @@ async def main(host: str, port: int, upstream: str, flush_at: int) -> None:
         with contextlib.suppress(ConnectionClosed, OSError):
             await handle(client, upstream, flush_at)
 
-    async with serve(handler, host, port, compression=None, max_size=2**20):
+    async with serve(handler, host, port, compression=None, max_size=2**20, backlog=2048):
         print(f"bare relay on ws://{host}:{port} -> {upstream}", flush=True)
         await stop.wait()
 

@@ -1,11 +1,12 @@
 """Profile one daphne worker of the relay under load with py-spy.
 
     python -m realtime.loadtools.bench.profile [--sessions 40] [--seconds 10] [--frames 960] \
-        [--out bench-out]
+        [--storm 200] [--out bench-out]
 
-Starts the simulator and one daphne worker, streams N sessions, and runs
-``py-spy record`` on the worker meanwhile; writes ``profile-<frames>.txt`` (collapsed stacks,
-hottest first summary printed) and ``profile-<frames>.svg`` (flame graph).
+Starts the simulator and one worker (``serve --workers 1``), streams N sessions (or, with
+``--storm N``, opens N sessions at once again and again), and runs ``py-spy record`` on the
+worker meanwhile; writes ``profile-<frames>.txt`` / ``profile-storm.txt`` (raw stacks) and
+prints where the time went: own time per function, then time including callees.
 """
 
 from __future__ import annotations
@@ -20,23 +21,26 @@ import tempfile
 from pathlib import Path
 
 from realtime.loadtools.bench.measure import Contender, run_point
-from realtime.loadtools.bench.runner import relay_env, simulator_argv
+from realtime.loadtools.bench.probes import connect_storm
+from realtime.loadtools.bench.runner import relay_env, serve_argv, simulator_argv
 from realtime.loadtools.children import Children
 from realtime.loadtools.loadgen import Target
 from realtime.loadtools.pool import LoadGenPool
 from realtime.loadtools.ports import free_port
-from realtime.loadtools.stack import child_env, daphne_argv, migrate
+from realtime.loadtools.stack import child_env, migrate
 
 
-def _top(collapsed: Path, n: int = 25) -> list[tuple[str, float]]:
-    """Self time per function (leaf frames) as a share of all samples."""
-    leaf: collections.Counter[str] = collections.Counter()
+def _top(collapsed: Path, n: int = 25, inclusive: bool = False) -> list[tuple[str, float]]:
+    """Time per function as a share of all samples: its own (leaf frames), or with callees."""
+    seen: collections.Counter[str] = collections.Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         total += int(count)
-        leaf[stack.split(";")[-1]] += int(count)
-    return [(name, c / total) for name, c in leaf.most_common(n)] if total else []
+        frames = stack.split(";")
+        for name in set(frames) if inclusive else frames[-1:]:
+            seen[name] += int(count)
+    return [(name, c / total) for name, c in seen.most_common(n)] if total else []
 
 
 def main() -> None:
@@ -44,6 +48,7 @@ def main() -> None:
     parser.add_argument("--sessions", type=int, default=40)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--frames", type=int, default=960)
+    parser.add_argument("--storm", type=int, help="profile connect storms of N clients instead")
     parser.add_argument("--out", default="bench-out")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
@@ -57,25 +62,33 @@ def main() -> None:
         children.start("simulator", simulator_argv(sim_port), child_env(), port=sim_port)
         env = relay_env(f"ws://127.0.0.1:{sim_port}", db)
         migrate(env, out / "migrate.log")
-        pid = children.start("daphne-profiled", daphne_argv(port), env, port=port).pid
+        pid = children.start("relay-profiled", serve_argv(port, 1), env, port=port).pid
         origin = f"http://127.0.0.1:{port}"
         relay = Contender("daphne-1", "", [Target("relay", "127.0.0.1", port, "/realtime", origin)])
         relay.pids = [pid]
         pool = LoadGenPool(2)
-        stem = out / f"profile-{args.frames}"
+        stem = out / (f"profile-{args.frames}" if not args.storm else "profile-storm")
         record = [spy, "record", "-p", str(pid), "-d", str(int(args.seconds)), "-r", "200"]
         spies: list[subprocess.Popen[bytes]] = []
 
         def start_spy() -> None:  # only the streaming window, not the connects
             spies.append(subprocess.Popen([*record, "-f", "raw", "-o", f"{stem}.txt"]))
 
-        point = run_point(
-            pool, relay, args.sessions, args.frames, args.seconds, {"relay0": pid}, start_spy
-        )
+        if args.storm:
+            start_spy()
+            while spies[0].poll() is None:
+                print(connect_storm(pool, relay, args.storm, 1))
+        else:
+            point = run_point(
+                pool, relay, args.sessions, args.frames, args.seconds, {"relay0": pid}, start_spy
+            )
+            keys = ("p50_ms", "p99_ms", "frames_lost", "relay_cpu_us_per_frame")
+            print({k: point[k] for k in keys})
         spies[0].wait(timeout=60)
-        print({k: point[k] for k in ("p50_ms", "p99_ms", "frames_lost", "relay_cpu_us_per_frame")})
-        for name, share in _top(Path(f"{stem}.txt")):
-            print(f"{share * 100:5.1f}%  {name}")
+        for inclusive in (False, True):
+            print("with callees:" if inclusive else "own time:")
+            for name, share in _top(Path(f"{stem}.txt"), 40 if inclusive else 25, inclusive):
+                print(f"{share * 100:5.1f}%  {name}")
     finally:
         if pool is not None:
             pool.stop()

@@ -19,7 +19,7 @@ from realtime.loadtools.loadgen import Target
 from realtime.loadtools.pool import LoadGenPool
 from realtime.loadtools.ports import free_port
 from realtime.loadtools.procfs import children_of, cpu_seconds, machine
-from realtime.loadtools.stack import child_env, daphne_argv, django_argv, migrate
+from realtime.loadtools.stack import child_env, django_argv, migrate
 
 HOST = "127.0.0.1"
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -191,15 +191,15 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         multi_env = env | {"REDIS_URL": REDIS_URL, "REDIS_CHANNEL_PREFIX": f"bench{int(started)}"}
         argvs = {
             "bare": (bare_relay_argv(ports["bare"], sim_url), child_env()),
-            "daphne-1": (daphne_argv(ports["daphne-1"]), env),
-            "tools-1": (daphne_argv(ports["tools-1"]), env | {"RELAY_TOOLS": "examples"}),
-            "live-1": (daphne_argv(ports["live-1"]), env | {"RELAY_UPSTREAM_API": "live"}),
+            "daphne-1": (serve_argv(ports["daphne-1"], 1), env),
+            "tools-1": (serve_argv(ports["tools-1"], 1), env | {"RELAY_TOOLS": "examples"}),
+            "live-1": (serve_argv(ports["live-1"], 1), env | {"RELAY_UPSTREAM_API": "live"}),
         }
         if redis:
             argvs["daphne-2"] = (serve_argv(ports["daphne-2"], 2), multi_env)
         else:
-            argvs["daphne-2"] = (daphne_argv(ports["daphne-2"]), env)
-            argvs["daphne-2b"] = (daphne_argv(ports["daphne-2b"]), env)
+            argvs["daphne-2"] = (serve_argv(ports["daphne-2"], 1), env)
+            argvs["daphne-2b"] = (serve_argv(ports["daphne-2b"], 1), env)
         pids = {
             name: children.start(name, argv, e, port=ports[name]).pid
             for name, (argv, e) in argvs.items()
@@ -226,7 +226,7 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
             [Target("relay", HOST, ports["bare"], "/")],
             [pids["bare"]],
         )
-        one = relay("daphne-1", "project relay, daphne, 1 worker")
+        one = relay("daphne-1", "project relay, serve (1 daphne worker)")
         tools = relay("tools-1", "project relay, 1 worker, RELAY_TOOLS=examples (no calls)")
         live = relay("live-1", "project relay, 1 worker, GPT-Live upstream")
         if redis:

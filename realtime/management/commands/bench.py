@@ -46,5 +46,6 @@ class Command(BaseCommand):
 
         results = run(plan, out, log)
         for t in results["targets"]:
-            log(f"{'MET ' if t['met'] else 'MISS'}  {t['target']}: {t['value']}")
+            mark = "INFO" if t["met"] is None else ("MET " if t["met"] else "MISS")
+            log(f"{mark}  {t['target']}: {t['value']}")
         log(f"wrote {out / 'results.json'}, {out / 'results.md'}, {out / 'latency.png'}")
