@@ -30,6 +30,9 @@ class RawSocket:
     send: Callable[[str], Awaitable[None]]
     recv: Callable[[], Awaitable[bytes | str]]
     direct: bool  # False when the public API is used
+    # Writes a text frame at once and returns True when nothing stands in the way (see
+    # above); False: use ``send``. Never blocks.
+    write_now: Callable[[str], bool] = lambda frame: False
 
 
 def raw_socket(connection: Any) -> RawSocket:
@@ -42,7 +45,11 @@ def raw_socket(connection: Any) -> RawSocket:
         async def recv_raw() -> bytes | str:
             return await recv(decode=False)
 
-        return RawSocket(send=_quick_send(ws) or send, recv=recv_raw, direct=True)
+        quick = _quick_send(ws)
+        if quick is None:
+            return RawSocket(send=send, recv=recv_raw, direct=True)
+        write_now, send_quickly = quick
+        return RawSocket(send=send_quickly, recv=recv_raw, direct=True, write_now=write_now)
     global _warned
     if not _warned:
         _warned = True
@@ -50,8 +57,10 @@ def raw_socket(connection: Any) -> RawSocket:
     return RawSocket(send=connection.send_raw, recv=connection.recv_bytes, direct=False)
 
 
-def _quick_send(ws: Any) -> Callable[[str], Awaitable[None]] | None:
-    """``ws.send`` for text without ``send_context`` while nothing needs it (see above)."""
+def _quick_send(
+    ws: Any,
+) -> tuple[Callable[[str], bool], Callable[[str], Awaitable[None]]] | None:
+    """``write_now`` and ``send`` for text without ``send_context`` while nothing needs it."""
     try:
         from websockets.protocol import OPEN
     except ImportError:
@@ -65,7 +74,7 @@ def _quick_send(ws: Any) -> Callable[[str], Awaitable[None]] | None:
     slow, send_text, send_data = ws.send, protocol.send_text, ws.send_data
     transport = ws.transport
 
-    async def send(message: str) -> None:
+    def write_now(message: str) -> bool:
         if (
             protocol.state is OPEN
             and ws.fragmented_send_waiter is None
@@ -74,10 +83,14 @@ def _quick_send(ws: Any) -> Callable[[str], Awaitable[None]] | None:
         ):
             send_text(message.encode())
             send_data()
-            return
-        await slow(message)
+            return True
+        return False
 
-    return send
+    async def send(message: str) -> None:
+        if not write_now(message):
+            await slow(message)
+
+    return write_now, send
 
 
 def close_code(connection: Any) -> int | None:

@@ -134,7 +134,8 @@ class RelaySession(UpstreamEventHandlers):
         )
 
     def audio(self, data: bytes) -> None:
-        """One client audio frame (PCM16 24 kHz): coalesced into the outbox, no I/O here."""
+        """One client audio frame (PCM16 24 kHz): coalesced into the outbox (and, once live,
+        written upstream at once when nothing is queued ahead of it)."""
         if self.state not in OPEN:
             return
         self._last_activity = time.monotonic()
@@ -361,6 +362,7 @@ class RelaySession(UpstreamEventHandlers):
         self.meter.live(self.connect_ms)
         self.ready.set()
         self._spawn(self._write_upstream(), "writer")
+        self.outbox.write_now = self.upstream.write_now  # audio skips the writer when it can
 
     async def _relay_upstream(self) -> None:
         """Read, translate and handle upstream frames. One timeout covers many frames: it is
@@ -381,6 +383,9 @@ class RelaySession(UpstreamEventHandlers):
                             await handlers[type(event)](event)
                         self._rearm()
             except TimeoutError:
+                # The expired timeout can no longer be moved: handlers below that ask for a
+                # wake-up find none, and the next wait starts from _next_check() anyway.
+                self._watch = None
                 now = loop.time()
                 due = upstream.deadline()
                 if due is not None and now >= due:
@@ -407,7 +412,7 @@ class RelaySession(UpstreamEventHandlers):
     def _rearm(self) -> None:
         """Move the reader's timeout earlier when something is now due sooner."""
         watch = self._watch
-        if watch is not None:
+        if watch is not None and not watch.expired():
             due = self._next_check()
             if due is not None:
                 when = watch.when()
@@ -435,7 +440,7 @@ class RelaySession(UpstreamEventHandlers):
         """The adapter has events due now (e.g. the user started speaking): end the
         reader's wait so it collects them with ``tick``."""
         watch = self._watch
-        if watch is not None:
+        if watch is not None and not watch.expired():
             watch.reschedule(asyncio.get_running_loop().time())
 
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:

@@ -2,6 +2,9 @@
 
 Bounded (≈10 s of 20 ms appends): a slow or not-yet-ready upstream can't grow memory. The
 session's writer task is the only reader, so upstream order is the order things were put.
+Once the upstream is live, an audio append finding the queue empty is written at once
+(``write_now``) instead of waking the writer: nothing can be ahead of it, and a frame the
+writer took from the queue was written before the writer could wait again.
 """
 
 from __future__ import annotations
@@ -71,6 +74,8 @@ class UpstreamOutbox:
         self._encode = encode_audio
         self._on_dropped = on_dropped
         self.get = self._queue.get
+        # Set by the session when the upstream is live (see the module's docstring).
+        self.write_now: Callable[[str], bool] | None = None
 
     def audio(self, data: bytes) -> None:
         chunk = self._coalescer.feed(data)
@@ -98,12 +103,17 @@ class UpstreamOutbox:
         return True
 
     def close(self) -> None:
+        self.write_now = None
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
 
     def _put_audio(self, chunk: bytes) -> None:
+        frame = self._encode(chunk)
+        write_now = self.write_now
+        if write_now is not None and self._queue.empty() and write_now(frame):
+            return
         try:
-            self._queue.put_nowait(self._encode(chunk))
+            self._queue.put_nowait(frame)
         except asyncio.QueueFull:
             self._on_dropped(len(chunk))

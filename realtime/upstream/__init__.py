@@ -45,6 +45,8 @@ class UpstreamAdapter(ABC):
     # Set by open(): the raw frame transport of the connected session.
     send: Callable[[str], Awaitable[None]]
     recv: Callable[[], Awaitable[bytes | str]]
+    # A frame written at once if nothing stands in the way (True), else False: use send.
+    write_now: Callable[[str], bool] = staticmethod(lambda frame: False)  # type: ignore[assignment]
 
     def __init__(
         self, config: RelayConfig, clients: UpstreamClients, tools: ToolRegistry | None = None

@@ -146,7 +146,7 @@ class LiveAdapter(UpstreamAdapter):
         manager = client.live.connect(websocket_connection_options=websocket_options(config))
         self._connection = await enter(manager, config)
         raw = raw_socket(self._connection)
-        self.send, self.recv = raw.send, raw.recv
+        self.send, self.recv, self.write_now = raw.send, raw.recv, raw.write_now
         await self.send(_json(session_start(config, self.tools.live_tools())))
         async with asyncio.timeout(config.connect_timeout_s):
             while True:

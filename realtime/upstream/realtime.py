@@ -160,7 +160,7 @@ class RealtimeAdapter(UpstreamAdapter):
         )
         self._connection = await enter(manager, config)
         raw = raw_socket(self._connection)
-        self.send, self.recv = raw.send, raw.recv
+        self.send, self.recv, self.write_now = raw.send, raw.recv, raw.write_now
         await self.send(_json(session_update(config, config.dialect, self.tools.realtime_tools())))
         async with asyncio.timeout(config.connect_timeout_s):
             while True:

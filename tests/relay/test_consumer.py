@@ -303,3 +303,39 @@ async def test_fifty_concurrent_clients_each_get_only_their_own_replies(simulato
     await asyncio.gather(*(c.close() for c in clients))
     await asyncio.sleep(0.1)
     assert relay_tasks() == []
+
+
+async def test_a_wake_up_asked_for_while_due_events_are_handled_does_not_break_the_reader(
+    simulator, monkeypatch
+):
+    """An adapter's derived events are collected when the reader's timeout fires; a handler
+    (or the adapter) asking for another wake-up then must not touch the spent timeout: it
+    did, once, under load on GPT-Live (a barge-in during an answer), and the session died."""
+    from realtime import upstream as upstream_module
+    from realtime.upstream.realtime import RealtimeAdapter
+
+    ticks: list[float] = []
+
+    class WakingAdapter(RealtimeAdapter):
+        def deadline(self):
+            return 0.0 if len(ticks) < 3 else None  # due now, three times
+
+        def tick(self, now):
+            ticks.append(now)
+            self.wake()  # e.g. answer_cut() during a barge-in handled from tick
+            return []
+
+    real = upstream_module.adapter_for
+    monkeypatch.setattr(
+        upstream_module, "adapter_for",
+        lambda config, clients, tools=None: WakingAdapter(config, clients, tools)
+        if config.api == "realtime" else real(config, clients, tools),
+    )  # fmt: skip
+    monkeypatch.setattr("realtime.session.core.adapter_for", upstream_module.adapter_for)
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "still answering?"})
+    await client.until(action="text_done")
+    assert len(ticks) == 3
+    await client.close()
+    assert relay_tasks() == []

@@ -64,3 +64,38 @@ def test_coalescer_is_bounded():
     co.feed(bytes(800))
     assert len(co) == 1000
     assert co.dropped_bytes == 600
+
+
+async def test_audio_is_written_at_once_only_when_nothing_is_queued_ahead_of_it():
+    """Upstream order is kept: a command waiting for the writer holds later audio behind it;
+    a refused immediate write (the socket is busy) queues the frame."""
+    from realtime.session.outbox import UpstreamOutbox
+
+    written: list[str] = []
+    socket_free = True
+
+    def write_now(frame: str) -> bool:
+        if socket_free:
+            written.append(frame)
+        return socket_free
+
+    outbox = UpstreamOutbox(coalesce_ms=20, encode_audio=lambda pcm: f"a{len(pcm)}",
+                            on_dropped=lambda n: None)  # fmt: skip
+    outbox.audio(b"\0" * 960)  # not live yet: queued
+    outbox.write_now = write_now
+    outbox.audio(b"\0" * 960)  # behind the queued one: queued too
+    assert written == [] and [await outbox.get(), await outbox.get()] == ["a960", "a960"]
+
+    outbox.audio(b"\0" * 962)  # queue empty: written at once
+    assert written == ["a962"]
+    assert outbox.frames(["cmd"])  # a command goes through the queue
+    outbox.audio(b"\0" * 960)
+    assert written == ["a962"] and [await outbox.get(), await outbox.get()] == ["cmd", "a960"]
+
+    socket_free = False
+    outbox.audio(b"\0" * 960)
+    assert await outbox.get() == "a960" and written == ["a962"]
+    outbox.close()
+    socket_free = True
+    outbox.audio(b"\0" * 960)  # a closed outbox writes nothing directly
+    assert written == ["a962"]
