@@ -9,7 +9,10 @@ send it. For the hot path of one connection the relay instead:
 - takes **binary frames** straight from daphne's protocol into the session, while nothing is
   queued ahead of them (so the order of frames is kept); text frames, connect and disconnect
   still go through ASGI;
-- writes **its replies** straight to the protocol (autobahn's ``sendMessage``);
+- writes **its replies** as WebSocket frames of its own (a 2–4 byte header, no mask, no
+  compression: what autobahn's ``sendMessage`` writes for a server without
+  permessage-deflate) straight to the transport, while autobahn has nothing queued, is not
+  mid-message and the payload needs no fragmenting; otherwise through ``sendMessage``;
 - sends on the socket **at once** when nothing is buffered (Twisted's own buffering takes
   over when the socket is full);
 - has the event loop call Twisted's read handler for the socket **directly**, without the
@@ -19,10 +22,12 @@ send it. For the hot path of one connection the relay instead:
 
 Checked against daphne 4.2.3 (``WebSocketProtocol.onMessage``, ``application_queue``,
 ``muted``, ``last_ping``; ``Server.handle_reply`` partial as the ASGI ``send``), autobahn 26.10
-(``sendMessage``, ``state``) and Twisted 26.10 (``tcp.Connection``: ``socket``,
-``_tempDataBuffer``, ``dataBuffer``/``offset``, ``startWriting``; ``AsyncioSelectorReactor``:
-``_asyncioEventloop``, ``_readers``, ``_readOrWrite``). Anything missing: the ASGI
-path is used, which is slower, never wrong. ``tests/compat`` fails when these change.
+(``sendMessage``, ``state``, ``send_state``, ``send_queue``, ``_perMessageCompress``,
+``autoFragmentSize``, ``maxMessagePayloadSize``, ``maskServerFrames``) and Twisted 26.10
+(``tcp.Connection``: ``socket``, ``_tempDataBuffer``, ``dataBuffer``/``offset``,
+``startWriting``; ``AsyncioSelectorReactor``: ``_asyncioEventloop``, ``_readers``,
+``_readOrWrite``). Anything missing: the ASGI path is used, which is slower, never wrong.
+``tests/compat`` fails when these change.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import errno
 import functools
 import logging
+import struct
 import time
 from collections.abc import Callable
 from typing import Any
@@ -37,6 +43,8 @@ from typing import Any
 log = logging.getLogger("realtime.compat")
 
 _RETRY = {errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR, errno.ENOBUFS}
+_HEAD16 = struct.Struct("!BBH")
+_HEAD64 = struct.Struct("!BBQ")
 
 
 def daphne_protocol(send: Any) -> Any | None:
@@ -87,22 +95,49 @@ class FastFrames:
             slow(payload, is_binary)
 
         protocol.onMessage = on_message
+        # Frames of our own only where autobahn would write exactly the same bytes.
+        self._plain = (
+            getattr(protocol, "_perMessageCompress", True) is None
+            and not getattr(protocol, "maskServerFrames", True)
+            and getattr(protocol.factory, "isServer", False)
+            and hasattr(protocol, "send_queue")
+            and hasattr(protocol, "send_state")
+        )
+        self._ground = getattr(protocol, "SEND_STATE_GROUND", 0)
+        self._fragment = getattr(protocol, "autoFragmentSize", 0) or 0
+        self._max_payload = getattr(protocol, "maxMessagePayloadSize", 0) or 0
         _write_eagerly(protocol.transport)
+        self._write = protocol.transport.write
         _read_directly(protocol.transport)
 
     def send_bytes(self, data: bytes) -> bool:
         """False when the connection is no longer open (the caller drops the frame)."""
-        protocol = self.protocol
-        if protocol.state != self._open:
-            return False
-        protocol.sendMessage(data, True)
-        return True
+        return self._send(data, 2)
 
     def send_text(self, text: str) -> bool:
+        return self._send(text.encode("utf-8"), 1)
+
+    def _send(self, payload: bytes, opcode: int) -> bool:
         protocol = self.protocol
         if protocol.state != self._open:
             return False
-        protocol.sendMessage(text.encode("utf-8"), False)
+        n = len(payload)
+        if (
+            self._plain
+            and protocol.send_state == self._ground
+            and not protocol.send_queue
+            and (self._fragment <= 0 or n <= self._fragment)
+            and not (0 < self._max_payload < n)
+        ):
+            if n <= 125:
+                head = bytes((0x80 | opcode, n))
+            elif n <= 0xFFFF:
+                head = _HEAD16.pack(0x80 | opcode, 126, n)
+            else:
+                head = _HEAD64.pack(0x80 | opcode, 127, n)
+            self._write(head + payload)
+            return True
+        protocol.sendMessage(payload, opcode == 2)
         return True
 
 

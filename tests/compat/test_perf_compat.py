@@ -5,10 +5,12 @@ speed-up still behaves like the layer it bypasses."""
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import inspect
 import socket
 from pprint import pformat
+from types import SimpleNamespace
 
 import pytest
 
@@ -31,20 +33,44 @@ def test_daphne_still_gives_the_application_a_send_bound_to_its_protocol():
     from autobahn.websocket.protocol import WebSocketProtocol as Autobahn
 
     assert callable(Autobahn.sendMessage) and Autobahn.STATE_OPEN == 3
+    # The reply frames of our own: autobahn frames and queues the way _send assumes.
+    assert Autobahn.SEND_STATE_GROUND == 0
+    assert "len(self.send_queue) > 0" in inspect.getsource(Autobahn.sendData)
+    send_message = inspect.getsource(Autobahn.sendMessage)
+    for piece in ("self._perMessageCompress", "self.autoFragmentSize", "maxMessagePayloadSize"):
+        assert piece in send_message, f"autobahn's sendMessage no longer reads {piece}"
+    assert "self.maskServerFrames" in inspect.getsource(Autobahn.sendFrame)
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
 
 
 class FakeProtocol:
     """The attributes of daphne's WebSocketProtocol the fast path uses."""
 
     STATE_OPEN = 3
+    SEND_STATE_GROUND = 0
 
-    def __init__(self) -> None:
+    def __init__(self, **autobahn: object) -> None:
         self.application_queue: asyncio.Queue = asyncio.Queue()
         self.muted = False
         self.state = self.STATE_OPEN
         self.last_ping = 0.0
         self.sent: list[tuple[bytes, bool]] = []
-        self.transport = object()  # no Twisted connection: writes are left alone
+        self.transport = FakeTransport()  # not Twisted's: no eager writes, no direct reads
+        self.factory = SimpleNamespace(isServer=True)
+        self._perMessageCompress = None
+        self.maskServerFrames = False
+        self.send_state = self.SEND_STATE_GROUND
+        self.send_queue: collections.deque = collections.deque()
+        self.autoFragmentSize = 65536
+        self.maxMessagePayloadSize = 0
+        self.__dict__.update(autobahn)
 
     def onMessage(self, payload: bytes, is_binary: bool) -> None:
         if self.muted:
@@ -105,10 +131,44 @@ async def test_audio_takes_the_fast_path_only_while_nothing_is_queued_ahead_of_i
     assert heard == [b"\x01\x02"] and protocol.application_queue.empty()
 
     assert fast.send_text("hé") and fast.send_bytes(b"\x05")
-    assert protocol.sent == [("hé".encode(), False), (b"\x05", True)]
+    assert protocol.transport.written == [b"\x81\x03h\xc3\xa9", b"\x82\x01\x05"]
     protocol.state = 4  # closing
     assert not fast.send_text("late") and not fast.send_bytes(b"late")
-    assert len(protocol.sent) == 2
+    assert len(protocol.transport.written) == 2 and protocol.sent == []
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 960, 65535, 65536])
+def test_reply_frames_are_the_bytes_a_websocket_server_sends(size):
+    """Checked against websockets' own framing (an independent implementation)."""
+    from websockets.frames import OP_BINARY, OP_TEXT, Frame
+
+    protocol = FakeProtocol()
+    fast = daphne_fastpath.FastFrames(protocol, lambda data: None, max_bytes=8)
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    fast.send_bytes(payload)
+    fast.send_text("é" * (size // 2))
+    assert protocol.transport.written == [
+        Frame(OP_BINARY, payload).serialize(mask=False),
+        Frame(OP_TEXT, ("é" * (size // 2)).encode()).serialize(mask=False),
+    ]
+
+
+@pytest.mark.parametrize(
+    "autobahn",
+    [
+        {"_perMessageCompress": object()},  # permessage-deflate negotiated
+        {"send_queue": collections.deque([(b"x", True)])},  # autobahn has bytes waiting
+        {"send_state": 1},  # autobahn is mid-message
+        {"autoFragmentSize": 4},  # the reply needs fragments
+        {"maxMessagePayloadSize": 4},  # over autobahn's limit: it raises, as it should
+        {"maskServerFrames": True},
+    ],
+)
+def test_replies_go_through_autobahn_whenever_it_would_frame_them_differently(autobahn):
+    protocol = FakeProtocol(**autobahn)
+    fast = daphne_fastpath.FastFrames(protocol, lambda data: None, max_bytes=8)
+    assert fast.send_bytes(b"\x00" * 8)
+    assert protocol.sent == [(b"\x00" * 8, True)] and protocol.transport.written == []
 
 
 @pytest.mark.asyncio
