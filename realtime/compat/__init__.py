@@ -29,10 +29,11 @@ from __future__ import annotations
 
 def install() -> None:
     """Apply the process-wide patches (idempotent). Called when the ASGI application is built."""
-    from realtime.compat import autobahn, daphne, daphne_guards, masks, websockets
+    from realtime.compat import autobahn, daphne, daphne_fastpath, daphne_guards, masks, websockets
 
     daphne.install_close_codes()
     daphne_guards.install_frame_guard()
     websockets.install_handshake_redaction()
     masks.install_buffered_masks()
+    daphne_fastpath.install_eager_writes()
     autobahn.install_lazy_config_log()

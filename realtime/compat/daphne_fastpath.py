@@ -14,7 +14,9 @@ send it. For the hot path of one connection the relay instead:
   permessage-deflate) straight to the transport, while autobahn has nothing queued, is not
   mid-message and the payload needs no fragmenting; otherwise through ``sendMessage``;
 - sends on the socket **at once** when nothing is buffered (Twisted's own buffering takes
-  over when the socket is full);
+  over when the socket is full): installed for every Twisted TCP connection
+  (``install_eager_writes``), so HTTP responses and WebSocket handshakes skip two
+  ``epoll_ctl`` calls and a loop turn too;
 - has the event loop call Twisted's read handler for the socket **directly**, without the
   per-read log-context wrapper (``callWithLogger``: a prefix lookup and two context dict
   copies per read; the handler already logs its own exceptions). If Twisted stops and
@@ -106,7 +108,6 @@ class FastFrames:
         self._ground = getattr(protocol, "SEND_STATE_GROUND", 0)
         self._fragment = getattr(protocol, "autoFragmentSize", 0) or 0
         self._max_payload = getattr(protocol, "maxMessagePayloadSize", 0) or 0
-        _write_eagerly(protocol.transport)
         self._write = protocol.transport.write
         _read_directly(protocol.transport)
 
@@ -154,32 +155,40 @@ def _read_directly(transport: Any) -> None:
         loop.add_reader(fd, handler, transport, True)  # replaces the wrapped callback
 
 
-def _write_eagerly(transport: Any) -> None:
-    """Send on the socket at once when nothing is waiting in Twisted's buffers."""
-    needed = ("socket", "_tempDataBuffer", "dataBuffer", "offset", "startWriting", "write")
-    if not all(hasattr(transport, name) for name in needed):
+def install_eager_writes() -> None:
+    """Every Twisted TCP connection (HTTP responses and handshakes included) sends at once
+    when nothing waits in its buffers; otherwise, and for the rest of a partial send,
+    Twisted's own buffered write."""
+    try:
+        from twisted.internet import tcp
+    except ImportError:
         return
-    buffered = transport.write
-    sock = transport.socket
+    connection = tcp.Connection
+    if getattr(connection, "_relay_eager_writes", False):
+        return
+    buffered = connection.write
 
-    def write(data: bytes) -> None:
+    def write(self: Any, data: bytes) -> None:
         if (
             data
-            and transport.connected
-            and not transport._tempDataBuffer
-            and transport.offset >= len(transport.dataBuffer)
-            and not getattr(transport, "_writeDisconnected", False)
+            and self.connected
+            and not self._tempDataBuffer
+            and self.offset >= len(self.dataBuffer)
+            and not self._writeDisconnected
+            and not self.disconnecting
+            and type(data) is bytes
         ):
             try:
-                sent = sock.send(data)
+                sent = self.socket.send(data)
             except OSError as exc:
                 if exc.errno not in _RETRY:
-                    buffered(data)  # Twisted's own write reports the failure
+                    buffered(self, data)  # Twisted's own write reports the failure
                     return
                 sent = 0
             if sent < len(data):
-                buffered(data[sent:])
+                buffered(self, data[sent:])
             return
-        buffered(data)
+        buffered(self, data)
 
-    transport.write = write
+    connection.write = write
+    connection._relay_eager_writes = True

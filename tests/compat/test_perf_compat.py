@@ -197,11 +197,14 @@ def test_eager_writes_reach_the_peer_at_once_and_keep_twisted_s_order():
     try:
         connection = tcp.Connection(left, None, reactor)
         connection.connected = 1
-        for name in ("_tempDataBuffer", "dataBuffer", "offset", "startWriting", "socket"):
+        names = ("_tempDataBuffer", "dataBuffer", "offset", "startWriting", "socket",
+                 "_writeDisconnected", "disconnecting")  # fmt: skip
+        for name in names:
             assert hasattr(connection, name), f"Twisted's tcp.Connection lost {name}"
         started = []
         connection.startWriting = lambda: started.append(True)  # no reactor loop in this test
-        daphne_fastpath._write_eagerly(connection)
+        daphne_fastpath.install_eager_writes()
+        assert tcp.Connection._relay_eager_writes
 
         connection.write(b"now")
         assert right.recv(16) == b"now"  # on the socket without a reactor turn
