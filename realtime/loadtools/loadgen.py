@@ -103,9 +103,15 @@ class Session:
             return
         self._pending.append(frame)
         if len(self._pending) >= coalesce:
-            chunk = b"".join(self._pending)
-            self._pending.clear()
-            ws.send_text(APPEND_HEAD + base64.b64encode(chunk).decode() + '"}')
+            self.flush()
+
+    def flush(self) -> None:
+        """Send a direct client's partial batch (the stream's last frames are frames too)."""
+        if self.ws is None or not self._pending:
+            return
+        chunk = b"".join(self._pending)
+        self._pending.clear()
+        self.ws.send_text(APPEND_HEAD + base64.b64encode(chunk).decode() + '"}')
 
 
 class Worker:
@@ -171,6 +177,8 @@ class Worker:
                 for s in slot:
                     seq += 1
                     s.send_frame(stamps.stamp_into(template, seq, time.perf_counter_ns()), coalesce)
+        for s in self.sessions:
+            s.flush()
         send_end = time.perf_counter()
         expected = sum(s.sent_frames for s in self.sessions)
         deadline = time.perf_counter() + cmd.get("drain_s", 2.0)
