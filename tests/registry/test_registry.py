@@ -231,3 +231,37 @@ async def test_presence_writes_of_many_sessions_share_a_call_and_fail_one_by_one
     )()
     assert statuses == {rows[0].id: Status.LIVE, rows[1].id: Status.CONNECTING,
                         rows[2].id: Status.LIVE}  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_sessions_going_live_together_are_one_update_and_keep_their_order():
+    """A storm's sessions go live in one statement; a close written between two of them
+    stays between them (the second session's row is closed, not brought back to life)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    rows = [await sync_to_async(make_row)() for _ in range(4)]
+    zero = {"audio_ms_in": 0}
+    writes = registry.PresenceWrites()
+    close = {"session_id": rows[2].id, "code": 1000, "reason": "x", "ended_by": "client",
+             "counters": zero}  # fmt: skip
+
+    def run() -> list[str]:
+        items = [
+            (registry.session_live, {"session_id": rows[0].id, "counters": zero}),
+            (registry.session_live, {"session_id": rows[1].id, "counters": zero}),
+            (registry.session_close, close),
+            (registry.session_live, {"session_id": rows[2].id, "counters": zero}),
+            (registry.session_live, {"session_id": rows[3].id, "counters": {"audio_ms_in": 9}}),
+        ]
+        with CaptureQueriesContext(connection) as queries:
+            assert writes._execute(items) == [None] * 5
+        return [q["sql"] for q in queries.captured_queries if q["sql"].startswith("UPDATE")]
+
+    updates = await sync_to_async(run)()
+    assert len(updates) == 4  # rows 0+1 together, the close, row 2, row 3 (other counters)
+    got = await sync_to_async(
+        lambda: {r.id: (r.status, r.audio_ms_in) for r in RealtimeSession.objects.all()}
+    )()
+    assert got == {rows[0].id: (Status.LIVE, 0), rows[1].id: (Status.LIVE, 0),
+                   rows[2].id: (Status.CLOSED, 0), rows[3].id: (Status.LIVE, 9)}  # fmt: skip

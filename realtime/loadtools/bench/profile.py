@@ -52,6 +52,8 @@ def main() -> None:
     parser.add_argument("--out", default="bench-out")
     args = parser.parse_args()
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        parser.exit(2, "py-spy is not installed: pip install -c constraints.txt -e '.[bench]'\n")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     children = Children(out)
