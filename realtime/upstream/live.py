@@ -180,13 +180,16 @@ class LiveAdapter(UpstreamAdapter):
             out.append(AudioDelta(answer.item_id, 0, pcm))
         elif kind == "session.output_transcript.delta":
             answer = self._answer_on_air(now, out)
-            answer.text = True
             start = int(event.get("start_ms") or 0)
             if answer.first_ms is None:
                 answer.first_ms = start
             delta = str(event.get("delta") or "")
+            if not answer.text:  # one transcript runs on across answers: an answer's own
+                delta = delta.lstrip()  # text starts at its first word
+            answer.text = answer.text or bool(delta)
             answer.pieces.append((start, delta))
-            out.append(TextDelta(f"{answer.item_id}-0", delta))
+            if delta:
+                out.append(TextDelta(f"{answer.item_id}-0", delta))
         elif kind == "session.input_transcript.delta":
             self._user_words(str(event.get("delta") or ""), now, out)
         elif kind == "session.usage.updated":

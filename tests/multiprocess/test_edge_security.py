@@ -4,6 +4,7 @@ forwarded headers, frames of any size, slow and silent sockets."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -17,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from tests.multiprocess.conftest import ROOT, free_port, wait_port
 from tests.multiprocess.test_faults import next_error
@@ -196,7 +198,10 @@ async def test_a_frame_above_daphne_s_limit_gets_frame_too_large_and_1009(deploy
     )
     await until(ws, "connected")
     before = rss_kb(worker)
-    await ws.send(bytes(size) if kind == "binary" else "x" * size)
+    # A client still sending when the relay's close handshake times out is cut (documented in
+    # compat/daphne_guards.py): its send may fail, but the error and 1009 have reached it.
+    with contextlib.suppress(ConnectionClosed):
+        await ws.send(bytes(size) if kind == "binary" else "x" * size)
     error = await next_error(ws)
     assert error["code"] == "frame_too_large" and error["fatal"] is True
     assert f"of {size} bytes" in error["message"]

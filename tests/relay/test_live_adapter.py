@@ -90,6 +90,21 @@ def test_an_answer_is_the_output_between_two_pauses(adapter):
     assert adapter.translate(said("Again", 5000), now=20.0)[0] == ResponseStarted("live_r2")
 
 
+def test_an_answer_after_a_pause_starts_at_its_first_word(adapter):
+    """GPT-Live's output transcript runs on across answers (" The …"); an answer's text does
+    not start with the space that joined it to the previous one, and only spaces is no text."""
+    adapter.translate(said("One moment.", 0), now=1.0)
+    adapter.tick(1.0 + ANSWER_GAP_S)
+    out = adapter.translate(said(" ", 2000), now=5.0)
+    assert out == [ResponseStarted("live_r2")]
+    assert adapter.translate(said(" The time", 2200), now=5.1) == [
+        TextDelta("live_a2-0", "The time")
+    ]
+    assert adapter.translate(said(" is noon.", 2400), now=5.2) == [
+        TextDelta("live_a2-0", " is noon.")
+    ]
+
+
 def test_the_users_words_become_deltas_then_one_transcription(adapter):
     out = adapter.translate(heard("what", 100), now=1.0)
     # No audio went through the relay's detector: the first words start the speech.

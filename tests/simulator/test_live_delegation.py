@@ -210,7 +210,7 @@ async def test_client_delegation(sim: Simulator) -> None:
         {"type": "session.commentary.append", "content": result, "delegation_id": delegation["id"]}
     )
     await c.until_spoken(result)
-    assert spoken(c.events) == ACK + result  # the thinking was silent
+    assert spoken(c.events) == ACK + " " + result  # the thinking was silent; one transcript
     assert_all_sent_valid(sim)
 
 
@@ -232,7 +232,7 @@ async def test_appended_context_cancels_a_pending_acknowledgement(sim: Simulator
     await asyncio.sleep(0.4)  # past the 200 ms the cancelled acknowledgement would have waited
     await c.say_typed("ping")
     await c.until_spoken("You said: ping. This is the simulator speaking.")
-    assert spoken(c.events) == ACK + "You said: ping. This is the simulator speaking."
+    assert spoken(c.events) == ACK + " You said: ping. This is the simulator speaking."
     await c.until("session.usage.updated")  # "ping" is over
     received = [e["type"] for e in sim.connections[-1].received]
     assert received.count("session.commentary.append") == 3

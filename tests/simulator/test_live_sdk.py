@@ -62,7 +62,7 @@ async def voice_and_text_turn(client: AsyncOpenAI) -> list[dict[str, Any]]:
 def expected_speech() -> str:
     return (
         "I heard 1.16 seconds of speech. This is the simulator speaking."
-        "You said: hello. This is the simulator speaking."
+        " You said: hello. This is the simulator speaking."  # one transcript, a space between
     )
 
 

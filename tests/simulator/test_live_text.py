@@ -91,7 +91,7 @@ async def test_speech_and_typed_text_share_one_voice(sim: Simulator) -> None:
     await c.say_typed("ping")
     speech_reply = "I heard 0.56 seconds of speech. This is the simulator speaking."
     events = await c.until_spoken(PING)
-    assert spoken(events) == speech_reply + PING
+    assert spoken(events) == speech_reply + " " + PING
     while sum(e["type"] == "session.usage.updated" for e in c.events) < 2:  # both answers over
         await c.recv()
     entries = sim.connections[-1].spoken

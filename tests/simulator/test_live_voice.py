@@ -204,7 +204,7 @@ async def test_the_voice_holds_while_the_user_speaks(sim: Simulator) -> None:
     kinds = [e["type"] for e in events if "transcript" in e["type"]]
     first_out = kinds.index("session.output_transcript.delta")
     assert "session.input_transcript.delta" not in kinds[first_out:]  # nothing said over the user
-    assert spoken(events) == "You said: ping. This is the simulator speaking." + DEFAULT_REPLY
+    assert spoken(events) == "You said: ping. This is the simulator speaking. " + DEFAULT_REPLY
     first = next(e for e in events if e["type"] == "session.output_transcript.delta")
     assert first["start_ms"] == 1680  # held until the user stopped (speech end + 500 ms)
     assert_all_sent_valid(sim)

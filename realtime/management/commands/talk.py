@@ -204,11 +204,13 @@ class Command(BaseCommand):
         """One labelled line per thing said: relay, you, assistant, tool."""
         kind, action = message.get("type"), message.get("action")
         if kind == "text_delta":
+            delta = message["delta"]
             if self._speaking != message.get("id"):
                 self._end_answer()
                 self._speaking = message.get("id")
                 self.stdout.write("assistant: ", ending="")
-            self.stdout.write(message["delta"], ending="")
+                delta = delta.lstrip()  # an answer resumed after a tool line
+            self.stdout.write(delta, ending="")
             self.stdout.flush()
             return
         if kind == "control" and action in ("text_done", "response_done"):

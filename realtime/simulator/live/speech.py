@@ -57,6 +57,7 @@ class Speaker:
         self._floor_free.set()
         self._floor_ms = 0  # where the user last stopped: held speech starts no earlier
         self._utterances = 0
+        self._last_end_ms = -1  # where the previous utterance's audio ended
 
     def say(self, text: str, kind: str, at_ms: int) -> None:
         self.queue.put_nowait(Utterance(text, kind, at_ms))
@@ -96,6 +97,9 @@ class Speaker:
         chunks = audio_chunks(utterance.text)
         pieces = transcript_pieces(utterance.text, len(chunks))
         start_ms = cursor = max(utterance.at_ms, timeline.output_ms, self._floor_ms)
+        # Speech that follows the previous utterance without a gap continues one transcript:
+        # its first words are set apart by a space ("…check that. The …", not "that.The").
+        gap = "" if first or start_ms > self._last_end_ms else " "
         said: list[str] = []
         for (b64, nbytes), piece in zip(chunks, pieces, strict=True):
             if self._cut.is_set() or session.closing:
@@ -103,9 +107,10 @@ class Speaker:
             end = cursor + nbytes // BYTES_PER_MS
             if piece:
                 said.append(piece)
+                delta = piece if said[1:] or piece[:1].isspace() else gap + piece
                 await session.send(
                     session.event(
-                        "session.output_transcript.delta", delta=piece, start_ms=cursor, end_ms=end
+                        "session.output_transcript.delta", delta=delta, start_ms=cursor, end_ms=end
                     )
                 )
             audio, size = self._encode(b64, nbytes)
@@ -118,6 +123,7 @@ class Speaker:
             await self._pause(
                 0 if session.pace == "fast" else nbytes / 48 / 1000 * REALTIME_SPEEDUP
             )
+        self._last_end_ms = cursor
         session.record.spoken.append(self._entry(utterance, "".join(said), start_ms, cursor))
         await session.report_usage()
 
