@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.config import PROVIDER_VARIABLES
+from realtime.providers import PROVIDER_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = {"direct", "bare", "daphne-1", "daphne-2", "tools-1", "live-1"}

@@ -25,11 +25,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from realtime.config import PROVIDER_VARIABLES
 from realtime.loadtools import audio
 from realtime.loadtools.children import Children, tail
 from realtime.loadtools.procfs import open_fds, rss_bytes, threads
 from realtime.loadtools.stack import child_env, django_argv, migrate
+from realtime.providers import PROVIDER_VARIABLES
 
 FRAME_MS = audio.FRAME_MS
 TEXT_EVERY_S = 30.0

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from realtime.config import PROVIDER_VARIABLES
 from realtime.embedded import LoopThread, start_simulator_thread
+from realtime.providers import PROVIDER_VARIABLES
 from realtime.simulator import Simulator
 from tests.multiprocess.conftest import free_port, wait_port
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from realtime.config import PROVIDER_VARIABLES
 from realtime.loadtools.ports import free_port, wait_port
+from realtime.providers import PROVIDER_VARIABLES
 
 ROOT = Path(__file__).resolve().parents[2]
 
