@@ -168,15 +168,15 @@ def _merge_going_live(items: list[Any]) -> list[Any]:
     thread (and the GIL it holds while Django builds SQL) short. The order of writes is kept."""
     merged: list[Any] = []
     for func, kwargs in items:
-        last = merged[-1] if merged else None
-        joins = last is not None and last[0] is sessions_live
         if func is not session_live:
             merged.append((func, kwargs))
-        elif joins and last[1]["counters"] == kwargs["counters"]:
+            continue
+        last = merged[-1] if merged else (None, {})
+        if last[0] is sessions_live and last[1]["counters"] == kwargs["counters"]:
             last[1]["session_ids"].append(kwargs["session_id"])
         else:
-            merged.append((sessions_live, {"session_ids": [kwargs["session_id"]],
-                                           "counters": kwargs["counters"]}))  # fmt: skip
+            ids, counters = [kwargs["session_id"]], kwargs["counters"]
+            merged.append((sessions_live, {"session_ids": ids, "counters": counters}))
     return merged
 
 

@@ -107,7 +107,8 @@ class Speaker:
             end = cursor + nbytes // BYTES_PER_MS
             if piece:
                 said.append(piece)
-                delta = piece if said[1:] or piece[:1].isspace() else gap + piece
+                delta = piece if piece[:1].isspace() else gap + piece
+                gap = ""
                 await session.send(
                     session.event(
                         "session.output_transcript.delta", delta=delta, start_ms=cursor, end_ms=end
