@@ -26,11 +26,12 @@ from realtime.client_messages import AddSystemMessage
 from realtime.endings import Ending, SessionEnded
 from realtime.events import UsageReport
 from realtime.session.outbox import UpstreamOutbox
-from realtime.session.playback import AudioTracker, BargeIn, Interruption
+from realtime.session.playback import AudioTracker, BargeIn
 from realtime.session.states import OPEN, State
 from realtime.session.tool_turns import ToolTurns
+from realtime.session.turn_taking import TurnTaking
 from realtime.session.upstream_events import UpstreamEventHandlers
-from realtime.upstream import Unsupported, adapter_for
+from realtime.upstream import adapter_for
 
 if TYPE_CHECKING:
     from realtime.admission import Admitted
@@ -49,7 +50,7 @@ class ClientPort(Protocol):
     async def close(self, code: int) -> None: ...
 
 
-class RelaySession(UpstreamEventHandlers):
+class RelaySession(TurnTaking, UpstreamEventHandlers):
     def __init__(
         self,
         *,
@@ -204,115 +205,6 @@ class RelaySession(UpstreamEventHandlers):
             # hit an upstream error), and must still run to the end.
             self._closing = asyncio.ensure_future(self._release())
         await asyncio.shield(self._closing)
-
-    # ------------------------------------------------------------------------------------------
-    # Client commands
-    # ------------------------------------------------------------------------------------------
-
-    async def _user_message(self, text: str) -> None:
-        if not self._rate.allow():
-            await self._client_error(
-                "rate_limited",
-                f"more than {self.config.max_messages_per_minute} messages a minute; "
-                "message not sent",
-            )
-            return
-        # Typed while an answer is in progress: that answer is cut as a spoken barge-in would
-        # be, and the new message is answered once it is done. (Audio of a finished answer
-        # that is still playing is the client's to stop: it sends ``interrupt`` first.)
-        cut = self._cut_answer() if self._answer_active else []
-        frames = cut + self.upstream.user_text(text)
-        if not self._ask_for_answer(frames):
-            return
-        self.counters.text_messages += 1
-        self.conversation.add("user", "typed", text)
-
-    def _interrupt(self, playback: protocol.Playback | None) -> None:
-        self.tools.cancel()  # "stop" includes the work the answer asked for
-        frames = self._cut_answer()
-        if frames:
-            self._enqueue(frames)
-        if playback is not None:
-            self.barge_in.playback(playback.item_id, playback.played_ms)
-        elif self.barge_in.pending:
-            self.barge_in.settle(None)
-
-    async def _commit(self) -> None:
-        if self.config.turn_detection is not None:
-            await self._client_error(
-                "commit_unavailable",
-                "turn detection is on (RELAY_TURN_DETECTION): the service ends turns itself",
-            )
-            return
-        if self._uncommitted_bytes == 0:
-            await self._client_error("commit_empty", "no audio since the last commit")
-            return
-        try:
-            frames = self.upstream.commit_audio()
-        except Unsupported as exc:
-            await self._client_error(exc.code, exc.message)
-            return
-        if self._ask_for_answer(frames):
-            self._uncommitted_bytes = 0
-
-    def _cut_answer(self) -> list[str]:
-        """Stop the answer in progress and cut its audio where the client is (barge-in)."""
-        frames: list[str] = []
-        if self._answer_active and not self._cancel_sent:
-            frames = self.upstream.cancel_answer()
-            self._cancel_sent = True
-        self._cut_audio()
-        return frames
-
-    def _cut_audio(self) -> None:
-        """Stop the assistant audio the client is playing: truncate it where it was heard."""
-        cut = self.tracker.interruption(time.monotonic())
-        if cut is not None:
-            self.counters.barge_ins += 1
-            self.barge_in.cut(cut)
-            self.upstream.answer_cut(cut.item_id)
-
-    def _ask_for_answer(self, frames: list[str], ask: list[str] | None = None) -> bool:
-        """Send ``frames``, then ask for an answer (``ask``, by default the adapter's request)
-        — now, or once the active answer is done where the upstream allows only one."""
-        ask = self.upstream.request_answer() if ask is None else ask
-        if self._answer_active and self.upstream.answers_block_requests:
-            self._answer_wanted = True
-        else:
-            frames = frames + ask
-        if not self.outbox.frames(frames):
-            self._send_soon(protocol.error_message("busy", "the relay is busy; message not sent"))
-            return False
-        if not self._expecting():  # the stall clock starts now, not at the last frame
-            self._last_upstream = asyncio.get_running_loop().time()
-        self._awaiting_answer = True  # the upstream owes us something now: watch for a stall
-        self._rearm()
-        return True
-
-    def _truncate(self, cut: Interruption, played_ms: int | None) -> None:
-        frames = self.upstream.truncate(cut.item_id, cut.content_index, cut.heard_ms(played_ms))
-        if frames:
-            self.counters.truncations += 1
-            self._enqueue(frames)
-
-    def _enqueue(self, frames: list[str]) -> None:
-        if not self.outbox.frames(frames):
-            log.warning("session %s: outbox full, dropped %d frame(s)", self.id, len(frames))
-
-    def _audio_dropped(self, size: int) -> None:
-        # Bounded: a stalled upstream must not grow memory; tell the client once.
-        self.counters.audio_bytes_dropped += size
-        if not self._backlog_warned:
-            self._backlog_warned = True
-            self._send_soon(
-                protocol.error_message(
-                    "audio_dropped", "the realtime service is not keeping up; audio dropped"
-                )
-            )
-
-    async def _client_error(self, code: str, message: str) -> None:
-        self.counters.errors += 1
-        await self.port.send_text(protocol.error_message(code, message))
 
     # ------------------------------------------------------------------------------------------
     # The upstream: open, then read and handle its events
