@@ -54,8 +54,8 @@ from realtime.events import (
     UsageReport,
 )
 from realtime.upstream import Unsupported, UpstreamAdapter
+from realtime.upstream import live_session as frames
 from realtime.upstream.clients import close_connection, enter, websocket_options
-from realtime.upstream.live_session import session_start
 from realtime.upstream.realtime import usage_of
 from realtime.upstream.speech import SpeechDetector
 
@@ -64,7 +64,6 @@ log = logging.getLogger("realtime.upstream")
 ANSWER_GAP_S = 0.8  # no assistant output for this long: the answer is over
 USER_GAP_S = 1.5  # quiet, and no user transcript for this long: the utterance is over
 TRAILING_WORDS_S = 1.0  # words this soon after a turn ended belong to it, not to new speech
-APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500
 CLOSE_WAIT_S = 2.0  # for session.closed (final usage) after session.close
 
 # session.closed reasons the relay did not ask for → the client's ending.
@@ -76,10 +75,6 @@ CLOSED_ENDINGS = {
     "remote_hangup": endings.UPSTREAM_CLOSED,
     "connection_lost": endings.UPSTREAM_CLOSED,
 }
-
-
-def _json(event: dict[str, Any]) -> str:
-    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass
@@ -147,7 +142,7 @@ class LiveAdapter(UpstreamAdapter):
         self._connection = await enter(manager, config)
         raw = raw_socket(self._connection)
         self.send, self.recv, self.write_now = raw.send, raw.recv, raw.write_now
-        await self.send(_json(session_start(config, self.tools.live_tools())))
+        await self.send(frames.to_json(frames.session_start(config, self.tools.live_tools())))
         async with asyncio.timeout(config.connect_timeout_s):
             while True:
                 event = json.loads(await self.recv())
@@ -325,7 +320,7 @@ class LiveAdapter(UpstreamAdapter):
             # This relay runs no client-side agent: say so at once, so the model does not
             # wait for a result that will never come.
             content = "No backend is available for that here; tell the user you cannot do it."
-            out.append(UpstreamFrames([self._append("commentary", content, delegation.get("id"))]))
+            out.append(UpstreamFrames([frames.append("commentary", content, delegation.get("id"))]))
 
     # ---- session → upstream -------------------------------------------------------------------
 
@@ -356,23 +351,7 @@ class LiveAdapter(UpstreamAdapter):
                 self._pending.append(SpeechStopped())
 
     def user_text(self, text: str) -> list[str]:
-        """Typed text as speakable context asking for a reply (commentary: see docs)."""
-        chunks = [text[i : i + APPEND_CHARS] for i in range(0, len(text), APPEND_CHARS)] or [""]
-        frames = [
-            self._append(
-                "thinking", f"The user is typing a long message (part {n} of {len(chunks)}): {c}"
-            )
-            for n, c in enumerate(chunks[:-1], start=1)
-        ]
-        last = json.dumps(chunks[-1], ensure_ascii=False)
-        part = f" (the last part of {len(chunks)})" if len(chunks) > 1 else ""
-        frames.append(
-            self._append(
-                "commentary",
-                f"The user typed{part}: {last}. Reply to it now; do not read it back.",
-            )
-        )
-        return frames
+        return frames.typed_text(text)
 
     def request_answer(self) -> list[str]:
         return []  # the model answers on its own; typed text asks for a reply itself
@@ -394,28 +373,16 @@ class LiveAdapter(UpstreamAdapter):
 
     def truncate(self, item_id: str, content_index: int, heard_ms: int) -> list[str]:
         answer = next((a for a in self._answers if a.item_id == item_id), None)
-        heard = answer.heard_text(heard_ms).strip() if answer else ""
-        if heard:
-            note = f"The user interrupted you; of your last answer they heard only: {heard!r}."
-        else:
-            note = "The user interrupted you before hearing any of your last answer."
-        return [self._append("thinking", note)]
+        return [frames.interrupted(answer.heard_text(heard_ms) if answer else "")]
 
     def tool_result(self, call_id: str, output: str) -> list[str]:
-        item = {"type": "function_call_output", "call_id": call_id, "output": output}
-        return [_json({"type": "response.item.create", "item": item})]
+        return [frames.function_output(call_id, output)]
 
     def continue_after_tools(self) -> list[str]:
-        return ['{"type":"response.create"}']  # continues the delegated response
+        return [frames.CONTINUE_DELEGATION]
 
     def system_message(self, text: str) -> list[str]:
-        return [self._append("instructions", text[:APPEND_CHARS])]
-
-    @staticmethod
-    def _append(kind: str, content: str, delegation_id: Any = None) -> str:
-        event = {"type": f"session.{kind}.append", "content": content}
-        event["delegation_id"] = delegation_id  # required, nullable
-        return _json(event)
+        return [frames.append("instructions", text[: frames.APPEND_CHARS])]
 
     async def close(self) -> list[Event]:
         """``session.close``, then wait briefly for ``session.closed`` and its final usage."""

@@ -1,12 +1,17 @@
-"""The GPT-Live ``session.start`` built from the relay's config (and the session's tools)."""
+"""What the relay sends to GPT-Live: ``session.start`` built from the relay's config (and the
+session's tools), and the appends that carry typed text, interruptions, instructions and tool
+outputs (GPT-Live has no conversation items: context goes in as ``session.*.append``)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from realtime.config import RelayConfig
 
 PCM_24K = {"type": "audio/pcm", "rate": 24000}  # the browser protocol's audio, both ways
+APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500
+CONTINUE_DELEGATION = '{"type":"response.create"}'  # continues the delegated response
 
 
 def session_start(config: RelayConfig, tools: list[dict[str, Any]]) -> dict[str, Any]:
@@ -28,3 +33,46 @@ def _delegation(config: RelayConfig, tools: list[dict[str, Any]]) -> dict[str, A
     if tools:
         responses["tools"] = tools
     return {"type": "responses", "responses": responses}
+
+
+def to_json(event: dict[str, Any]) -> str:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def append(kind: str, content: str, delegation_id: Any = None) -> str:
+    """``session.<kind>.append`` (thinking: silent context; commentary: speakable, asks for a
+    reply; instructions)."""
+    event = {"type": f"session.{kind}.append", "content": content}
+    event["delegation_id"] = delegation_id  # required, nullable
+    return to_json(event)
+
+
+def typed_text(text: str) -> list[str]:
+    """Typed text as speakable context asking for a reply (commentary: see docs); a long
+    message goes in parts, all but the last as silent context."""
+    chunks = [text[i : i + APPEND_CHARS] for i in range(0, len(text), APPEND_CHARS)] or [""]
+    frames = [
+        append("thinking", f"The user is typing a long message (part {n} of {len(chunks)}): {c}")
+        for n, c in enumerate(chunks[:-1], start=1)
+    ]
+    last = json.dumps(chunks[-1], ensure_ascii=False)
+    part = f" (the last part of {len(chunks)})" if len(chunks) > 1 else ""
+    frames.append(
+        append("commentary", f"The user typed{part}: {last}. Reply to it now; do not read it back.")
+    )
+    return frames
+
+
+def interrupted(heard: str) -> str:
+    """GPT-Live has no truncate: tell the model, silently, what the user heard of its answer."""
+    heard = heard.strip()
+    if heard:
+        note = f"The user interrupted you; of your last answer they heard only: {heard!r}."
+    else:
+        note = "The user interrupted you before hearing any of your last answer."
+    return append("thinking", note)
+
+
+def function_output(call_id: str, output: str) -> str:
+    item = {"type": "function_call_output", "call_id": call_id, "output": output}
+    return to_json({"type": "response.item.create", "item": item})
