@@ -45,14 +45,13 @@ def _per_worker_row(results: dict[str, Any]) -> dict[str, Any] | None:
     compared is what a second process costs (Redis layer, shared socket), not how much less a
     half-loaded worker gets to batch per wake-up."""
     fb = "960"
-    one = {p["sessions"]: p for p in results["sweeps"].get(fb, {}).get("daphne-1", [])}
-    two = {p["sessions"]: p for p in results["sweeps"].get(fb, {}).get("daphne-2", [])}
-    pairs = [n for n in one if n <= 100 and 2 * n in two]
+    ones = [p["sessions"] for p in results["sweeps"].get(fb, {}).get("daphne-1", [])]
+    pairs = [n for n in ones if n <= 100 and _point(results, fb, "daphne-2", 2 * n)]
     if not pairs:
         return None
     n = max(pairs)
-    a = two[2 * n]["relay_cpu_us_per_frame"]
-    b = one[n]["relay_cpu_us_per_frame"]
+    a = _point(results, fb, "daphne-2", 2 * n)["relay_cpu_us_per_frame"]  # type: ignore[index]
+    b = _point(results, fb, "daphne-1", n)["relay_cpu_us_per_frame"]  # type: ignore[index]
     r = _ratio(a, b)
     return {"target": f"2 workers, same load per worker: CPU per frame at {2 * n} sessions ≤ "
                       f"1 worker's at {n} (±5 %)",
