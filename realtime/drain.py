@@ -6,37 +6,58 @@ should be below the orchestrator's grace period and daphne's --application-close
 
 What a new connection sees: while the drain runs, the listener still accepts, and a new
 WebSocket is refused with ``server_restarting`` and 1012 (``/readyz`` answers 503). When the
-drain is done, the worker closes its listening sockets *first*, then lets the connections it
-already accepted finish (at most ``SETTLE_S``: a handshake in flight still gets its 1012),
-and only then lets the reactor stop. From then on the port refuses TCP connections
-(``connection refused``), which the shipped HAProxy config retries on another worker
-(``retries`` + ``option redispatch``). Without this, connections accepted after the drain
-were dropped mid-handshake when the reactor stopped, and so were handshakes in flight when
-SIGTERM came: daphne cancels every application instance at the start of shutdown, which
-``serve`` postpones until the drain is over.
+drain is done, the worker closes its listening sockets without dropping a handshake:
+
+1. it stops new TCP handshakes from starting (on Linux a socket filter drops the SYNs that reach
+   the listening socket; the client's kernel sends its SYN again a second later, meets the
+   closed port and reports ``connection refused``) while handshakes already under way complete
+   and are accepted as usual (``HANDSHAKE_S``);
+2. it accepts everything the kernel still queues and closes the socket in the same loop turn
+   (closing a listening socket resets the connections queued on it, whose clients saw their
+   connect succeed);
+3. it lets the connections it accepted be answered (a handshake in flight gets its 1012) and
+   closed, at most ``SETTLE_S``; only then does the reactor stop (and drop what is left).
+
+From then on the port refuses TCP connections (``connection refused``), which the shipped
+HAProxy config retries on another worker (``retries`` + ``option redispatch``). Without step 1,
+a client whose handshake completed between the last ``accept`` and the ``close`` was reset
+(its WebSocket client saw no HTTP answer); without step 2, so was every connection the kernel
+had queued (Twisted accepts at most as many per turn as it did the turn before); without the
+postponement, handshakes in flight when SIGTERM came were dropped: daphne cancels every
+application instance at the start of shutdown, which ``serve`` holds until the drain is over.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import logging
+import socket
+import struct
 import sys
 import time
 from typing import Any
 
 from realtime.runtime import Runtime
 
+log = logging.getLogger("realtime.drain")
+
 _done = asyncio.Event()
-SETTLE_S = 1.0  # at most, for connections accepted before the port closed to be answered
-SETTLE_MIN_S = 0.25  # their request is usually in the socket buffer already
+# After new handshakes are held off: for those under way to complete (the client's ACK of the
+# SYN-ACK, one round trip; a balancer beside the worker is well under a millisecond away).
+HANDSHAKE_S = 0.2
+SETTLE_S = 2.0  # at most, for connections accepted before the port closed to be answered
 _listeners: list[Any] = []
-_servers: list[Any] = []
 
 
-def serving(server: Any, port: Any) -> None:
+def serving(port: Any) -> None:
     """daphne listens on ``port`` (``serve``'s server calls this from ``listen_success``)."""
-    if server not in _servers:
-        _servers.append(server)
     _listeners.append(port)
+    # A socket inherited from a supervisor may carry the filter of a worker that drained on
+    # it before (a restarted worker): take new connections again.
+    sock = getattr(port, "socket", None)
+    if sock is not None:
+        admit_new_handshakes(sock)
 
 
 def install(runtime: Runtime) -> None:
@@ -69,35 +90,87 @@ async def finished(timeout: float) -> None:
 
 
 async def close_listeners() -> None:
-    """Stop accepting, then give accepted connections a moment to be answered and closed."""
+    """Stop accepting without dropping a connection (the steps in this module's doc)."""
     loop = asyncio.get_running_loop()
     ports, _listeners[:] = list(_listeners), []
+    held = [hold_new_handshakes(port.socket) for port in ports if hasattr(port, "socket")]
+    if any(held):
+        await asyncio.sleep(HANDSHAKE_S)  # the reactor accepts them meanwhile, as usual
     for port in ports:
         _accept_before_close(port)
         stopped = port.stopListening()
         if stopped is not None:
             await stopped.asFuture(loop)
     started = time.monotonic()
-    await asyncio.sleep(SETTLE_MIN_S)
-    # Polled: daphne's connection table has no event to wait on.
-    while time.monotonic() - started < SETTLE_S and any(_open_connections(s) for s in _servers):  # noqa: ASYNC110
+    # Polled: neither Twisted nor daphne has an event for "the last connection closed".
+    while time.monotonic() - started < SETTLE_S and _accepted_connections(ports):  # noqa: ASYNC110
         await asyncio.sleep(0.02)
 
 
 def _accept_before_close(port: Any) -> None:
     """Closing a listening socket resets the connections the kernel queued on it, whose
     clients saw their connect succeed. Twisted closes the socket one loop turn after
-    ``stopListening`` (``Port.connectionLost``): accept what is queued right before (the
-    port's ``doRead``, as when it is readable), in the same turn as the close."""
+    ``stopListening`` (``Port.connectionLost``): accept everything queued right before (the
+    port's ``doRead``, as when it is readable, with no cap on how many), in the same turn as
+    the close."""
     close = port.connectionLost
 
     def accept_then_close(reason: Any) -> Any:
+        port.numberAccepts = sys.maxsize  # doRead's accept loop ends when the queue is empty
         port.doRead()
         return close(reason)
 
     port.connectionLost = accept_then_close  # read by stopListening when it schedules it
 
 
-def _open_connections(server: Any) -> int:
-    connections = getattr(server, "connections", None) or {}
-    return sum(1 for details in list(connections.values()) if "disconnected" not in details)
+def _accepted_connections(ports: list[Any]) -> int:
+    """Connections accepted on ``ports`` that are still open (a connection Twisted neither
+    reads nor writes at this moment is paused, and closes with the reactor)."""
+    from twisted.internet import reactor
+
+    ports_ = set(map(id, ports))
+    open_ = {*reactor.getReaders(), *reactor.getWriters()}
+    return sum(1 for t in open_ if id(getattr(t, "server", None)) in ports_)
+
+
+# ---- holding off new TCP handshakes on a listening socket (Linux) --------------------------
+
+SO_ATTACH_FILTER = 26
+SO_DETACH_FILTER = 27
+# Classic BPF, run by the kernel on each segment for a TCP socket with the TCP header at
+# offset 0: drop (return 0) a segment with SYN set, keep the others whole. A listening
+# socket sees SYNs (new handshakes) and the ACKs that complete handshakes under way; its
+# accepted connections inherit the filter and never receive a SYN.
+_DROP_SYN = (
+    (0x30, 0, 0, 13),  # ldb [13]: the TCP flags byte
+    (0x45, 0, 1, 0x02),  # jset #SYN → next, else skip one
+    (0x06, 0, 0, 0),  # ret #0: drop
+    (0x06, 0, 0, 0xFFFFFFFF),  # ret #-1: keep
+)
+
+
+def hold_new_handshakes(sock: socket.socket) -> bool:
+    """No new TCP handshake starts on listening socket ``sock`` (those under way complete);
+    a client's SYN is dropped and sent again by its kernel. True if held (Linux, TCP)."""
+    if not sys.platform.startswith("linux") or sock.family not in (
+        socket.AF_INET,
+        socket.AF_INET6,
+    ):
+        return False
+    code = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *i) for i in _DROP_SYN))
+    program = struct.pack("HP", len(_DROP_SYN), ctypes.addressof(code))  # struct sock_fprog
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, program)  # the kernel copies it
+    except OSError as exc:
+        log.warning("drain: cannot hold off new connections (%s); closing the port as is", exc)
+        return False
+    return True
+
+
+def admit_new_handshakes(sock: socket.socket) -> None:
+    """Undo ``hold_new_handshakes`` (nothing to undo is fine)."""
+    if sys.platform.startswith("linux") and sock.family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_FILTER, 0)
+        except OSError:
+            pass  # ENOENT: no filter

@@ -38,12 +38,16 @@ def test_twisted_s_http_channel_still_has_the_steps_the_deadlines_follow():
 
 def test_the_drain_s_reach_into_twisted_ports_and_daphne_s_server_still_holds():
     """realtime.drain: a listening port closes one loop turn after stopListening, through
-    connectionLost; daphne cancels every application from kill_all_applications."""
+    connectionLost; its doRead accepts up to numberAccepts connections; an accepted
+    connection knows its port (``server``); daphne cancels every application from
+    kill_all_applications."""
     from daphne.server import Server
     from twisted.internet.tcp import Port
+    from twisted.internet.tcp import Server as Accepted
 
     assert "self.connectionLost" in inspect.getsource(Port.loseConnection)
-    assert callable(Port.doRead)
+    assert "self.numberAccepts" in inspect.getsource(Port.doRead)
+    assert "self.server = server" in inspect.getsource(Accepted.__init__)
     assert "cancel()" in inspect.getsource(Server.kill_all_applications)
     assert "kill_all_applications" in inspect.getsource(Server.run)
     assert callable(Server.listen_success)

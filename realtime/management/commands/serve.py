@@ -204,7 +204,7 @@ class RelayServer(Server):
 
     def listen_success(self, port: Any) -> None:
         super().listen_success(port)
-        drain.serving(self, port)
+        drain.serving(port)
 
     def kill_all_applications(self) -> Any:
         """daphne cancels every application as shutdown begins, handshakes in flight too
@@ -214,7 +214,7 @@ class RelayServer(Server):
         from twisted.internet import defer
 
         async def after_drain() -> None:
-            limit = 300 + 2 * drain.SETTLE_S  # RELAY_DRAIN_SECONDS is at most 300 s
+            limit = 300 + drain.HANDSHAKE_S + 2 * drain.SETTLE_S  # RELAY_DRAIN_SECONDS ≤ 300 s
             await drain.finished(limit)
             await (
                 super(RelayServer, self)
