@@ -64,6 +64,43 @@ def listening_sockets(
     return sockets
 
 
+METRICS_DIR_PREFIX = "relay-metrics-"  # + the supervisor's pid + "-" + a random part
+
+
+def remove_stale_metrics_dirs(parent: str | None = None) -> list[str]:
+    """Remove the metrics directories of supervisors that are gone (killed before they could
+    clean up), in ``parent`` (the temporary directory); the paths removed."""
+    parent = parent or tempfile.gettempdir()
+    removed = []
+    try:
+        names = os.listdir(parent)
+    except OSError:
+        return removed
+    for name in names:
+        pid = name.removeprefix(METRICS_DIR_PREFIX).split("-", 1)[0]
+        if not name.startswith(METRICS_DIR_PREFIX) or not pid.isdigit() or _alive(int(pid)):
+            continue
+        path = os.path.join(parent, name)
+        try:
+            mine = os.lstat(path).st_uid == os.getuid() and os.path.isdir(path)
+        except OSError:
+            continue  # gone meanwhile
+        if mine and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
+
+
 PR_SET_PDEATHSIG = 1
 
 
@@ -121,10 +158,13 @@ class WorkerPool:
         return [s.proc.pid for s in self.slots if s.proc is not None and s.proc.poll() is None]
 
     def _metrics_dir(self) -> str | None:
-        """One metrics view: a shared multiprocess directory, unless the operator set one."""
+        """One metrics view: a shared multiprocess directory, unless the operator set one.
+        Removed when the supervisor exits; one left by a supervisor that was killed
+        (``kill -9``) is removed by the next supervisor that starts."""
         if self.env.get("PROMETHEUS_MULTIPROC_DIR"):
             return None
-        path = tempfile.mkdtemp(prefix="relay-metrics-")
+        remove_stale_metrics_dirs()
+        path = tempfile.mkdtemp(prefix=f"{METRICS_DIR_PREFIX}{os.getpid()}-")
         self.env = {**self.env, "PROMETHEUS_MULTIPROC_DIR": path}
         return path
 

@@ -49,3 +49,33 @@ def test_a_scrape_sums_all_workers_and_active_sessions_count_live_workers_only(t
     assert sample(text, "relay_sessions_opened_total") == 5
     assert sample(text, 'relay_audio_bytes_total{direction="in"}') == 1920
     assert sample(text, "relay_active_sessions") == 1  # the exited worker's gauge is gone
+
+
+def test_a_supervisor_removes_the_metrics_dirs_of_supervisors_that_were_killed(
+    tmp_path: Path, monkeypatch
+):
+    """``serve --workers N`` removes its metrics directory when it exits; one killed (kill -9)
+    cannot, so the next one removes what dead supervisors left, and nothing else."""
+    import tempfile
+
+    from realtime.supervisor import WorkerPool
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = tmp_path / f"relay-metrics-{gone.pid}-x1"
+    stale.mkdir()
+    (stale / "counter_1.db").write_bytes(b"\0" * 8)
+    running = tmp_path / f"relay-metrics-{os.getpid()}-x2"  # a supervisor still alive
+    running.mkdir()
+    unrelated = tmp_path / "relay-metrics-notes"
+    unrelated.mkdir()
+
+    pool = WorkerPool(argv=lambda fd: [], env={}, sockets=[], drain_seconds=1)
+    created = Path(pool._metrics_dir() or "")
+
+    assert not stale.exists()
+    assert running.is_dir() and unrelated.is_dir()
+    assert created.parent == tmp_path and created.is_dir()
+    assert created.name.startswith(f"relay-metrics-{os.getpid()}-")
+    assert pool.env["PROMETHEUS_MULTIPROC_DIR"] == str(created)
