@@ -1,7 +1,16 @@
-"""Project-wide test settings."""
+"""Project-wide test settings: markers, how pytest-xdist shares out the tests, the migrated
+database templates, and the fixtures every test gets.
+
+Markers (pyproject.toml): ``slow`` is added here to every ``browser`` and ``multiprocess``
+test; the other heavy tests (the installed copy, bench and soak smoke runs, fuzzing, the
+purge race, the CLI against a served relay, the compose commands) carry it in their modules.
+``pytest -m "not slow"`` is the everyday loop.
+"""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -9,6 +18,76 @@ import pytest
 from realtime.config import RelayConfig, load_config
 from realtime.runtime import Runtime, installed
 from realtime.simulator import Simulator
+from tests.databases import Templates, drop_postgres_templates, run_directory
+
+# Modules whose tests share a module-scoped relay, browser or build: pytest-xdist runs each of
+# them whole on one worker (``xdist_group``); every other test is handed out on its own.
+SHARED_SETUP = ("tests/browser/", "tests/cli/test_talk.py", "tests/test_installed_copy.py")
+
+
+def _relative(item: pytest.Item) -> str:
+    return os.path.relpath(str(item.path), str(item.config.rootpath)).replace(os.sep, "/")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        path = _relative(item)
+        if path.startswith("tests/browser/") or item.get_closest_marker("multiprocess"):
+            item.add_marker(pytest.mark.slow)
+        if path.startswith(SHARED_SETUP):
+            item.add_marker(pytest.mark.xdist_group(path))
+    # The slow tests first (in their order), so that the longest ones are not what the run
+    # ends waiting for on one worker while the others are idle.
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class _RunId:
+    """pytest-xdist's controller gives its workers one id for the run (template names)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+    def pytest_configure_node(self, node: object) -> None:
+        node.workerinput["relay_run_id"] = self.run_id  # type: ignore[attr-defined]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None:
+        config.relay_run_id = workerinput["relay_run_id"]  # type: ignore[attr-defined]
+        return
+    config.relay_run_id = uuid.uuid4().hex[:10]  # type: ignore[attr-defined]
+    if config.pluginmanager.hasplugin("xdist"):
+        config.pluginmanager.register(_RunId(config.relay_run_id), "relay-run-id")  # type: ignore[attr-defined]
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """The controller (or a run without workers) drops the run's PostgreSQL templates."""
+    if not hasattr(session.config, "workerinput"):
+        factory = getattr(session.config, "_tmp_path_factory", None)
+        if factory is not None:
+            drop_postgres_templates(run_directory(factory.getbasetemp()))
+
+
+@pytest.fixture(scope="session")
+def db_templates(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Templates:
+    """The run's migrated databases to copy (tests/databases.py)."""
+    run_dir = run_directory(tmp_path_factory.getbasetemp())
+    return Templates(run_dir, request.config.relay_run_id)  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def quick_password_hashing() -> Iterator[None]:
+    """In this process only: passwords hashed with one cheap round instead of Django's
+    PBKDF2 (a million iterations, ~0.3 s of CPU per login or user made), as Django's testing
+    docs advise. The relays the tests start as processes hash as deployed."""
+    from django.test.utils import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)

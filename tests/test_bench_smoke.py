@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = {"direct", "bare", "daphne-1", "daphne-2", "tools-1", "live-1"}
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(150)
 def test_bench_smoke_writes_json_markdown_and_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")

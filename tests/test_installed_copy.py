@@ -23,6 +23,8 @@ import pytest
 
 from realtime.providers import PROVIDER_VARIABLES
 
+pytestmark = pytest.mark.slow  # a wheel built and installed, then bench and soak from it
+
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = {"direct", "bare", "daphne-1", "daphne-2", "tools-1", "live-1"}
 NOT_SHIPPED = (".git", ".venv", "build", "*.egg-info", "__pycache__", "tests", "docs",

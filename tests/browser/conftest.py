@@ -19,7 +19,9 @@ import pytest
 from realtime.embedded import LoopThread, start_simulator_thread
 from realtime.providers import PROVIDER_VARIABLES
 from realtime.simulator import Simulator
+from tests.databases import Templates
 from tests.multiprocess.conftest import free_port, wait_port
+from tests.services import missing
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "fixtures"
@@ -51,10 +53,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def chromium_path() -> Path:
     """Debian's chromium; never a browser downloaded by Playwright."""
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)"
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI=true: {reason}", pytrace=False)
-        pytest.skip(reason)
+        missing(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium)")
     return CHROMIUM
 
 
@@ -71,21 +70,24 @@ def simulator(chromium_path: Path) -> Iterator[tuple[Simulator, LoopThread]]:
 def running_relay(
     sim: Simulator,
     tmp: Path,
+    templates: Templates,
     log_name: str = "daphne.log",
     setup: Sequence[Sequence[str]] = (),
     **extra_env: str,
 ) -> Iterator[str]:
-    """The relay under daphne (a subprocess), its upstream `sim`; `extra_env` adds RELAY_*
-    (and other) variables, `setup` runs `manage.py` commands after `migrate`."""
+    """The relay under daphne (a subprocess) on a migrated database of its own, its upstream
+    `sim`; `extra_env` adds RELAY_* (and other) variables, `setup` runs `manage.py` commands
+    first."""
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_ENV}
     env.update(
         DJANGO_SETTINGS_MODULE="relay_site.settings",
-        DATABASE_URL=f"sqlite:///{tmp / 'relay.sqlite3'}",
+        DATABASE_URL=templates.sqlite(tmp / "relay.sqlite3"),
         REALTIME_SIMULATOR_URL=sim.base_url,
         PYTHONUNBUFFERED="1",
+        TMPDIR=str(tmp),
         **extra_env,
     )
-    for args in (["migrate", "--noinput", "-v", "0"], *setup):
+    for args in setup:
         subprocess.run(
             [sys.executable, "manage.py", *args], cwd=REPO, env=env, check=True, timeout=120
         )
@@ -127,7 +129,9 @@ RelayFactory = Callable[..., str]
 
 @pytest.fixture(scope="module")
 def relays(
-    simulator: tuple[Simulator, LoopThread], tmp_path_factory: pytest.TempPathFactory
+    simulator: tuple[Simulator, LoopThread],
+    tmp_path_factory: pytest.TempPathFactory,
+    db_templates: Templates,
 ) -> Iterator[RelayFactory]:
     """relays(api, log_name="daphne.log", setup=(), **env) -> the URL of a relay on upstream
     API family `api` ("realtime" or "live", as RELAY_UPSTREAM_API) with those settings.
@@ -147,7 +151,9 @@ def relays(
                 if api != "realtime":
                     log_name = log_name.replace(".log", f"-{api}.log")
                 started[key] = stack.enter_context(
-                    running_relay(sim, tmp, log_name, setup, RELAY_UPSTREAM_API=api, **env)
+                    running_relay(
+                        sim, tmp, db_templates, log_name, setup, RELAY_UPSTREAM_API=api, **env
+                    )
                 )
             return started[key]
 

@@ -25,12 +25,14 @@ HEARTBEAT_S = 1.0
 
 
 @pytest.fixture(scope="module")
-def records_relay(simulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def records_relay(
+    simulator: Any, tmp_path_factory: pytest.TempPathFactory, db_templates: Any
+) -> Iterator[str]:
     """The relay with the example tools, a 1 s heartbeat and a staff user."""
     sim, _ = simulator
     tmp = tmp_path_factory.mktemp("records-relay")
     env = {"RELAY_TOOLS": "examples", "RELAY_HEARTBEAT_SECONDS": str(HEARTBEAT_S)}
-    with running_relay(sim, tmp, "daphne-records.log", **env) as url:
+    with running_relay(sim, tmp, db_templates, "daphne-records.log", **env) as url:
         subprocess.run(
             [sys.executable, "manage.py", "shell", "-v", "0", "-c",
              "from django.contrib.auth import get_user_model; "

@@ -32,11 +32,15 @@ TRANSCRIPT = re.compile(r"Simulated transcript of (\d+\.\d\d) seconds of speech\
 
 
 @pytest.fixture(scope="module")
-def ptt_relay_url(simulator: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def ptt_relay_url(
+    simulator: Any, tmp_path_factory: pytest.TempPathFactory, db_templates: Any
+) -> Iterator[str]:
     """The relay with turn detection off: the client ends each turn with `commit`."""
     sim, _ = simulator
     tmp = tmp_path_factory.mktemp("ptt-relay")
-    with running_relay(sim, tmp, "daphne-ptt.log", RELAY_TURN_DETECTION="none") as url:
+    with running_relay(
+        sim, tmp, db_templates, "daphne-ptt.log", RELAY_TURN_DETECTION="none"
+    ) as url:
         yield url
 
 

@@ -8,7 +8,11 @@ import sys
 import wave
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT, Served, serving
+
+pytestmark = pytest.mark.slow  # a served relay and a `talk` process per test
 
 MANAGE = str(ROOT / "manage.py")
 

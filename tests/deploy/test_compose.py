@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.multiprocess.conftest import free_port, redis_reachable, wait_port
+from tests.multiprocess.conftest import free_port, wait_port
+from tests.services import postgres_admin, require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -72,20 +73,11 @@ def test_env_example_documents_every_variable_the_project_reads():
     assert not missing, f".env.example lacks {sorted(missing)}"
 
 
+@pytest.mark.slow
 def test_the_compose_commands_run_here_against_postgres_and_redis():
     """What `docker compose up` would run, with the services' hosts mapped to this machine."""
-    try:
-        import psycopg
-
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    if not redis_reachable():
-        if os.environ.get("CI") == "true":
-            pytest.fail("Redis is not reachable")
-        pytest.skip("Redis is not reachable")
+    admin = postgres_admin()
+    require_redis()
     database = f"relay_compose_{uuid.uuid4().hex[:8]}"
     admin.execute(f'CREATE DATABASE "{database}"')
     port = free_port()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import uuid
@@ -14,28 +13,62 @@ from pathlib import Path
 import pytest
 
 from realtime.loadtools.ports import free_port, wait_port
+from tests.databases import Templates
+from tests.services import redis_reachable, require_redis
+from tests.waiting import eventually
+
+__all__ = ["free_port", "redis_reachable", "wait_port"]
 
 ROOT = Path(__file__).resolve().parents[2]
-REDIS = ("127.0.0.1", 6379)
-
-
-def redis_reachable() -> bool:
-    try:
-        with socket.create_connection(REDIS, timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
-    except OSError:
-        return False
 
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    if not redis_reachable():
-        message = "Redis is not reachable at 127.0.0.1:6379 (multi-worker tests need it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # never a silent skip in CI
-        pytest.skip(message)
-    return "redis://127.0.0.1:6379/0"
+    return require_redis()
+
+
+class SimulatorProcess:
+    """``manage.py runsimulator`` in a process of its own, shared by the tests of one pytest
+    process (the upstream of every deployment: it keeps no state between connections);
+    started again if it died."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.tmp = tmp
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.url = ""
+
+    def ensure(self) -> str:
+        if self.proc is None or self.proc.poll() is not None:
+            port = free_port()
+            self.proc = subprocess.Popen(
+                [sys.executable, "manage.py", "runsimulator", "--port", str(port),
+                 "--pace", "fast"],
+                cwd=ROOT,
+                env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TMPDIR": str(self.tmp)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            wait_port(port, self.proc)
+            self.url = f"ws://127.0.0.1:{port}"
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+@pytest.fixture(scope="session")
+def simulator_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimulatorProcess]:
+    sim = SimulatorProcess(tmp_path_factory.mktemp("simulator"))
+    try:
+        yield sim
+    finally:
+        sim.stop()
 
 
 @dataclass
@@ -43,6 +76,7 @@ class Deployment:
     env: dict[str, str]
     db_path: Path
     procs: list[subprocess.Popen] = field(default_factory=list)
+    logs: dict[int, Path] = field(default_factory=dict)  # port → what its `serve` printed
 
     def manage(self, *args: str) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -70,17 +104,31 @@ class Deployment:
         self, port: int | None = None, **extra_env: str
     ) -> tuple[subprocess.Popen, int]:
         port = port or free_port()
-        proc = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--no-migrate"],
-            cwd=ROOT,
-            env=self.env | extra_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+        log = self.db_path.parent / f"serve-{port}-{len(self.procs)}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port",
+                 str(port), "--no-migrate"],
+                cwd=ROOT, env=self.env | extra_env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
         self.procs.append(proc)
+        self.logs[port] = log
         wait_port(port, proc)
         return proc, port
+
+    def output(self, port: int) -> str:
+        """What the last `serve` started on ``port`` printed so far."""
+        return self.logs[port].read_text(errors="replace")
+
+    def listening(self, port: int, count: int, timeout: float = 60) -> None:
+        """Until daphne has said ``count`` times that it listens (``serve --workers N``: the
+        supervisor's port accepts before its workers serve; a restarted worker says it
+        again)."""
+        eventually(
+            lambda: self.output(port).count("Listening on TCP address") >= count,
+            timeout=timeout,
+            what=f"{count} daphne workers listening on port {port}",
+        )
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -90,13 +138,22 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(redis_url: str, tmp_path: Path, upstream_api: str) -> Iterator[Deployment]:
-    """A simulator process plus a shared environment for workers (heartbeat 1 s), on
-    `upstream_api` (the Realtime API unless the test is marked ``both_apis``)."""
+def deployment(
+    redis_url: str,
+    tmp_path: Path,
+    upstream_api: str,
+    db_templates: Templates,
+    simulator_process: SimulatorProcess,
+) -> Iterator[Deployment]:
+    """The simulator (a process shared by the tests) plus a shared environment for workers
+    (heartbeat 1 s): a migrated SQLite file of the test's own with the superuser
+    ``admin``/``admin-pw``, Redis keys under a prefix of its own, on `upstream_api` (the
+    Realtime API unless the test is marked ``both_apis``)."""
     db_path = tmp_path / "relay.sqlite3"
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "DATABASE_URL": f"sqlite:///{db_path}",
+        "TMPDIR": str(tmp_path),  # what the processes leave there goes with the test's files
+        "DATABASE_URL": db_templates.sqlite(db_path, admin=True),
         "REDIS_URL": redis_url,
         "REDIS_CHANNEL_PREFIX": f"test-{uuid.uuid4().hex[:8]}",
         "RELAY_HEARTBEAT_SECONDS": "1",
@@ -106,24 +163,10 @@ def deployment(redis_url: str, tmp_path: Path, upstream_api: str) -> Iterator[De
         # Shared by the workers (tickets from one redeemed on another); a paid upstream needs it.
         "DJANGO_SECRET_KEY": f"test-{uuid.uuid4().hex}{uuid.uuid4().hex}",
         "RELAY_UPSTREAM_API": upstream_api,
+        "REALTIME_SIMULATOR_URL": simulator_process.ensure(),
     }
     deployment = Deployment(env=env, db_path=db_path)
-    sim_port = free_port()
-    sim = subprocess.Popen(
-        [sys.executable, "manage.py", "runsimulator", "--port", str(sim_port), "--pace", "fast"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deployment.procs.append(sim)
     try:
-        wait_port(sim_port, sim)
-        env["REALTIME_SIMULATOR_URL"] = f"ws://127.0.0.1:{sim_port}"
-        deployment.manage("migrate", "--noinput")
-        deployment.manage(
-            "createsuperuser", "--noinput", "--username", "admin", "--email", "a@x.io"
-        )
         yield deployment
     finally:
         deployment.stop()

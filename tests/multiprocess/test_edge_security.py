@@ -8,7 +8,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from tests.multiprocess.conftest import ROOT, free_port, wait_port
 from tests.multiprocess.test_faults import next_error
 from tests.multiprocess.test_two_workers import open_session, wait_rows
+from tests.services import require_program
 
 pytestmark = pytest.mark.multiprocess
 
@@ -118,11 +118,7 @@ def haproxy_config(worker_port: int, lb_port: int) -> str:
 
 @pytest.fixture
 def haproxy(deployment, tmp_path):
-    binary = shutil.which("haproxy", path=f"{os.environ.get('PATH', '')}:/usr/sbin")
-    if not binary:
-        if os.environ.get("CI") == "true":
-            pytest.fail("haproxy is not installed (.ci/run installs it)")
-        pytest.skip("haproxy is not installed (apt-get install haproxy)")
+    binary = require_program("haproxy", "apt-get install haproxy; .ci/run installs it")
 
     def start(worker_port: int) -> int:
         lb_port = free_port()

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +15,7 @@ from websockets.asyncio.client import connect
 from realtime.embedded import start_simulator_thread
 from tests.multiprocess.conftest import ROOT, free_port, wait_port
 from tests.multiprocess.test_two_workers import open_session, rows, wait_rows
+from tests.services import require_program
 
 pytestmark = pytest.mark.multiprocess
 
@@ -124,11 +123,7 @@ def test_a_client_that_goes_silent_is_dropped_and_its_upstream_closed(deployment
 
 @pytest.fixture
 def private_redis(tmp_path):
-    server = shutil.which("redis-server")
-    if server is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("redis-server is not installed")
-        pytest.skip("redis-server is not installed")
+    server = require_program("redis-server", "apt-get install redis-server")
     port = free_port()
 
     def start() -> subprocess.Popen:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import os
 import signal
-import uuid
 
 import httpx
 import pytest
@@ -15,26 +13,17 @@ from websockets.asyncio.client import connect
 
 from tests.multiprocess.test_edge_security import serve, until
 from tests.multiprocess.test_two_workers import admin_client, open_session, wait_rows
+from tests.services import postgres_admin
 
 pytestmark = pytest.mark.multiprocess
 
 
 @pytest.fixture
-def postgres_env(deployment):
-    """The deployment on a PostgreSQL database of its own, and a switch that takes it away."""
-    try:
-        import psycopg
-
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    name = f"relay_outage_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    deployment.env["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{name}"
-    deployment.manage("migrate", "--noinput")
-    deployment.manage("createsuperuser", "--noinput", "--username", "admin", "--email", "a@x.io")
+def postgres_env(deployment, db_templates):
+    """The deployment on a PostgreSQL database of its own (migrated, with the superuser), and
+    a switch that takes it away."""
+    admin = postgres_admin()
+    name, deployment.env["DATABASE_URL"] = db_templates.postgres(admin, "relay_outage_", admin=True)
 
     class Database:
         def down(self) -> None:  # as a crashed or unreachable server looks to the workers

@@ -65,6 +65,7 @@ def supervised(deployment):
     """``serve`` with two workers; its workers are killed too if the test fails midway."""
     deployment.env["RELAY_DRAIN_SECONDS"] = "5"
     parent, port = deployment.start_worker(RELAY_WORKERS="2")
+    deployment.listening(port, 2)
     try:
         yield parent, port
     finally:
@@ -96,6 +97,7 @@ async def test_workers_share_one_port_restart_when_they_die_and_drain_together(
     os.kill(dead, signal.SIGKILL)
     replaced = wait_children(parent.pid, 2, gone=dead)
     assert len(replaced - workers) == 1
+    deployment.listening(port, 3)  # the new worker serves (until then the port queues)
     survivors = [ws for ws, sid in zip(sessions, ids, strict=True) if sid not in on_dead]
     await survivors[0].send(json.dumps({"type": "user_message", "text": "still here"}))
     async with asyncio.timeout(10):

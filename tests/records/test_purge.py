@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
@@ -20,7 +19,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from realtime.models import ConversationEntry, RealtimeSession
+from tests.databases import Templates
 from tests.relay.conftest import configure
+from tests.services import postgres_admin
 
 from .conftest import add_entries, make_session
 
@@ -97,32 +98,28 @@ for n in range(10):
 COUNT = "from realtime.models import ConversationEntry as E; print(E.objects.count())"
 
 
-def postgres_url() -> Iterator[str]:
+def postgres_url(db_templates: Templates) -> Iterator[str]:
+    admin = postgres_admin()
+    name, url = db_templates.postgres(admin, "relay_purge_")
     try:
-        import psycopg
-
-        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
-    except Exception as exc:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"PostgreSQL is not reachable: {exc}")
-        pytest.skip(f"PostgreSQL is not reachable: {exc}")
-    name = f"relay_purge_{uuid.uuid4().hex[:8]}"
-    admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+        yield url
     finally:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         admin.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, db_templates: Templates
+) -> Iterator[str]:
+    """A migrated database of the test's own."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'relay.sqlite3'}"
+        yield db_templates.sqlite(tmp_path / "relay.sqlite3")
     else:
-        yield from postgres_url()
+        yield from postgres_url(db_templates)
 
 
+@pytest.mark.slow  # four purge processes racing on 30,000 rows
 def test_every_worker_purging_at_once_deletes_each_entry_once(database_url: str):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -137,7 +134,6 @@ def test_every_worker_purging_at_once_deletes_each_entry_once(database_url: str)
         )  # fmt: skip
         return done.stdout
 
-    manage("migrate", "--noinput", "-v", "0")
     manage("shell", "-c", SEED)
     assert manage("shell", "-v", "0", "-c", COUNT).strip() == "30100"
     command = [sys.executable, "manage.py", "purge_transcripts", "--batch-size", "100"]

@@ -262,6 +262,7 @@ class ErrorRecords(logging.Handler):
 # ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 def test_fuzzed_client_frames_never_crash_leak_or_disturb_others() -> None:

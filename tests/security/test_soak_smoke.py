@@ -26,6 +26,7 @@ async def test_metrics_reports_the_event_loop_task_count() -> None:
     assert match and float(match.group(1)) >= 1
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(180)
 def test_soak_command_samples_and_nothing_leaks(tmp_path: Path) -> None:
     out = tmp_path / "soak.json"
