@@ -7,6 +7,6 @@ class RealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from realtime import checks, compat, throttle  # noqa: F401 (they register themselves)
-
-        compat.install()  # framework patches, once per process (realtime/compat)
+        from realtime import checks, throttle  # noqa: F401 (they register themselves)
+        # Framework patches (realtime/compat) are installed where the server is built
+        # (relay_site/application.py), not for every manage.py command.

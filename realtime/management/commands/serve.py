@@ -8,13 +8,13 @@ import os
 import sys
 from typing import Any
 
-from daphne.cli import CommandLineInterface
-from daphne.server import Server
+import daphne.server  # noqa: F401  (first: it installs Twisted's asyncio reactor)
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from realtime import drain
+from realtime.compat import daphne_server
 from realtime.compat.daphne_guards import install_request_deadlines
 from realtime.runtime import Runtime
 from realtime.supervisor import (
@@ -142,9 +142,17 @@ class Command(BaseCommand):
         install_request_deadlines(
             first_message=options["first_message_timeout"], handshake=options["handshake_timeout"]
         )
-        application = build_application(runtime)
-        settle_heap()
-        RelayDaphne(application).run([*argv, "relay_site.asgi:application"])
+        if runtime.config.provider == "simulator" and runtime.config.endpoint:
+            # The embedded simulator, for an application daphne would build from the
+            # environment (compat/daphne_server.py, if its command line changed).
+            os.environ["REALTIME_SIMULATOR_URL"] = runtime.config.endpoint
+        daphne_server.run(
+            argv,
+            lambda: build_application(runtime),
+            before_run=settle_heap,
+            on_listen=drain.serving,
+            until_drained=drain.until_drained,
+        )
 
     def _workers(self, options: dict[str, Any], configured: int) -> int:
         redis = "redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"].lower()
@@ -196,44 +204,3 @@ def tcp_endpoint(host: str, port: int) -> str:
     """daphne's ``-b HOST -p PORT`` as a Twisted endpoint, with a listen backlog for bursts."""
     interface = host.strip("[]").replace(":", r"\:")
     return f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
-
-
-class RelayServer(Server):
-    """daphne's server, telling the drain which sockets it listens on (realtime/drain.py:
-    closed once the drain is done, before the reactor stops)."""
-
-    def listen_success(self, port: Any) -> None:
-        super().listen_success(port)
-        drain.serving(self, port)
-
-    def kill_all_applications(self) -> Any:
-        """daphne cancels every application as shutdown begins, handshakes in flight too
-        (their clients saw a dropped connection): first let the drain answer them."""
-        import asyncio
-
-        from twisted.internet import defer
-
-        async def after_drain() -> None:
-            limit = 300 + 2 * drain.SETTLE_S  # RELAY_DRAIN_SECONDS is at most 300 s
-            await drain.finished(limit)
-            await (
-                super(RelayServer, self)
-                .kill_all_applications()
-                .asFuture(asyncio.get_running_loop())
-            )
-
-        return defer.Deferred.fromFuture(asyncio.ensure_future(after_drain()))
-
-
-class RelayDaphne(CommandLineInterface):
-    """daphne's command line, serving an application built here (with this runtime) instead
-    of importing one by path: every daphne flag keeps working."""
-
-    server_class = RelayServer
-
-    def __init__(self, application: Any) -> None:
-        super().__init__()
-        self.application = application
-
-    def load_asgi_app(self, asgi_app_path: str) -> Any:
-        return self.application
