@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from realtime.loadtools import audio, procfs
-from realtime.loadtools.children import ChildFailed, Children
-from realtime.loadtools.ports import free_port
-from realtime.loadtools.stack import child_env, django_argv
+from relay_loadtools import audio, procfs
+from relay_loadtools.children import ChildFailed, Children
+from relay_loadtools.ports import free_port
+from relay_loadtools.stack import child_env, django_argv
 
 IGNORES_SIGTERM = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -107,7 +107,7 @@ def test_a_direct_client_sends_its_last_partial_batch_when_flushed() -> None:
     import base64
     import json
 
-    from realtime.loadtools.loadgen import Counters, Session, Target
+    from relay_loadtools.loadgen import Counters, Session, Target
 
     session = Session(Target("direct", "127.0.0.1", 1, "/"), Counters())
     sock = _Socket()
