@@ -121,3 +121,15 @@ def test_a_direct_client_sends_its_last_partial_batch_when_flushed() -> None:
     sent = b"".join(base64.b64decode(json.loads(t)["audio"]) for t in sock.texts)
     assert len(sock.texts) == 2 and sent == b"".join(frames)
     assert session.sent_frames == 6
+
+
+def test_bench_plot_without_matplotlib_says_how_to_get_it(tmp_path, monkeypatch) -> None:
+    # README's first command installs no test extras: the bench ends with one line, not a traceback.
+    import sys
+
+    from relay_loadtools.bench import report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    said = report.plot({"sweeps": {}}, tmp_path / "latency.png")
+    assert said is not None and "pip install -e '.[bench]'" in said
+    assert not (tmp_path / "latency.png").exists()

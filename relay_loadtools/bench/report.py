@@ -196,9 +196,15 @@ def markdown(results: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot(results: dict[str, Any], path: Path) -> None:
-    import matplotlib
+PLOT_NEEDS = "latency plot skipped: matplotlib is not installed (pip install -e '.[bench]')"
 
+
+def plot(results: dict[str, Any], path: Path) -> str | None:
+    """Draw the latency plot; without matplotlib (not in the base install) say how to get it."""
+    try:
+        import matplotlib
+    except ImportError:
+        return PLOT_NEEDS
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -222,3 +228,4 @@ def plot(results: dict[str, Any], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+    return None

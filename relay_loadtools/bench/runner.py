@@ -288,5 +288,7 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
     results["targets"] = report.targets(results)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     (out_dir / "results.md").write_text(report.markdown(results))
-    report.plot(results, out_dir / "latency.png")
+    skipped = report.plot(results, out_dir / "latency.png")
+    if skipped:
+        log(skipped)
     return results
