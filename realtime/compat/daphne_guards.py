@@ -41,8 +41,8 @@ from realtime.compat.patching import (
 )
 
 if TYPE_CHECKING:
-    from realtime.config import RelayConfig
-    from realtime.endings import Ending
+    from realtime.kernel.config import RelayConfig
+    from realtime.kernel.endings import Ending
 
 TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
@@ -57,7 +57,7 @@ TIMEOUT_RESPONSE = (
 
 def oversize_ending(message: dict[str, Any], config: RelayConfig) -> Ending:
     """The ending for a message the guard discarded (the consumer's own wording)."""
-    from realtime import endings
+    from realtime.kernel import endings
 
     size = int(message["relay_frame_too_large"])
     if message.get("relay_binary"):

@@ -39,12 +39,12 @@ from channels.testing import WebsocketCommunicator
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from realtime.config import load_config
-from realtime.embedded import EmbeddedSimulator, start_simulator_thread
-from realtime.loadtools.ports import free_port, wait_port
-from realtime.providers import PROVIDER_VARIABLES
-from realtime.routing import websocket_urlpatterns
-from realtime.simulator import Faults
+from realtime.edge.routing import websocket_urlpatterns
+from realtime.kernel.config import load_config
+from realtime.kernel.providers import PROVIDER_VARIABLES
+from realtime.ops.embedded import EmbeddedSimulator, start_simulator_thread
+from realtime_simulator import Faults
+from relay_loadtools.ports import free_port, wait_port
 from tests.relay.conftest import Client, relay_tasks, use_config, wav_pcm
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -313,7 +313,7 @@ class AsgiClient(Client):
     def __init__(self, *, origin: str | None = None) -> None:
         super().__init__()
         if origin is not None:
-            from realtime.access import RelayAccessMiddleware
+            from realtime.edge.access import RelayAccessMiddleware
 
             app = RelayAccessMiddleware(URLRouter(websocket_urlpatterns))
             headers = [(b"origin", origin.encode())]
