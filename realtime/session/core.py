@@ -87,6 +87,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             },
             send=self._ask_for_answer,
             notify=self._tool_notice,
+            spawn=self._spawn,
         )
         self.outbox = UpstreamOutbox(
             coalesce_ms=config.audio_coalesce_ms,
@@ -335,11 +336,39 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         if watch is not None and not watch.expired():
             watch.reschedule(asyncio.get_running_loop().time())
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """Start one of the session's tasks: cancelled at close, and ending the session if it
+        fails (never a task that dies alone, leaving a session without its presence, writer
+        or clock)."""
+        task = asyncio.ensure_future(self._guarded(coro, name))
         task.set_name(f"realtime-{name}-{self.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        return task
+
+    async def _guarded(self, coro: Awaitable[Any], name: str) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except SessionEnded as ended:  # a task that ends the session on purpose (presence)
+            await self.end(ended.ending)
+        except Exception:
+            log.exception(
+                "session %s: its %s task failed", self.id, name, extra={"session_id": str(self.id)}
+            )
+            await self.end(endings.INTERNAL_ERROR)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # ending the session failed
+            log.error(
+                "session %s: task %s failed while the session ended",
+                self.id,
+                task.get_name(),
+                exc_info=task.exception(),
+                extra={"session_id": str(self.id)},
+            )
 
     def _send_soon(self, text: str) -> None:
         self._spawn(self.port.send_text(text), "notice")
