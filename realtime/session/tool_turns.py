@@ -108,4 +108,3 @@ class ToolTurns:
                 counters.tool_errors += 1
             counters.tool_ms += notice.duration_ms or 0
         self._notify(notice)
-
