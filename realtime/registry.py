@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from realtime import endings
+from realtime import endings, metrics, textrules
 from realtime.compat.cancellation import db_call
 from realtime.config import RelayConfig
 from realtime.conversation import Conversation, Entry
@@ -243,22 +243,63 @@ class ClosedRow:
         )
 
 
-def save_entries(*, session_id: Any, entries: list[Entry]) -> None:
-    """Write gathered conversation entries in one insert (heartbeat and close)."""
-    if entries:
-        ConversationEntry.objects.bulk_create(
-            ConversationEntry(
-                session_id=session_id,
-                seq=e.seq,
-                at=e.at,
-                role=e.role,
-                kind=e.kind,
-                text=e.text,
-                item_id=e.item_id[:128],
-                data=e.data,
+def save_entries(*, session_id: Any, entries: list[Entry]) -> int:
+    """Write gathered conversation entries in one insert (heartbeat and close); returns how
+    many the database refused. Each entry is made storable first (``stored_entry``); should
+    the database still refuse the insert for what an entry holds, the entries are written one
+    by one and only the refused ones are dropped (logged, and counted by the caller). A
+    database that is unavailable fails the whole write (``DatabaseError``)."""
+    if not entries:
+        return 0
+    rows = [stored_entry(session_id, entry) for entry in entries]
+    try:
+        with transaction.atomic():  # a savepoint inside the batch's transaction
+            ConversationEntry.objects.bulk_create(rows)
+        return 0
+    except REJECTED_ENTRY:
+        pass
+    dropped = 0
+    for row in rows:
+        try:
+            with transaction.atomic():
+                ConversationEntry.objects.bulk_create([row])
+        except REJECTED_ENTRY as exc:
+            dropped += 1
+            log.warning(
+                "session %s: conversation entry %d (%s %s) refused by the database: %s",
+                session_id,
+                row.seq,
+                row.role,
+                row.kind,
+                type(exc).__name__,
             )
-            for e in entries
-        )
+    return dropped
+
+
+# What the database (or its driver) raises for an entry's content rather than for its own
+# state: PostgreSQL's DataError for NUL in text or jsonb; a driver's ValueError (including
+# UnicodeEncodeError for a lone surrogate); IntegrityError (e.g. a duplicate seq).
+REJECTED_ENTRY = (DataError, IntegrityError, ValueError)
+
+
+def stored_entry(session_id: Any, entry: Entry) -> ConversationEntry:
+    """The row for an entry, its text made storable on every database (realtime/textrules.py:
+    a lone surrogate or NUL becomes U+FFFD; PostgreSQL refuses NUL in ``text`` and ``jsonb``,
+    and no database takes a surrogate): what the upstream said is recorded whatever it holds."""
+    try:
+        data = textrules.clean_json(entry.data)
+    except RecursionError:
+        data = {"unrecorded": "nested too deeply"}
+    return ConversationEntry(
+        session_id=session_id,
+        seq=entry.seq,
+        at=entry.at,
+        role=textrules.clean(entry.role),
+        kind=textrules.clean(entry.kind),
+        text=textrules.clean(entry.text),
+        item_id=textrules.clean(entry.item_id[:128]),
+        data=data,
+    )
 
 
 def session_close(
@@ -454,10 +495,27 @@ class Presence:
 
     async def _save_entries(self) -> None:
         entries = self.conversation.take()
-        if entries and not await self._call(
-            save_entries, session_id=self.session_id, entries=entries
-        ):
-            log.warning("session %s: %d conversation entries lost", self.session_id, len(entries))
+        if not entries:
+            return
+        try:
+            dropped = await self.runtime.presence_writes.write(
+                save_entries, session_id=self.session_id, entries=entries
+            )
+        except DatabaseError as exc:
+            log.warning(
+                "session %s: %d conversation entries lost: %s", self.session_id, len(entries), exc
+            )
+            metrics.count_dropped_entries(len(entries), "unavailable")
+            return
+        if dropped:
+            log.warning(
+                "session %s: %d of %d conversation entries refused by the database; the rest "
+                "were written",
+                self.session_id,
+                dropped,
+                len(entries),
+            )
+            metrics.count_dropped_entries(dropped, "rejected")
 
     async def close(self, *, code: int | None, reason: str, ended_by: str = "") -> None:
         if not self.opened:
