@@ -51,7 +51,11 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             return
         beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
         self.session = RelaySession(
-            port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
+            port=self,
+            runtime=runtime,
+            admitted=admitted,
+            on_heartbeat=beat,
+            answer_budget=budgets.answer_check(admitted),  # the daily budget, per answer
         )
         protocol = daphne_fastpath.daphne_protocol(self.base_send)
         if protocol is not None:  # audio frames in and replies out skip the ASGI layers

@@ -58,7 +58,10 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         runtime: Runtime,
         admitted: Admitted,
         on_heartbeat: Callable[[], Awaitable[None]] | None = None,
+        answer_budget: Callable[[dict[str, int]], Awaitable[Ending | None]] | None = None,
     ) -> None:
+        """``answer_budget(counters)``: the user's daily budget checked after every answer
+        (``budgets.answer_check``): an ending when it is used up."""
         config = admitted.config  # the runtime's, with this user's session policy applied
         self.id = admitted.session_id
         self.port = port
@@ -99,6 +102,9 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._presence = admitted.presence
         self._budget = admitted.budget  # budgets (realtime/budgets.py): shown in session_info
         self._on_heartbeat = on_heartbeat
+        self._answer_budget = answer_budget
+        self._budget_checking = False  # a check is running: nothing goes upstream meanwhile
+        self._budget_again = False  # another answer ended during the check: check once more
         self._rate = limits.MessageRate(config.max_messages_per_minute)
         self._answer_active = False  # between response_started and response_done
         self._awaiting_answer = False  # asked for one; it has not started yet
@@ -313,7 +319,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                     watch.reschedule(due)
 
     async def _write_upstream(self) -> None:
-        get, send = self.outbox.get, self.upstream.send
+        get, send = self.outbox.next, self.upstream.send
         try:
             while True:
                 await send(await get())
@@ -321,6 +327,44 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             if self.upstream.closed_ending(exc) is None:
                 raise
             # the reader sees the same close and reports it
+
+    # ------------------------------------------------------------------------------------------
+    # The daily budget, after every answer
+    # ------------------------------------------------------------------------------------------
+
+    def _check_budget(self) -> None:
+        """An answer's usage has been counted: check the user's daily budget before anything
+        more goes upstream. Until the check is done the outbox is held (frames and audio wait,
+        in order), so no new answer is asked for or spoken into: a session overruns by at most
+        the answer that crossed the limit (docs/security.md)."""
+        if self._answer_budget is None or self.state is not State.LIVE:
+            return
+        if self._budget_checking:
+            self._budget_again = True
+            return
+        self._budget_checking = True
+        self.outbox.hold()
+        self._spawn(self._run_budget_check(self._answer_budget), "budget")
+
+    async def _run_budget_check(
+        self, check: Callable[[dict[str, int]], Awaitable[Ending | None]]
+    ) -> None:
+        while True:
+            self._budget_again = False
+            ending = None
+            try:  # a database that does not answer: the presence guard deals with it
+                async with asyncio.timeout(self.config.heartbeat_seconds):
+                    ending = await check(self.counters.columns())
+            except TimeoutError:
+                log.warning("session %s: the daily budget check timed out", self.id)
+            if ending is not None:
+                log.info("session %s: daily budget used up (after an answer)", self.id)
+                await self.end(ending)
+                return
+            if not self._budget_again:
+                break
+        self._budget_checking = False
+        self.outbox.resume()
 
     # ------------------------------------------------------------------------------------------
     # Tasks and release
