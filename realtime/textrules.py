@@ -9,7 +9,7 @@ Two kinds of character pass JSON's parser yet break what comes after it:
   fails).
 
 Text from outside is checked once, where it enters (``find_invalid``): a client's messages in
-``realtime.protocol`` (refused with ``invalid_field``), the model's tool arguments in
+``realtime.edge.protocol`` (refused with ``invalid_field``), the model's tool arguments in
 ``realtime.tools.runner`` (``invalid_arguments`` to the model). Text the relay stores but did
 not check at an edge (what the upstream said) is cleaned before it is written
 (``clean``/``clean_json``: each such character becomes U+FFFD). Pure code: no I/O, no Django.

@@ -23,12 +23,12 @@ ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = r"""
 import asyncio, json, uuid
 from prometheus_client import REGISTRY
-from realtime import registry
-from realtime.config import load_config
-from realtime.conversation import Conversation
-from realtime.counters import SessionCounters
+from realtime.ops import presence as registry
+from realtime.kernel.config import load_config
+from realtime.records.conversation import Conversation
+from realtime.kernel.counters import SessionCounters
 from realtime.models import ConversationEntry, RealtimeSession
-from realtime.runtime import Runtime
+from realtime.ops.runtime import Runtime
 
 if {raw}:  # as if nothing made the entries storable: the database's refusal is the last guard
     registry.stored_entry = lambda session_id, e: ConversationEntry(

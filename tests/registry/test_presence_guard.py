@@ -17,8 +17,8 @@ from asgiref.sync import sync_to_async
 from django.db import OperationalError
 from django.utils import timezone
 
-from realtime import registry
 from realtime.models import RealtimeSession
+from realtime.ops import presence as registry
 from tests.relay.conftest import Client, configure, relay_tasks
 
 pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]

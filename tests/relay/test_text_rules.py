@@ -15,8 +15,8 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from realtime import textrules
+from realtime.edge.protocol import ClientProtocolError, parse_client_text
 from realtime.models import ConversationEntry, RealtimeSession
-from realtime.protocol import ClientProtocolError, parse_client_text
 from tests.relay.conftest import Client, configure
 
 pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]

@@ -15,8 +15,9 @@ import logging
 import pytest
 from asgiref.sync import sync_to_async
 
-from realtime import limits, registry
+from realtime.guards import session_limits as limits
 from realtime.models import RealtimeSession
+from realtime.ops import presence as registry
 from realtime.upstream.live import LiveAdapter
 from realtime.upstream.realtime import RealtimeAdapter
 from tests.relay.conftest import Client, configure, relay_tasks
