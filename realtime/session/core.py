@@ -110,7 +110,8 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._answer_budget = answer_budget
         self._budget_checking = False  # a check is running: nothing goes upstream meanwhile
         self._budget_again = False  # another answer ended during the check: check once more
-        self._rate = limits.MessageRate(config.max_messages_per_minute)
+        self._rate = limits.MessageRate(config.max_messages_per_minute)  # user_message
+        self._control_rate = limits.MessageRate(config.max_control_messages_per_minute)
         self._answer_active = False  # between response_started and response_done
         self._awaiting_answer = False  # asked for one; it has not started yet
         self._answer_wanted = False  # ask for one as soon as the active one is done
@@ -163,8 +164,18 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             return
         self._last_activity = time.monotonic()
         if isinstance(command, protocol.UserMessage):
-            await self._user_message(command.text)
-        elif isinstance(command, protocol.Playback):
+            await self._user_message(command.text)  # its own rate (turn_taking.py)
+            return
+        # Every other message may reach the upstream or the record: playback, interrupt and
+        # commit (truncate, cancel, commit frames), extension messages (system_message…).
+        if not self._control_rate.allow():
+            await self._client_error(
+                "rate_limited",
+                f"more than {self.config.max_control_messages_per_minute} control messages "
+                "a minute (playback, interrupt, commit, extension messages); message ignored",
+            )
+            return
+        if isinstance(command, protocol.Playback):
             self.barge_in.playback(command.item_id, command.played_ms)
         elif isinstance(command, protocol.Interrupt):
             self._interrupt(command.playback)
