@@ -54,7 +54,11 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             return
         beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
         self.session = RelaySession(
-            port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
+            port=self,
+            runtime=runtime,
+            admitted=admitted,
+            on_heartbeat=beat,
+            answer_budget=budgets.answer_check(admitted),  # the daily budget, per answer
         )
         # Under daphne, audio frames in and replies out skip the ASGI layers (None: ASGI).
         self.fast = daphne_fastpath.attach(
