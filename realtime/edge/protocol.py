@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from realtime import textrules
+from realtime.kernel import text as textrules
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -113,7 +113,7 @@ def parse_client_text(text: str, extensions: ExtensionParser | None = None) -> o
         raise ClientProtocolError("invalid_json", "text frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise ClientProtocolError("invalid_message", "a message must be a JSON object")
-    if textrules.may_hold_invalid(text):  # a lone surrogate or NUL (realtime/textrules.py)
+    if textrules.may_hold_invalid(text):  # a lone surrogate or NUL (realtime/kernel/text.py)
         invalid = textrules.find_invalid(message)
         if invalid is not None:
             where, problem = invalid

@@ -25,10 +25,10 @@ from django.db import DatabaseError, DataError, IntegrityError, transaction
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from realtime import textrules
 from realtime.compat.cancellation import db_call
 from realtime.guards.session_limits import Claim, concurrency_refusals
 from realtime.kernel import endings
+from realtime.kernel import text as textrules
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.counters import SessionCounters
 from realtime.kernel.endings import TOO_MANY_SESSIONS, SessionEnded
@@ -285,7 +285,7 @@ REJECTED_ENTRY = (DataError, IntegrityError, ValueError)
 
 
 def stored_entry(session_id: Any, entry: Entry) -> ConversationEntry:
-    """The row for an entry, its text made storable on every database (realtime/textrules.py:
+    """The row for an entry, its text made storable on every database (realtime/kernel/text.py:
     a lone surrogate or NUL becomes U+FFFD; PostgreSQL refuses NUL in ``text`` and ``jsonb``,
     and no database takes a surrogate): what the upstream said is recorded whatever it holds."""
     try:

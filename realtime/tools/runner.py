@@ -16,7 +16,7 @@ from channels.db import database_sync_to_async
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
-from realtime import textrules
+from realtime.kernel import text as textrules
 from realtime.tools.context import ToolContext, ToolRefused
 from realtime.tools.outcomes import (
     ErrorKind,
@@ -262,7 +262,7 @@ class ToolRunner:
 
 
 def _invalid_text(arguments: str | Mapping[str, Any]) -> tuple[str, str] | None:
-    """A lone surrogate or NUL in the model's arguments (realtime/textrules.py): never passed
+    """A lone surrogate or NUL in the model's arguments (realtime/kernel/text.py): never passed
     to a tool, whose result, notice or record could not be sent or stored."""
     if isinstance(arguments, str):
         if not textrules.may_hold_invalid(arguments):

@@ -14,8 +14,8 @@ import json
 import pytest
 from asgiref.sync import sync_to_async
 
-from realtime import textrules
 from realtime.edge.protocol import ClientProtocolError, parse_client_text
+from realtime.kernel import text as textrules
 from realtime.models import ConversationEntry, RealtimeSession
 from tests.relay.conftest import Client, configure
 
