@@ -121,22 +121,23 @@ def test_example_phrases_follow_the_description_where_the_simulator_finds_them()
         return "pong"
 
     clock_tool, ping_tool = registry.realtime_tools()
-    assert clock_tool["description"] == 'The time.\nExamples: "what time is it", "what\'s the time?"'
+    examples = 'Examples: "what time is it", "what\'s the time?"'
+    assert clock_tool["description"] == f"The time.\n{examples}"
     assert ping_tool["description"] == "Ping."  # no examples, no line
     assert registry.live_tools()[0]["description"] == clock_tool["description"]
     # The simulator reads them back from the declaration alone (it imports nothing of the relay).
     assert example_phrases(clock_tool) == ["what time is it", "what's the time?"]
     assert example_phrases(ping_tool) == []
-    assert tool_calls("So, WHAT TIME is it?", ["clock", "ping"], "auto", phrases={
-        "clock": example_phrases(clock_tool)
-    })[0].name == "clock"
+    phrases = {"clock": example_phrases(clock_tool)}
+    [call] = tool_calls("So, WHAT TIME is it?", ["clock", "ping"], "auto", phrases=phrases)
+    assert call.name == "clock"
 
 
 @pytest.mark.parametrize(
     ("examples", "error"),
     [
         ("what time is it", "a list of phrases"),
-        (["say \"cheese\""], "without double quotes"),
+        (['say "cheese"'], "without double quotes"),
         (["one\ntwo"], "without double quotes or line breaks"),
         (["  "], "1 to 100 characters"),
         (["x" * 101], "1 to 100 characters"),

@@ -120,8 +120,8 @@ class Delegations:
         """The calls a delegation makes, or None when no function tool is named."""
         responses = self.config["responses"]
         functions = [t for t in responses.get("tools") or [] if t.get("type") == "function"]
-        positions = [(_position(t["name"], words, example_phrases(t)), t["name"]) for t in functions]
-        named = sorted((i, n) for i, n in positions if i >= 0)
+        found = [(_position(t["name"], words, example_phrases(t)), t["name"]) for t in functions]
+        named = sorted((i, n) for i, n in found if i >= 0)
         if not named:
             return None
         choice = responses.get("tool_choice")
