@@ -6,7 +6,7 @@ import asyncio
 import json
 from typing import Any
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .conftest import assert_all_sent_valid
 from .live_client import (

@@ -8,7 +8,7 @@ import re
 import pytest
 from django.test import Client as HttpClient
 
-from realtime.config import load_config
+from realtime.kernel.config import load_config
 from tests.relay.conftest import use_config
 
 pytestmark = pytest.mark.django_db

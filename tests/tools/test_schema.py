@@ -9,8 +9,8 @@ from openai.types.live.function_tool import FunctionTool
 from openai.types.realtime.realtime_function_tool import RealtimeFunctionTool
 from pydantic import BaseModel, Field
 
-from realtime.simulator.planning import example_phrases, tool_calls
 from realtime.tools import ToolContext, ToolDefinitionError, ToolRegistry, ToolRunner
+from realtime_simulator.planning import example_phrases, tool_calls
 
 
 class Booking(BaseModel):
