@@ -28,10 +28,11 @@ from realtime.ops.supervisor import (
 BANNER = """
 ==============================================================================
   OFFLINE SIMULATOR: no OPENAI_API_KEY or AZURE_OPENAI_* is configured, so the
-  relay talks to its built-in simulator of the Realtime API at
+  relay talks to its built-in simulator of {api} at
   {url}. No real model is called and nothing is billed.
 ==============================================================================
 """
+SIMULATED_API = {"realtime": "the Realtime API", "live": "GPT-Live"}
 
 
 class Command(BaseCommand):
@@ -87,6 +88,9 @@ class Command(BaseCommand):
 
         runtime = Runtime.from_environment()
         config = runtime.config
+        # A worker of `serve --workers N` (started with --supervisor): its supervisor already
+        # said what is served where; the worker says nothing of its own.
+        worker = options["supervisor"] is not None
         if options["proxy_headers"] and not config.trusted_proxies:
             # Believing every peer's X-Forwarded-For lets any client pick its address
             # (loopback opens /metrics): refuse rather than warn.
@@ -99,8 +103,9 @@ class Command(BaseCommand):
 
             simulator = start_simulator_thread()
             runtime.config = config.with_endpoint(simulator.base_url)
-            self.stdout.write(BANNER.format(url=simulator.base_url))
-        if config.provider == "azure" and config.dialect == "beta":
+            api = SIMULATED_API.get(config.upstream_api, config.upstream_api)
+            self.stdout.write(BANNER.format(api=api, url=simulator.base_url))
+        if config.provider == "azure" and config.dialect == "beta" and not worker:
             self.stderr.write(
                 "warning: AZURE_OPENAI_API_VERSION selects the legacy Azure preview (beta) "
                 "path, which Microsoft deprecated from 2026-04-30; unset it to use /openai/v1."
@@ -108,10 +113,14 @@ class Command(BaseCommand):
         port = options["port"] or config.port
         workers = self._workers(options, config.workers)
         shown = "localhost" if options["host"] in ("0.0.0.0", "::", "") else options["host"]
-        self.stdout.write(
-            f"Relay on http://{shown}:{port}/ (WebSocket /realtime) → "
-            f"{runtime.config.provider_label}; {workers} worker process(es)"
-        )
+        if not worker:
+            self.stdout.write(
+                f"Relay on http://{shown}:{port}/ (WebSocket /realtime) → "
+                f"{runtime.config.provider_label}; {workers} worker process(es)"
+            )
+            if config.trusted_proxies:
+                trusted = ", ".join(str(n) for n in config.trusted_proxies)
+                self.stdout.write(f"Forwarded headers believed from: {trusted}")
         if workers > 1:
             self._serve_workers(options, workers, port, runtime)
             return
@@ -136,9 +145,6 @@ class Command(BaseCommand):
             argv += ["-e", tcp_endpoint(options["host"], port)]
         # Never daphne's --proxy-headers (it believes the leftmost, client-written address):
         # realtime/edge/proxy.py resolves forwarded headers from RELAY_TRUSTED_PROXIES only.
-        if config.trusted_proxies:
-            trusted = ", ".join(str(n) for n in config.trusted_proxies)
-            self.stdout.write(f"Forwarded headers believed from: {trusted}")
         install_request_deadlines(
             first_message=options["first_message_timeout"], handshake=options["handshake_timeout"]
         )
