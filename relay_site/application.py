@@ -2,6 +2,9 @@
 
 ``relay_site/asgi.py`` builds it from the environment for any ASGI server; ``manage.py serve``
 and the tests build their own runtime (e.g. pointed at an embedded simulator) and pass it.
+Building it installs the framework patches of a serving process (realtime/compat: each
+checked against what it patches, off with one warning if that changed); other ``manage.py``
+commands never load them.
 """
 
 from __future__ import annotations
@@ -9,8 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from realtime.config import ConfigError
-from realtime.runtime import Runtime
+from realtime.kernel.config import ConfigError
+from realtime.ops.runtime import Runtime
 
 
 def build_application(runtime: Runtime | None = None) -> Any:
@@ -19,11 +22,12 @@ def build_application(runtime: Runtime | None = None) -> Any:
 
     django_app = get_asgi_application()  # sets Django up first
 
-    from realtime import drain, metrics
-    from realtime import runtime as relay_runtime
-    from realtime.access import RelayAccessMiddleware, auth_stack
-    from realtime.proxy import ForwardedMiddleware
-    from realtime.routing import websocket_urlpatterns
+    from realtime import compat
+    from realtime.edge.access import RelayAccessMiddleware, auth_stack
+    from realtime.edge.proxy import ForwardedMiddleware
+    from realtime.edge.routing import websocket_urlpatterns
+    from realtime.ops import drain, metrics
+    from realtime.ops import runtime as relay_runtime
 
     if runtime is None:  # another ASGI server (relay_site/asgi.py): manage.py's checks never ran
         from django.conf import settings
@@ -36,6 +40,7 @@ def build_application(runtime: Runtime | None = None) -> Any:
     except ConfigError as exc:
         sys.exit(f"Configuration error: {exc}")
     metrics.setup_process()
+    compat.install_server_patches()
     drain.install(runtime)
     router = ProtocolTypeRouter(
         {

@@ -15,9 +15,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from realtime.config import RelayConfig, load_config
-from realtime.runtime import Runtime, installed
-from realtime.simulator import Simulator
+from realtime.kernel.config import RelayConfig, load_config
+from realtime.ops.runtime import Runtime, installed
+from realtime_simulator import Simulator
 from tests.databases import Templates, drop_postgres_templates, run_directory
 
 # Modules whose tests share a module-scoped relay, browser or build: pytest-xdist runs each of

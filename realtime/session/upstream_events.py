@@ -1,7 +1,7 @@
 """What each upstream event means for the client, the counters and barge-in.
 
 ``RelaySession`` (``core.py``) reads the upstream and dispatches each neutral event
-(``realtime.events``) to the handler this mixin maps it to; the handlers use the session's
+(``realtime.kernel.events``) to the handler this mixin maps it to; the handlers use the session's
 port, counters, audio tracker, barge-in state and tool turns.
 """
 
@@ -12,9 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from realtime import metrics, protocol
-from realtime.endings import SessionEnded
-from realtime.events import (
+from realtime.edge import protocol
+from realtime.kernel.endings import SessionEnded
+from realtime.kernel.events import (
     AudioDelta,
     AudioDone,
     BackendUsage,
@@ -36,6 +36,7 @@ from realtime.events import (
     UpstreamFrames,
     UsageReport,
 )
+from realtime.ops import metrics
 from realtime.session.states import OPEN
 from realtime.tools import ToolNotice
 
@@ -130,6 +131,7 @@ class UpstreamEventHandlers:
         self._answer_active = False
         usage = event.usage
         self.counters.add_usage(usage)
+        self._check_budget()  # before anything else can ask for the next answer
         self.meter.turn_reset()
         await self.port.send_text(
             protocol.control(
@@ -183,6 +185,7 @@ class UpstreamEventHandlers:
 
     async def _on_backend_usage(self: RelaySession, event: BackendUsage) -> None:
         self.counters.add_tokens(event.usage)
+        self._check_budget()  # GPT-Live: the delegated backend's answer is billed in tokens
 
     async def _on_upstream_frames(self: RelaySession, event: UpstreamFrames) -> None:
         self._enqueue(event.frames)

@@ -1,4 +1,4 @@
-"""realtime.drain holds off new TCP handshakes on a listening socket before closing it (Linux):
+"""realtime.ops.drain holds off new TCP handshakes on a listening socket before closing it (Linux):
 a new client's connect does not complete, one already queued is served, and once the socket
 closes the client is refused, never reset after its connect succeeded."""
 
@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from realtime.drain import admit_new_handshakes, hold_new_handshakes
+from realtime.ops.drain import admit_new_handshakes, hold_new_handshakes
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux filter")
 

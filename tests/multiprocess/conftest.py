@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.loadtools.ports import free_port, wait_port
+from relay_loadtools.ports import free_port, wait_port
 from tests.databases import Templates
 from tests.services import redis_reachable, require_redis
 from tests.waiting import eventually

@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import django
 django.setup()
-from realtime import metrics
+from realtime.ops import metrics
 metrics.setup_process()
 metrics.SESSIONS_OPENED.inc({opened})
 metrics.ACTIVE_SESSIONS.inc({active})
@@ -58,7 +58,7 @@ def test_a_supervisor_removes_the_metrics_dirs_of_supervisors_that_were_killed(
     cannot, so the next one removes what dead supervisors left, and nothing else."""
     import tempfile
 
-    from realtime.supervisor import WorkerPool
+    from realtime.ops.supervisor import WorkerPool
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     gone = subprocess.Popen([sys.executable, "-c", "pass"])

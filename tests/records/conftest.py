@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from django.utils import timezone
 
 from realtime.models import ConversationEntry, RealtimeSession
+from tests.databases import Templates
+from tests.services import postgres_admin
 
 
 def make_session(user: Any = None, *, status: str = "closed", **fields: Any) -> RealtimeSession:
@@ -62,3 +67,26 @@ A_CONVERSATION = (
     ("assistant", "answer", "The get_current_time function returned 12:00.", {}),
     ("session", "ended", "client_closed", {"close_code": 1000, "ended_by": ""}),
 )
+
+
+def postgres_url(db_templates: Templates) -> Iterator[str]:
+    """A migrated PostgreSQL database of its own (127.0.0.1:5432, trust auth), cloned from the
+    run's template and dropped afterwards."""
+    admin = postgres_admin()
+    name, url = db_templates.postgres(admin, "relay_records_")
+    try:
+        yield url
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(
+    request: pytest.FixtureRequest, tmp_path: Path, db_templates: Templates
+) -> Iterator[str]:
+    """A fresh migrated database for ``manage.py`` subprocesses: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        yield db_templates.sqlite(tmp_path / "relay.sqlite3")
+    else:
+        yield from postgres_url(db_templates)

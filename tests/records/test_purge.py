@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -19,9 +18,7 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from realtime.models import ConversationEntry, RealtimeSession
-from tests.databases import Templates
 from tests.relay.conftest import configure
-from tests.services import postgres_admin
 
 from .conftest import add_entries, make_session
 
@@ -96,27 +93,6 @@ for n in range(10):
         for i in range(1, 3011))
 """
 COUNT = "from realtime.models import ConversationEntry as E; print(E.objects.count())"
-
-
-def postgres_url(db_templates: Templates) -> Iterator[str]:
-    admin = postgres_admin()
-    name, url = db_templates.postgres(admin, "relay_purge_")
-    try:
-        yield url
-    finally:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database_url(
-    request: pytest.FixtureRequest, tmp_path: Path, db_templates: Templates
-) -> Iterator[str]:
-    """A migrated database of the test's own."""
-    if request.param == "sqlite":
-        yield db_templates.sqlite(tmp_path / "relay.sqlite3")
-    else:
-        yield from postgres_url(db_templates)
 
 
 @pytest.mark.slow  # four purge processes racing on 30,000 rows
