@@ -42,6 +42,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
+WORKERS = 4  # two cores; most of a test's time is waiting on sockets and child processes
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (pyproject's addopts): ``RELAY_TEST_WORKERS`` if set, none when every
+    argument names a test (``path::name``: starting workers would cost more than it saves),
+    else ``WORKERS``."""
+    if os.environ.get("RELAY_TEST_WORKERS"):
+        return int(os.environ["RELAY_TEST_WORKERS"])
+    if config.args and all("::" in arg for arg in config.args):
+        return 0
+    return WORKERS
+
+
 class _RunId:
     """pytest-xdist's controller gives its workers one id for the run (template names)."""
 
