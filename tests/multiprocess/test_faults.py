@@ -164,7 +164,6 @@ async def test_live_sessions_survive_a_redis_restart_and_control_resumes(deploym
     during = await open_session(port)  # documented: admitted, not addressable until Redis returns
     await text_turn(during, "new while down")
     private_redis.restart()
-    await asyncio.sleep(1)
     live = wait_rows(deployment.db_path, lambda r: sum(x["status"] == "live" for x in r) == 2)
 
     from channels_redis.core import RedisChannelLayer

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import pytest
@@ -11,6 +10,7 @@ from prometheus_client import REGISTRY
 
 from realtime_simulator import Faults
 from tests.relay.conftest import Client, configure, wav_pcm
+from tests.waiting import eventually_async
 
 REMOTE = "203.0.113.9"
 SILENCE_1S = bytes(48000)
@@ -141,7 +141,7 @@ async def test_metrics_follow_a_scripted_session_turn_barge_in_and_error(simulat
     await record.wait_for("conversation.item.truncate", timeout=3)
     await client.drain()
     await client.close()
-    await asyncio.sleep(0.1)
+    await eventually_async(lambda: snap.delta()["relay_sessions_closed_total/client_closed"])
 
     d = snap.delta()
     assert d["relay_sessions_opened_total"] == 1
@@ -180,7 +180,7 @@ async def test_a_session_refused_upstream_is_counted_by_its_close_reason(simulat
     client = CountingClient()
     await client.connect(greeting=False)
     assert await client.until_closed() == 4010
-    await asyncio.sleep(0.05)
+    await eventually_async(lambda: snap.delta()["relay_sessions_closed_total/upstream_unavailable"])
     d = snap.delta()
     assert d["relay_sessions_opened_total"] == 1
     assert d["relay_sessions_closed_total/upstream_unavailable"] == 1

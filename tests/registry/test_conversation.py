@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from asgiref.sync import sync_to_async
 
 from realtime.models import ConversationEntry
 from tests.relay.conftest import Client, configure, wav_pcm
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("relay_config")]
 
@@ -27,8 +26,8 @@ async def test_typed_spoken_and_tool_turns_are_recorded_in_order_without_audio()
     await client.until_count("response_done", 2)
     await client.send_audio(wav_pcm("hello_24k.wav") + bytes(48000))
     await client.until_count("response_done", 3)
-    await asyncio.sleep(0.5)  # within a heartbeat (0.2 s), while the session is still live
-    live = await sync_to_async(entries)()
+    # Written with a heartbeat (0.2 s), while the session is still live.
+    live = await eventually_async(sync_to_async(entries))
     assert live[0] == ("user", "typed", "what time is it - use get_current_time")
     await client.close()
     recorded = await sync_to_async(entries)()

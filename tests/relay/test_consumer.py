@@ -9,6 +9,7 @@ import pytest
 
 from realtime_simulator import Faults
 from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
+from tests.waiting import eventually_async
 
 pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]
 
@@ -73,10 +74,15 @@ async def test_pre_greeting_audio_is_not_lost_and_frames_are_coalesced(simulator
     await client.send_audio(pcm, frame_bytes=256)  # all before the session is ready
     await client.until(action="connected")
     await client.send_audio(pcm, frame_bytes=255)  # odd-sized frames after it
-    await asyncio.sleep(0.2)
     record = simulator.connections[-1]
-    appends = [e for e in record.received if e["type"] == APPEND[upstream_api]]
-    assert sum(e["audio_bytes"] for e in appends) == 2 * len(pcm) - (2 * len(pcm)) % 2
+
+    def appends() -> list[dict]:
+        return [e for e in record.received if e["type"] == APPEND[upstream_api]]
+
+    whole = 2 * len(pcm) - (2 * len(pcm)) % 2
+    await eventually_async(lambda: sum(e["audio_bytes"] for e in appends()) >= whole)
+    appends = appends()
+    assert sum(e["audio_bytes"] for e in appends) == whole
     assert all(e["audio_bytes"] % 2 == 0 for e in appends)
     assert len(appends) <= (2 * len(pcm)) // 960 + 2  # ~20 ms per append, not per frame
     await client.close()
@@ -301,8 +307,7 @@ async def test_fifty_concurrent_clients_each_get_only_their_own_replies(simulato
         assert not any(other in reply for other in others)
     assert time.monotonic() - started < 60
     await asyncio.gather(*(c.close() for c in clients))
-    await asyncio.sleep(0.1)
-    assert relay_tasks() == []
+    await eventually_async(lambda: relay_tasks() == [], what="the sessions' tasks end")
 
 
 async def test_a_wake_up_asked_for_while_due_events_are_handled_does_not_break_the_reader(

@@ -6,6 +6,7 @@ import asyncio
 
 from realtime.session.outbox import AudioCoalescer
 from realtime.session.playback import AudioTracker, BargeIn, Interruption
+from tests.waiting import eventually_async
 
 
 def test_a_new_item_is_announced_once():
@@ -42,7 +43,7 @@ async def test_barge_in_waits_for_the_playback_report_then_falls_back_to_the_est
     barge_in.playback("a", 321)
     assert truncated == [("a", 321)]
     barge_in.cut(Interruption("b", 0, 1000, 400))
-    await asyncio.sleep(0.1)
+    await eventually_async(lambda: len(truncated) == 2)  # after its 50 ms wait
     assert truncated == [("a", 321), ("b", None)]  # no report: the estimate
     barge_in.close()
 
