@@ -22,24 +22,56 @@ from tests.databases import Templates, drop_postgres_templates, run_directory
 
 # Modules whose tests share a module-scoped relay, browser or build: pytest-xdist runs each of
 # them whole on one worker (``xdist_group``); every other test is handed out on its own.
-SHARED_SETUP = ("tests/browser/", "tests/cli/test_talk.py", "tests/test_installed_copy.py")
+SHARED_SETUP = (
+    "tests/browser/",
+    "tests/cli/test_talk.py",
+    "tests/compat/test_daphne_sessions.py",
+    "tests/test_installed_copy.py",
+)
+# The longest work first, so that no worker is still busy with one long test when the others
+# are done: a wheel built then bench and soak from it, fuzzing, the bench smoke run, the
+# largest browser module, `talk`, the soak smoke run, the purge race. Then the other slow
+# tests, then the rest, each in collection order.
+LONGEST_FIRST = (
+    "tests/test_installed_copy.py",
+    "tests/security/test_fuzz.py",
+    "tests/test_bench_smoke.py",
+    "tests/browser/test_demo_page.py",
+    "tests/cli/test_talk.py",
+    "tests/security/test_soak_smoke.py",
+    "tests/records/test_purge.py",
+)
 
 
 def _relative(item: pytest.Item) -> str:
     return os.path.relpath(str(item.path), str(item.config.rootpath)).replace(os.sep, "/")
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _rank(item: pytest.Item) -> int:
+    path = _relative(item)
+    slow = item.get_closest_marker("slow") is not None
+    if slow and path in LONGEST_FIRST:
+        return LONGEST_FIRST.index(path)
+    return len(LONGEST_FIRST) + (0 if slow else 1)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` selects
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         path = _relative(item)
         if path.startswith("tests/browser/") or item.get_closest_marker("multiprocess"):
             item.add_marker(pytest.mark.slow)
         if path.startswith(SHARED_SETUP):
             item.add_marker(pytest.mark.xdist_group(path))
-    # The slow tests first (in their order), so that the longest ones are not what the run
-    # ends waiting for on one worker while the others are idle.
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+class _LongestFirst:
+    """The order pytest-xdist hands the work out in (pyproject: --no-loadscope-reorder); after
+    pytest-django's own ordering."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        items.sort(key=_rank)
 
 
 WORKERS = 4  # two cores; most of a test's time is waiting on sockets and child processes
@@ -67,6 +99,7 @@ class _RunId:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_LongestFirst(), "relay-longest-first")
     workerinput = getattr(config, "workerinput", None)
     if workerinput is not None:
         config.relay_run_id = workerinput["relay_run_id"]  # type: ignore[attr-defined]

@@ -16,6 +16,7 @@ import pytest
 
 from realtime.kernel.providers import PROVIDER_VARIABLES
 from relay_loadtools.ports import free_port, wait_port
+from tests.services import require_redis
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +47,9 @@ def base_env(tmp: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARIABLES}
     for name in ("REDIS_URL", "PORT", "DATABASE_URL"):
         env.pop(name, None)
-    env.update(DATABASE_URL=f"sqlite:///{tmp / 'relay.sqlite3'}", PYTHONUNBUFFERED="1")
+    env.update(
+        DATABASE_URL=f"sqlite:///{tmp / 'relay.sqlite3'}", PYTHONUNBUFFERED="1", TMPDIR=str(tmp)
+    )
     return env
 
 
@@ -75,14 +78,7 @@ def serving(tmp: Path, *args: str, port_flag: bool = False, **extra_env: str) ->
 
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    from tests.multiprocess.conftest import redis_reachable
-
-    if not redis_reachable():
-        message = "Redis is not reachable at 127.0.0.1:6379 (multi-worker tests need it)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)  # never a silent skip in CI
-        pytest.skip(message)
-    return "redis://127.0.0.1:6379/0"
+    return require_redis()
 
 
 @pytest.fixture(scope="module")

@@ -14,10 +14,8 @@ import pytest
 
 from relay_loadtools.ports import free_port, wait_port
 from tests.databases import Templates
-from tests.services import redis_reachable, require_redis
+from tests.services import require_redis
 from tests.waiting import eventually
-
-__all__ = ["free_port", "redis_reachable", "wait_port"]
 
 ROOT = Path(__file__).resolve().parents[2]
 
