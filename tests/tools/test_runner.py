@@ -17,6 +17,11 @@ from pydantic import BaseModel
 from realtime.tools import ToolContext, ToolRefused, ToolRegistry, ToolRunner
 from tests.tools.conftest import Notices
 
+# A sync tool runs through channels' database_sync_to_async, which checks the Django database
+# connection of its thread before and after the call: a pool thread that served a test with
+# database access earlier holds a connection.
+pytestmark = pytest.mark.django_db
+
 SESSION = "00000000-0000-4000-8000-000000000001"
 
 
