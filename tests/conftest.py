@@ -2,9 +2,11 @@
 database templates, and the fixtures every test gets.
 
 Markers (pyproject.toml): ``slow`` is added here to every ``browser`` and ``multiprocess``
-test; the other heavy tests (the installed copy, bench and soak smoke runs, fuzzing, the
-purge race, the CLI against a served relay, the compose commands) carry it in their modules.
-``pytest -m "not slow"`` is the everyday loop.
+test; the other tests that serve a relay as a process or run long carry it in their modules
+(the installed copy, bench and soak smoke runs, fuzzing, the purge race, records written by
+``manage.py shell`` on two databases, ``talk`` and ``serve`` as a person runs them, sessions
+through real daphne relays, the compose commands). ``pytest -m "not slow"`` is the everyday
+loop.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ SHARED_SETUP = (
 )
 # The longest work first, so that no worker is still busy with one long test when the others
 # are done: a wheel built then bench and soak from it, fuzzing, the bench smoke run, the
-# largest browser module, `talk`, the soak smoke run, the purge race. Then the other slow
+# largest browser module, `talk`, sessions through real daphne relays, the soak smoke run, the
+# purge race. Then the other slow
 # tests, then the rest, each in collection order.
 LONGEST_FIRST = (
     "tests/test_installed_copy.py",
@@ -38,6 +41,7 @@ LONGEST_FIRST = (
     "tests/test_bench_smoke.py",
     "tests/browser/test_demo_page.py",
     "tests/cli/test_talk.py",
+    "tests/compat/test_daphne_sessions.py",
     "tests/security/test_soak_smoke.py",
     "tests/records/test_purge.py",
 )

@@ -18,6 +18,8 @@ from realtime.ops.logs import _BASE64_RUN
 
 from .conftest import serving
 
+pytestmark = pytest.mark.slow  # `manage.py serve` as a person runs it, per test
+
 UPGRADE = (
     "GET /realtime HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"

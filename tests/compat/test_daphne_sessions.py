@@ -45,10 +45,12 @@ from realtime.kernel.providers import PROVIDER_VARIABLES
 from realtime.ops.embedded import EmbeddedSimulator, start_simulator_thread
 from realtime_simulator import Faults
 from relay_loadtools.ports import free_port, wait_port
+from tests.databases import Templates
 from tests.relay.conftest import Client, relay_tasks, use_config, wav_pcm
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.django_db(transaction=True)
+# slow: `manage.py serve` processes (one per daphne variant and API family)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 SETTINGS = {
     "RELAY_ALLOW_ANONYMOUS": "true",
@@ -185,7 +187,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def relays(
-    upstream: Upstream, tmp_path_factory: pytest.TempPathFactory
+    upstream: Upstream, tmp_path_factory: pytest.TempPathFactory, db_templates: Templates
 ) -> Iterator[Callable[[str, str], Served]]:
     """relays(variant, api): ``manage.py serve`` ("daphne" or "daphne-changed") on upstream
     API family ``api``, started on first use and shared by the module's tests."""
@@ -195,7 +197,7 @@ def relays(
         def relay(variant: str, api: str) -> Served:
             if (variant, api) not in started:
                 started[variant, api] = stack.enter_context(
-                    _serving(variant, api, upstream, tmp_path_factory.mktemp(variant))
+                    _serving(variant, api, upstream, tmp_path_factory.mktemp(variant), db_templates)
                 )
             return started[variant, api]
 
@@ -203,8 +205,11 @@ def relays(
 
 
 class _serving:
-    def __init__(self, variant: str, api: str, upstream: Upstream, tmp: Path) -> None:
+    def __init__(
+        self, variant: str, api: str, upstream: Upstream, tmp: Path, templates: Templates
+    ) -> None:
         self.variant, self.api, self.upstream, self.tmp = variant, api, upstream, tmp
+        self.templates = templates
 
     def __enter__(self) -> Served:
         env = {k: v for k, v in os.environ.items() if k not in PROVIDER_VARIABLES}
@@ -212,14 +217,15 @@ class _serving:
             env.pop(name, None)
         env.update(
             SETTINGS,
-            DATABASE_URL=f"sqlite:///{self.tmp / 'relay.sqlite3'}",
+            DATABASE_URL=self.templates.sqlite(self.tmp / "relay.sqlite3"),  # migrated
             REALTIME_SIMULATOR_URL=self.upstream.base_url,
             RELAY_UPSTREAM_API=self.api,
             RELAY_WORKERS="1",
             PYTHONUNBUFFERED="1",
+            TMPDIR=str(self.tmp),
         )
         port = free_port()
-        serve = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+        serve = ["serve", "--host", "127.0.0.1", "--port", str(port), "--no-migrate"]
         if self.variant == "daphne":
             argv = [sys.executable, "manage.py", *serve]
         else:

@@ -18,7 +18,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # `manage.py shell` processes on SQLite and PostgreSQL
 
 SCRIPT = r"""
 import asyncio, json, uuid
