@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import sys
 import tempfile
@@ -188,7 +189,9 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         if not redis:
             names.append("daphne-2b")  # without Redis: two separate daphne processes
         ports = {name: free_port() for name in names}
-        multi_env = env | {"REDIS_URL": REDIS_URL, "REDIS_CHANNEL_PREFIX": f"bench{int(started)}"}
+        # Keys of their own: another bench (or a test run) may share the Redis.
+        prefix = f"bench{int(started)}-{os.getpid()}"
+        multi_env = env | {"REDIS_URL": REDIS_URL, "REDIS_CHANNEL_PREFIX": prefix}
         argvs = {
             "bare": (bare_relay_argv(ports["bare"], sim_url), child_env()),
             "daphne-1": (serve_argv(ports["daphne-1"], 1), env),
