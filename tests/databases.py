@@ -36,7 +36,7 @@ def run_directory(basetemp: Path) -> Path:
 
 
 def manage(database_url: str, *args: str, **env: str) -> None:
-    subprocess.run(
+    done = subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
         env={
@@ -45,10 +45,11 @@ def manage(database_url: str, *args: str, **env: str) -> None:
             "DJANGO_SECRET_KEY": "template-builder",
             **env,
         },
-        check=True,
         capture_output=True,
+        text=True,
         timeout=180,
     )
+    assert done.returncode == 0, f"manage.py {' '.join(args)}: {done.stderr[-3000:]}"
 
 
 def create_admin(database_url: str) -> None:
