@@ -43,12 +43,13 @@ def test_without_the_close_code_patch_daphne_refuses_them(redecide, monkeypatch,
     1009 as it always did (the client then sees 1006), and 4000-4999 still work."""
     from daphne.ws_protocol import WebSocketProtocol
 
+    patch = fresh(redecide, daphne_compat.CLOSE_CODES)  # off first: a test before may have it
     original = WebSocketProtocol.sendCloseFrame
     monkeypatch.setattr(
         WebSocketProtocol, "sendCloseFrame", lambda self, close_code=None, **kw: original(self)
     )
     with caplog.at_level(logging.WARNING, logger="realtime.compat"):
-        assert not patching.install(fresh(redecide, daphne_compat.CLOSE_CODES))
+        assert not patching.install(patch)
     [warning] = warnings_of(caplog)
     assert "daphne_close_codes" in warning and "autobahn 26." in warning
     monkeypatch.undo()
@@ -84,9 +85,10 @@ def test_an_autobahn_with_another_size_hook_leaves_the_frame_guard_off(
     """Off, autobahn's own check drops such a connection (the client sees 1006)."""
     from daphne.ws_protocol import WebSocketProtocol
 
+    patch = fresh(redecide, daphne_guards.FRAME_GUARD)  # off first: a test before may have it
     monkeypatch.setattr(WebSocketProtocol, "_max_message_size_exceeded", lambda self, why: None)
     with caplog.at_level(logging.WARNING, logger="realtime.compat"):
-        assert not patching.install(fresh(redecide, daphne_guards.FRAME_GUARD))
+        assert not patching.install(patch)
     [warning] = warnings_of(caplog)
     assert "daphne_frame_guard" in warning and "autobahn 26." in warning
     assert "_max_message_size_exceeded" in warning
@@ -230,6 +232,7 @@ def test_a_changed_daphne_on_message_leaves_the_fast_path_off(redecide, monkeypa
 
     from daphne.ws_protocol import WebSocketProtocol
 
+    patch = fresh(redecide, daphne_fastpath.FASTPATH)  # off first: a test before may have it
     original = WebSocketProtocol.onMessage
 
     def on_message(self, payload, isBinary):
@@ -238,7 +241,7 @@ def test_a_changed_daphne_on_message_leaves_the_fast_path_off(redecide, monkeypa
 
     monkeypatch.setattr(WebSocketProtocol, "onMessage", on_message)
     with caplog.at_level(logging.WARNING, logger="realtime.compat"):
-        assert not patching.install(fresh(redecide, daphne_fastpath.FASTPATH))
+        assert not patching.install(patch)
     [warning] = warnings_of(caplog)
     assert "daphne_fastpath" in warning and "daphne 4." in warning and "last_seen" in warning
 
@@ -353,9 +356,10 @@ def test_eager_writes_reach_the_peer_at_once_and_keep_twisted_s_order(redecide):
 def test_without_eager_writes_twisted_buffers_every_write(redecide, monkeypatch, caplog):
     from twisted.internet import tcp
 
+    patch = fresh(redecide, daphne_fastpath.EAGER_WRITES)  # off first: a test before may have it
     monkeypatch.setattr(tcp.Connection, "write", lambda self: None)  # another signature
     with caplog.at_level(logging.WARNING, logger="realtime.compat"):
-        assert not patching.install(fresh(redecide, daphne_fastpath.EAGER_WRITES))
+        assert not patching.install(patch)
     [warning] = warnings_of(caplog)
     assert "twisted_eager_writes" in warning and "twisted 26." in warning
 

@@ -64,8 +64,8 @@ def test_a_changed_daphne_command_line_serves_the_application_by_path(
     from daphne.cli import CommandLineInterface
     from daphne.server import Server
 
+    fresh(redecide, daphne_server.CLI_APPLICATION)  # off first: a test before may have it
     monkeypatch.setattr(CommandLineInterface, "load_asgi_app", lambda self: None)
-    fresh(redecide, daphne_server.CLI_APPLICATION)
     built: list[str] = []
     with caplog.at_level(logging.WARNING, logger="realtime.compat"):
         serve(built)
