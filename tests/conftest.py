@@ -130,6 +130,23 @@ def db_templates(
     return Templates(run_dir, request.config.relay_run_id)  # type: ignore[attr-defined]
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(
+    django_db_modify_db_settings_parallel_suffix: None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """SQLite: this process's test database in a file of its own (WAL, as the embedded setup
+    runs), not in memory. In-memory SQLite shares one cache between threads, where a tool's
+    read in the tool pool met the registry thread's write lock at once ("database table is
+    locked") instead of waiting for it: a test failing under load."""
+    from django.conf import settings
+
+    database = settings.DATABASES["default"]
+    if database["ENGINE"].endswith("sqlite3"):
+        path = tmp_path_factory.getbasetemp() / "test-database.sqlite3"
+        database.setdefault("TEST", {})["NAME"] = str(path)
+
+
 @pytest.fixture(autouse=True, scope="session")
 def quick_password_hashing() -> Iterator[None]:
     """In this process only: passwords hashed with one cheap round instead of Django's
