@@ -23,6 +23,7 @@ from realtime import endings
 from realtime.config import RelayConfig
 from realtime.endings import Ending
 from realtime.events import Event
+from realtime.history import EMPTY, Snapshot
 from realtime.tools import ToolRegistry
 from realtime.upstream.clients import UpstreamClients
 
@@ -47,6 +48,10 @@ class UpstreamAdapter(ABC):
     recv: Callable[[], Awaitable[bytes | str]]
     # A frame written at once if nothing stands in the way (True), else False: use send.
     write_now: Callable[[str], bool] = staticmethod(lambda frame: False)  # type: ignore[assignment]
+    # How every frame of ``audio_frame`` starts (the session tells audio from commands).
+    audio_prefix: ClassVar[str]
+    # The upstream's own id of its session, once open (shown in the admin), if it gives one.
+    session_id: str = ""
 
     def __init__(
         self, config: RelayConfig, clients: UpstreamClients, tools: ToolRegistry | None = None
@@ -58,8 +63,15 @@ class UpstreamAdapter(ABC):
         self.wake: Callable[[], None] = lambda: None
 
     @abstractmethod
-    async def open(self) -> None:
-        """Connect and configure the upstream session; raise ``SessionEnded`` on failure."""
+    async def open(self, history: Snapshot = EMPTY) -> None:
+        """Connect and configure the upstream session, give it the conversation so far
+        (``history``: a renewal or a recovery; each family says how its API takes it);
+        raise ``SessionEnded`` on failure."""
+
+    def busy(self) -> bool:
+        """Something is in progress that the session's own state does not show (an adapter
+        that derives answers and turns: one of them is under way). No renewal then."""
+        return False
 
     @abstractmethod
     def translate(self, frame: bytes | str, now: float) -> list[Event]:

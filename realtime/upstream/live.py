@@ -53,6 +53,7 @@ from realtime.events import (
     UpstreamFrames,
     UsageReport,
 )
+from realtime.history import EMPTY, Snapshot
 from realtime.upstream import Unsupported, UpstreamAdapter
 from realtime.upstream import live_session as frames
 from realtime.upstream.clients import close_connection, enter, websocket_options
@@ -110,8 +111,10 @@ class Utterance:
 class LiveAdapter(UpstreamAdapter):
     api = "live"
     answers_block_requests = False  # full duplex: typed text and tool results never wait
+    audio_prefix = '{"type":"session.input_audio.append"'
 
     _connection: Any = None
+    expires_at: float | None = None  # session.started's expires_at (Unix seconds)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -135,20 +138,27 @@ class LiveAdapter(UpstreamAdapter):
 
     # ---- connect ---------------------------------------------------------------------------
 
-    async def open(self) -> None:
+    async def open(self, history: Snapshot = EMPTY) -> None:
+        """``session.start`` (with the conversation so far as its text ``input``: the most
+        recent part that fits, see ``live_session.history_input``), then ``session.started``."""
         config = self.config
         client = self.clients.client(config)
         manager = client.live.connect(websocket_connection_options=websocket_options(config))
         self._connection = await enter(manager, config)
         raw = raw_socket(self._connection)
         self.send, self.recv, self.write_now = raw.send, raw.recv, raw.write_now
-        await self.send(frames.to_json(frames.session_start(config, self.tools.live_tools())))
+        start = frames.session_start(config, self.tools.live_tools(), history)
+        await self.send(frames.to_json(start))
         async with asyncio.timeout(config.connect_timeout_s):
             while True:
                 event = json.loads(await self.recv())
                 kind = event.get("type")
                 if kind == "session.started":
-                    self.session_id = str((event.get("session") or {}).get("id") or "")
+                    session = event.get("session") or {}
+                    self.session_id = str(session.get("id") or "")
+                    expires_at = session.get("expires_at")
+                    if isinstance(expires_at, int | float) and expires_at > 0:
+                        self.expires_at = float(expires_at)
                     return
                 if kind == "error":
                     err = event.get("error") or {}
@@ -158,6 +168,10 @@ class LiveAdapter(UpstreamAdapter):
                             f"{err.get('message') or err.get('code')}"
                         )
                     )
+
+    def busy(self) -> bool:
+        """A derived answer or user utterance is under way, or a delegated tool turn."""
+        return self._answer is not None or self._user is not None or bool(self._calls)
 
     # ---- upstream → session -------------------------------------------------------------------
 
