@@ -115,6 +115,10 @@ COUNTERS: tuple[Counter, ...] = (
         usage=True,
         metric="relay_upstream_seconds",
     ),
+    # Upstream sessions replaced (realtime/session/renewal.py); Prometheus counts them by
+    # reason in relay_upstream_renewals (metrics.py).
+    Counter("upstream_renewals", "upstream renewals (timer)", "upstream_renewals"),
+    Counter("upstream_recoveries", "upstream recoveries (failures)", "upstream_recoveries"),
     Counter("tool_calls", "tool calls", "tool_calls", metric="relay_tool_calls"),
     Counter("tool_errors", "tool call errors", "tool_errors", metric="relay_tool_errors"),
     Counter(

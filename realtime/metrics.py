@@ -66,6 +66,17 @@ REPLY_SECONDS = Histogram(
 UPSTREAM_ERRORS = Counter(
     "relay_upstream_errors", "Upstream error events, by the upstream's error code", ["code"]
 )
+UPSTREAM_RENEWALS = Counter(
+    "relay_upstream_renewals",
+    "Upstream sessions replaced without the client noticing, by reason: max_age (the timer, "
+    "RELAY_UPSTREAM_MAX_SECONDS) or the upstream ending recovered from",
+    ["reason"],
+)
+UPSTREAM_RENEWAL_FAILURES = Counter(
+    "relay_upstream_renewal_failures",
+    "Attempts to open a replacement upstream session that failed, by the renewal's reason",
+    ["reason"],
+)
 ASYNCIO_TASKS = Gauge(
     "relay_asyncio_tasks",
     "asyncio tasks alive on the worker's event loop (all of them, not only sessions'); "
@@ -118,6 +129,14 @@ def count_upstream_error(code: object) -> None:
             name = "other"
         child = _error_children.setdefault(name, UPSTREAM_ERRORS.labels(name))
     child.inc()
+
+
+def count_renewal(reason: str) -> None:
+    UPSTREAM_RENEWALS.labels(label(reason)).inc()
+
+
+def count_renewal_failure(reason: str) -> None:
+    UPSTREAM_RENEWAL_FAILURES.labels(label(reason)).inc()
 
 
 class SessionMeter:

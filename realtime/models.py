@@ -73,6 +73,9 @@ class RealtimeSession(SessionCounterColumns):
     close_code = models.PositiveIntegerField(null=True, blank=True)
     close_reason = models.CharField(max_length=64, blank=True)
     ended_by = models.CharField(max_length=150, blank=True)
+    # The upstream sessions that served the conversation, once there was more than one
+    # (realtime/session/renewal.py): [{"n", "id", "started_at", "ended_at", "ended"}, …].
+    upstreams = models.JSONField(default=list, blank=True)
 
     objects = RealtimeSessionQuerySet.as_manager()
 

@@ -322,9 +322,15 @@ class Presence:
         self.runtime = runtime
         self.conversation = conversation or Conversation(enabled=False)
         self.opened = False
+        # The upstream sessions that served it, set by a renewal (session/renewal.py).
+        self.upstreams: list[dict[str, Any]] = []
 
-    def counters(self) -> dict[str, int]:
-        return self.stats.columns()
+    def counters(self) -> dict[str, Any]:
+        """The row's counter columns, and its list of upstream sessions once there is one."""
+        columns: dict[str, Any] = self.stats.columns()
+        if self.upstreams:
+            columns["upstreams"] = self.upstreams
+        return columns
 
     async def _call(self, func: Any, **kwargs: Any) -> bool:
         try:

@@ -25,8 +25,10 @@ from realtime import endings, limits, metrics, protocol
 from realtime.client_messages import AddSystemMessage
 from realtime.endings import Ending, SessionEnded
 from realtime.events import UsageReport
+from realtime.history import History
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn
+from realtime.session.renewal import Renewal
 from realtime.session.states import OPEN, State
 from realtime.session.tool_turns import ToolTurns
 from realtime.session.turn_taking import TurnTaking
@@ -73,6 +75,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self.connect_ms: int | None = None
         self.ready = asyncio.Event()
         self.meter = metrics.SessionMeter(self.counters)
+        self.history = History()  # what a renewed upstream session is given
         self.upstream = adapter_for(config, runtime.clients, admitted.tools)
         self.upstream.wake = self._wake_reader
         self.tools = ToolTurns(
@@ -87,6 +90,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             },
             send=self._ask_for_answer,
             notify=self._tool_notice,
+            history=self.history,
         )
         self.outbox = UpstreamOutbox(
             coalesce_ms=config.audio_coalesce_ms,
@@ -100,6 +104,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._on_heartbeat = on_heartbeat
         self._rate = limits.MessageRate(config.max_messages_per_minute)
         self._answer_active = False  # between response_started and response_done
+        self._answer_id = ""  # the active answer's response id
         self._awaiting_answer = False  # asked for one; it has not started yet
         self._answer_wanted = False  # ask for one as soon as the active one is done
         # We cancelled the current answer: no second cancel for it, and the upstream's "no
@@ -112,8 +117,10 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._last_upstream = 0.0  # loop time of the last upstream frame
         self._backlog_warned = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._writer: asyncio.Task[None] | None = None
         self._closing: asyncio.Future[None] | None = None
         self._handlers = self.event_handlers()
+        self.renewal = Renewal(self)  # renews and recovers the upstream session
 
     # ------------------------------------------------------------------------------------------
     # What the client edge calls
@@ -161,6 +168,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         elif isinstance(command, AddSystemMessage):
             self._enqueue(self.upstream.system_message(command.text))
             self.conversation.add("system", "system_message", command.text)
+            self.history.system(command.text)
 
     async def reject(self, code: str, message: str) -> None:
         """A client frame the relay could not accept (non-fatal: the session goes on)."""
@@ -213,7 +221,18 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
     async def _run_upstream(self) -> None:
         try:
             await self._open_upstream()
-            await self._relay_upstream()
+            while True:
+                try:
+                    await self._relay_upstream()
+                    return
+                except Exception as exc:
+                    # A dropped, expired or stalled upstream: a new one, if it can be had.
+                    failure = exc if isinstance(exc, SessionEnded) else None
+                    ending = None if failure else self.upstream.closed_ending(exc)
+                    if ending is not None:
+                        failure = SessionEnded(ending)
+                    if failure is None or not await self.renewal.recover(failure):
+                        raise
         except SessionEnded as ended:
             await self.end(ended.ending)
         except asyncio.CancelledError:
@@ -253,18 +272,20 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self.state = State.LIVE
         self.meter.live(self.connect_ms)
         self.ready.set()
-        self._spawn(self._write_upstream(), "writer")
+        self.start_writer()
         self.outbox.write_now = self.upstream.write_now  # audio skips the writer when it can
+        self.renewal.started(self.upstream)
 
     async def _relay_upstream(self) -> None:
         """Read, translate and handle upstream frames. One timeout covers many frames: it is
         moved only when something is due sooner (a stall, an adapter's derived event), and a
         check that fires early just waits again; no timer is made per frame."""
-        upstream = self.upstream
-        recv, translate, handlers = upstream.recv, upstream.translate, self._handlers
+        handlers = self._handlers
         loop = asyncio.get_running_loop()
         self._last_upstream = loop.time()
         while self.state is State.LIVE:
+            upstream = self.upstream  # a renewal switches to another
+            recv, translate = upstream.recv, upstream.translate
             try:
                 async with asyncio.timeout_at(self._next_check()) as watch:
                     self._watch = watch
@@ -286,6 +307,8 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                 elif self._expecting() and now - self._last_upstream >= self._stall_s:
                     # Silence is fine while idle; while an answer is expected it is a stall.
                     raise SessionEnded(endings.UPSTREAM_STALLED) from None
+                elif self.renewal.due(now):
+                    await self.renewal.renew()
             finally:
                 self._watch = None
 
@@ -298,7 +321,10 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         if self._awaiting_answer or self._answer_active:
             stall = self._last_upstream + self._stall_s
             if due is None or stall < due:
-                return stall
+                due = stall
+        renew = self.renewal.next_check()
+        if renew is not None and (due is None or renew < due):
+            return renew
         return due
 
     def _rearm(self) -> None:
@@ -310,6 +336,16 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                 when = watch.when()
                 if when is None or due < when:
                     watch.reschedule(due)
+
+    def start_writer(self) -> None:
+        self._writer = self._spawn(self._write_upstream(), "writer")
+
+    async def stop_writer(self) -> None:
+        """Stop writing upstream (a renewal); what is queued stays queued."""
+        writer, self._writer = self._writer, None
+        if writer is not None and not writer.done():
+            writer.cancel()
+            await asyncio.wait([writer])
 
     async def _write_upstream(self) -> None:
         get, send = self.outbox.get, self.upstream.send
@@ -335,11 +371,12 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         if watch is not None and not watch.expired():
             watch.reschedule(asyncio.get_running_loop().time())
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.ensure_future(coro)
         task.set_name(f"realtime-{name}-{self.id}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     def _send_soon(self, text: str) -> None:
         self._spawn(self.port.send_text(text), "notice")
@@ -354,11 +391,14 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2)
+        await self.renewal.close()
         for event in await self.upstream.close():
             if isinstance(event, UsageReport):  # the final billed time, for the row
-                self.counters.upstream_seconds = max(self.counters.upstream_seconds, event.seconds)
+                seconds = self.renewal.billed(event.seconds)
+                self.counters.upstream_seconds = max(self.counters.upstream_seconds, seconds)
         ending = self.ending or endings.CLIENT_CLOSED
         code = self.client_close_code if ending is endings.CLIENT_CLOSED else ending.close_code
+        self.renewal.closed(ending.code)
         await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
         self.meter.closed()
         self.state = State.CLOSED

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from realtime.counters import SessionCounters
+from realtime.history import History
 from realtime.tools import ToolNotice, ToolRegistry, ToolRunner
 from realtime.upstream import UpstreamAdapter
 
@@ -31,10 +32,12 @@ class ToolTurns:
         runner_options: dict[str, Any],
         send: Callable[[list[str], list[str]], Any],
         notify: Callable[[ToolNotice], None],
+        history: History | None = None,
     ) -> None:
         """``send(frames, ask)``: give outputs (``frames``) and ask the model to go on."""
         self.upstream = upstream
         self.counters = counters
+        self.history = history if history is not None else History()
         self._send = send
         self._notify = notify
         self.runner = (
@@ -45,7 +48,9 @@ class ToolTurns:
 
     def call(self, call_id: str, name: str, arguments: str) -> list[str]:
         """Start one call; frames to send now (only when no tools are offered at all)."""
+        self.history.tool_call(call_id, name, arguments)
         if self.runner is None:
+            self.history.tool_output(call_id, UNKNOWN_TOOL)
             return self.upstream.tool_result(call_id, UNKNOWN_TOOL)
         self._calls.append((call_id, self.runner.submit(call_id, name, arguments)))
         return []
@@ -60,6 +65,11 @@ class ToolTurns:
             delivery.set_name(f"realtime-tool-results-{calls[0][0]}")
             self._deliveries.add(delivery)
             delivery.add_done_callback(self._deliveries.discard)
+
+    @property
+    def busy(self) -> bool:
+        """Calls of the current turn, or outputs on their way back."""
+        return bool(self._calls or self._deliveries)
 
     def cancel(self) -> None:
         """Stop: the current turn's calls and any outputs still waiting to be sent."""
@@ -93,6 +103,8 @@ class ToolTurns:
             if isinstance(output, BaseException):
                 return  # cancelled (interrupt, close): the model gets no half answer
             frames += self.upstream.tool_result(call_id, output)
+        for (call_id, _), output in zip(calls, outputs, strict=True):
+            self.history.tool_output(call_id, output)
         self._send(frames, self.upstream.continue_after_tools())
 
     def _on_notice(self, notice: ToolNotice) -> None:

@@ -41,6 +41,7 @@ class TurnTaking:
             return
         self.counters.text_messages += 1
         self.conversation.add("user", "typed", text)
+        self.history.user(text)
 
     def _interrupt(self: RelaySession, playback: protocol.Playback | None) -> None:
         self.tools.cancel()  # "stop" includes the work the answer asked for
@@ -107,7 +108,11 @@ class TurnTaking:
         return True
 
     def _truncate(self: RelaySession, cut: Interruption, played_ms: int | None) -> None:
-        frames = self.upstream.truncate(cut.item_id, cut.content_index, cut.heard_ms(played_ms))
+        heard_ms = cut.heard_ms(played_ms)
+        self.history.answer_heard(cut.item_id, heard_ms, cut.sent_ms)
+        if self.renewal.switching:  # the answer was the old upstream's: the history says it
+            return
+        frames = self.upstream.truncate(cut.item_id, cut.content_index, heard_ms)
         if frames:
             self.counters.truncations += 1
             self._enqueue(frames)

@@ -84,10 +84,12 @@ class UpstreamEventHandlers:
 
     async def _on_text_delta(self: RelaySession, event: TextDelta) -> None:
         self.conversation.answer_delta(event.part_id, event.delta)
+        self.history.answer_delta(event.part_id, event.delta)
         await self.port.send_text(protocol.text_delta(event.part_id, event.delta))
 
     async def _on_text_done(self: RelaySession, event: TextDone) -> None:
         self.conversation.answer_done(event.part_id)
+        self.history.answer_done(event.part_id)
         await self.port.send_text(protocol.control("text_done", id=event.part_id))
 
     async def _on_audio_done(self: RelaySession, event: AudioDone) -> None:
@@ -96,11 +98,13 @@ class UpstreamEventHandlers:
     async def _on_speech_started(self: RelaySession, event: SpeechStarted) -> None:
         self.counters.speech_turns += 1
         self.meter.turn_reset()
+        self.renewal.speech(True)
         await self.port.send_text(protocol.SPEECH_STARTED)
         self._cut_audio()
 
     async def _on_speech_stopped(self: RelaySession, event: SpeechStopped) -> None:
         self.meter.speech_stopped()
+        self.renewal.speech(False)
         await self.port.send_text(protocol.SPEECH_STOPPED)
 
     async def _on_transcript_delta(self: RelaySession, event: InputTranscriptDelta) -> None:
@@ -108,9 +112,12 @@ class UpstreamEventHandlers:
 
     async def _on_transcript(self: RelaySession, event: InputTranscript) -> None:
         self.conversation.add("user", "spoken", event.text, item_id=event.item_id)
+        self.history.user(event.text)
+        self.renewal.transcribed()
         await self.port.send_text(protocol.transcription(event.item_id, event.text))
 
     async def _on_transcript_failed(self: RelaySession, event: InputTranscriptFailed) -> None:
+        self.renewal.transcribed()
         await self.port.send_text(
             protocol.error_message(
                 "transcription_failed", f"input transcription failed: {event.message}"
@@ -122,6 +129,7 @@ class UpstreamEventHandlers:
 
     async def _on_response_started(self: RelaySession, event: ResponseStarted) -> None:
         self._answer_active = True
+        self._answer_id = event.response_id
         self._awaiting_answer = False
         self._cancel_sent = False  # a new answer: not cancelled yet
         await self.port.send_text(protocol.control("response_started", id=event.response_id))
@@ -176,10 +184,11 @@ class UpstreamEventHandlers:
 
     async def _on_usage_report(self: RelaySession, event: UsageReport) -> None:
         """Billed session time so far (cumulative): recorded, and shown to the client."""
-        if event.seconds > self.counters.upstream_seconds:
-            self.counters.upstream_seconds = event.seconds
+        seconds = self.renewal.billed(event.seconds)  # the upstream's count: of its session
+        if seconds > self.counters.upstream_seconds:
+            self.counters.upstream_seconds = seconds
             if self.state in OPEN:
-                await self.port.send_text(protocol.control("usage", seconds=event.seconds))
+                await self.port.send_text(protocol.control("usage", seconds=seconds))
 
     async def _on_backend_usage(self: RelaySession, event: BackendUsage) -> None:
         self.counters.add_tokens(event.usage)
@@ -207,4 +216,4 @@ class UpstreamEventHandlers:
         self.counters.errors += 1
         metrics.count_upstream_error(event.code or event.ending.code)
         log.warning("session %s: upstream ended the session (%s)", self.id, event.ending.code)
-        raise SessionEnded(event.ending)
+        raise SessionEnded(event.ending, event.code)

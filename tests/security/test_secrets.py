@@ -29,7 +29,7 @@ from realtime.config import load_config
 from realtime.logutil import JsonFormatter, SessionIdFilter
 from realtime.models import RealtimeSession
 from realtime.simulator import Faults, Simulator
-from tests.relay.conftest import Client, relay_tasks, use_config, wav_pcm
+from tests.relay.conftest import Client, configure, relay_tasks, use_config, wav_pcm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -165,7 +165,8 @@ async def scripted_sessions(sink: list[bytes | str], simulator: Simulator) -> No
     assert await client.until_closed() == 4011
     await client.close()
 
-    # The upstream closes mid-response.
+    # The upstream closes mid-response (and is not recovered).
+    configure(upstream_retries=0)
     simulator.next_faults(Faults(close_mid_response=True))
     client = RecordingClient(sink)
     await client.connect()
