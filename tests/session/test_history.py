@@ -29,7 +29,7 @@ def test_an_answer_cut_by_a_barge_in_keeps_what_was_heard_at_a_word_boundary():
     history.user("tell me a story")
     history.answer_delta("item_a-0", "Once upon a time there was a very long story")
     history.answer_heard("item_a", heard_ms=500, sent_ms=2000)  # a quarter was heard
-    (user, answer) = history.items()
+    (_, answer) = history.items()
     assert answer == Message("assistant", "Once upon a", complete=False)
     history.answer_delta("item_a-0", " that goes on")  # late text of the cut answer: kept out
     assert [m.text for m in history.items()] == ["tell me a story", "Once upon a"]
