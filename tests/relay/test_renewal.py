@@ -1,0 +1,193 @@
+"""Conversations outlive the upstream session: renewal on a timer, recovery from failures, the
+conversation given to the new session (the simulator's recall tells whether it got there)."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+import pytest
+from asgiref.sync import sync_to_async
+from prometheus_client import REGISTRY
+
+from realtime import endings
+from realtime.config import load_config
+from realtime.endings import SessionEnded
+from realtime.models import RealtimeSession
+from realtime.session.renewal import Renewal
+from realtime.session.states import State
+from realtime.simulator import Faults
+from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
+
+pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]
+
+APPEND = {"realtime": "input_audio_buffer.append", "live": "session.input_audio.append"}
+RECALL = 'Earlier you said: "my name is Ada"'
+
+
+async def ask(client: Client, text: str) -> tuple[str, dict]:
+    """Type ``text``; the answer's text and its response_done."""
+    seen = len(client.of("text_delta"))
+    await client.send_json({"type": "user_message", "text": text})
+    done = await client.until(action="response_done", timeout=15)
+    return "".join(d["delta"] for d in client.of("text_delta")[seen:]), done
+
+
+async def row(client: Client) -> RealtimeSession:
+    info = (await client.until_seen(action="session_info"))["session_id"]
+    return await sync_to_async(RealtimeSession.objects.get)(id=info)
+
+
+def renewals(reason: str) -> float:
+    value = REGISTRY.get_sample_value("relay_upstream_renewals_total", {"reason": reason})
+    return value or 0.0
+
+
+async def all_closed(simulator) -> None:
+    for record in simulator.connections:
+        await asyncio.wait_for(record.closed.wait(), 5)
+
+
+@pytest.mark.both_apis
+async def test_a_conversation_renewed_on_a_timer_keeps_its_recall(simulator, caplog):
+    configure(upstream_max_seconds=1)
+    before = renewals("max_age")
+    client = Client()
+    await client.connect()
+    answer, _ = await ask(client, "my name is Ada")
+    assert "my name is Ada" in answer
+    renewed = await client.until(action="upstream_renewed", timeout=20)
+    assert renewed == {
+        "type": "control",
+        "action": "upstream_renewed",
+        "reason": "max_age",
+        "upstream": 2,
+    }
+    answer, done = await ask(client, "what did I say")
+    assert answer.startswith(RECALL)
+    assert done["status"] == "completed"
+    # One session for the client: one greeting, one session_info, no error, the same row.
+    assert len(client.of("control", "connected")) == len(client.of("control", "session_info")) == 1
+    assert client.of("error") == []
+    await client.close()
+    session = await row(client)
+    assert session.upstream_renewals >= 1 and session.upstream_recoveries == 0
+    assert session.responses == 2 and session.text_messages == 2
+    spans = session.upstreams
+    assert len(spans) == session.upstream_renewals + 1
+    assert [s["n"] for s in spans] == list(range(1, len(spans) + 1))
+    assert all(s["ended"] == "max_age" for s in spans[:-1])
+    assert spans[-1]["ended"] == "client_closed" and spans[0]["id"] != spans[1]["id"]
+    # The old upstream sessions were closed by the relay; nothing is left running.
+    await all_closed(simulator)
+    assert all(r.closed_by in ("client", "server") for r in simulator.connections)
+    assert relay_tasks() == []
+    assert renewals("max_age") - before == session.upstream_renewals
+    logged = [r for r in caplog.records if "upstream renewed (max_age)" in r.getMessage()]
+    assert len(logged) == session.upstream_renewals
+
+
+@pytest.mark.both_apis
+async def test_an_upstream_dropped_mid_answer_is_recovered_and_recall_works(
+    simulator, upstream_api
+):
+    simulator.next_faults(Faults(close_mid_response_n=2))
+    simulator.next_faults(Faults(first_event_delay_ms=300))  # the new session takes a while
+    before = renewals("upstream_closed")
+    client = Client()
+    await client.connect()
+    await ask(client, "my name is Ada")
+    _, cut = await ask(client, "tell me more")
+    assert (cut["status"], cut["reason"]) == ("failed", "upstream_closed")
+    # Audio the user sends while the relay switches is held, then given to the new session.
+    pcm = wav_pcm("hello_24k.wav") + bytes(48000)  # and a second of silence: the turn ends
+    await client.send_audio(pcm)
+    renewed = await client.until(action="upstream_renewed")
+    assert renewed["reason"] == "upstream_closed"
+    await client.until(action="response_done", timeout=15)  # the answer to the audio
+    answer, _ = await ask(client, "what did I say")
+    assert answer.startswith(RECALL + ', then "tell me more"')
+    assert client.of("error") == []
+    second = simulator.connections[1]
+    appended = sum(e["audio_bytes"] for e in second.received if e["type"] == APPEND[upstream_api])
+    assert appended >= len(pcm)
+    await client.close()
+    session = await row(client)
+    assert (session.upstream_recoveries, session.upstream_renewals) == (1, 0)
+    assert [s["ended"] for s in session.upstreams] == ["upstream_closed", "client_closed"]
+    assert renewals("upstream_closed") - before == 1
+    await all_closed(simulator)
+    assert relay_tasks() == []
+
+
+@pytest.mark.both_apis
+async def test_expiry_is_recovered_like_a_drop(simulator):
+    configure(upstream_max_seconds=0)  # no timer: the upstream's own expiry comes first
+    simulator.next_faults(Faults(expire_after_s=0.5))
+    client = Client()
+    await client.connect()
+    await ask(client, "my name is Ada")
+    renewed = await client.until(action="upstream_renewed", timeout=10)
+    assert renewed["reason"] == "upstream_session_expired"
+    answer, _ = await ask(client, "what did I say")
+    assert answer.startswith(RECALL)
+    await client.close()
+    assert (await row(client)).upstream_recoveries == 1
+    assert relay_tasks() == []
+
+
+@pytest.mark.both_apis
+@pytest.mark.parametrize("trigger", ["timer", "failure"])
+async def test_a_401_on_the_new_connection_ends_with_upstream_auth_failed(simulator, trigger):
+    if trigger == "timer":
+        configure(upstream_max_seconds=1)
+        simulator.next_faults(Faults())
+    else:
+        simulator.next_faults(Faults(close_mid_response=True))
+    simulator.next_faults(Faults(refuse_status=401))
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "hello"})
+    error = await client.until(type="error", timeout=20)
+    assert (error["code"], error["fatal"]) == ("upstream_auth_failed", True)
+    assert await client.until_closed() == 4011
+    assert len(simulator.connections) == 2  # never retried
+    await all_closed(simulator)
+    assert relay_tasks() == []
+
+
+@pytest.mark.both_apis
+async def test_when_every_attempt_fails_the_session_ends_with_the_original_code(simulator):
+    configure(upstream_retries=2)
+    simulator.next_faults(Faults(close_mid_response=True))
+    simulator.next_faults(Faults(refuse_status=503))
+    simulator.next_faults(Faults(refuse_status=503))
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "hello"})
+    cut = await client.until(action="response_done")
+    assert cut["status"] == "failed"
+    error = await client.until(type="error", timeout=15)
+    assert error["code"] == "upstream_closed"
+    assert await client.until_closed() == 4012
+    assert [r.status for r in simulator.connections] == [101, 503, 503]
+    session = await row(client)
+    assert session.close_reason == "upstream_closed" and session.upstream_recoveries == 0
+    assert relay_tasks() == []
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        SessionEnded(endings.UPSTREAM_CLOSED, "session_closed_content"),  # a safety filter
+        SessionEnded(endings.UPSTREAM_AUTH_FAILED),
+        SessionEnded(endings.UPSTREAM_SESSION_REJECTED),
+        SessionEnded(endings.BUDGET_EXHAUSTED),
+        SessionEnded(endings.TOO_MANY_SESSIONS),
+        SessionEnded(endings.SESSION_TIMEOUT),
+    ],
+    ids=lambda failure: failure.upstream_code or failure.ending.code,
+)
+async def test_what_is_never_recovered(failure):
+    session = SimpleNamespace(config=load_config({}), state=State.LIVE)
+    assert await Renewal(session).recover(failure) is False  # type: ignore[arg-type]
