@@ -11,13 +11,20 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from realtime import counters, registry
 from realtime import runtime as relay_runtime
 from realtime.conversation_admin import ACTIONS as CONVERSATION_ACTIONS
 from realtime.conversation_admin import ConversationAdminMixin
 from realtime.models import Note, RealtimeSession
+
+WHY_ENDED = {
+    "max_age": "renewed: RELAY_UPSTREAM_MAX_SECONDS reached",
+    "upstream_closed": "recovered: the service closed it",
+    "upstream_session_expired": "recovered: the service's time limit",
+    "upstream_stalled": "recovered: the service stopped answering",
+}
 
 
 def _stale_cutoff() -> Any:
@@ -55,7 +62,10 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     date_hierarchy = "started_at"
     actions = ["terminate_sessions", "terminate_user_sessions", *CONVERSATION_ACTIONS]
     list_per_page = 50
-    readonly_fields = [field.name for field in RealtimeSession._meta.fields]
+    readonly_fields = [
+        *(field.name for field in RealtimeSession._meta.fields if field.name != "upstreams"),
+        "upstream_sessions",
+    ]
     fieldsets = (
         (None, {"fields": ("id", "status", "user", "provider", "model")}),
         ("Client", {"fields": ("client_addr", "origin", "user_agent")}),
@@ -74,6 +84,7 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
                 )
             },
         ),
+        ("Upstream", {"fields": ("upstream_sessions",)}),
         ("Activity", {"fields": [c.column for c in counters.STORED]}),
     )
 
@@ -126,6 +137,39 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     @admin.display(description="audio out", ordering="audio_ms_out")
     def audio_out(self, obj: RealtimeSession) -> str:
         return _format_ms(obj.audio_ms_out)
+
+    @admin.display(description="upstream sessions")
+    def upstream_sessions(self, obj: RealtimeSession) -> str:
+        """How many upstream sessions served the conversation, and why each ended (renewal
+        and recovery: realtime/session/renewal.py)."""
+        spans = obj.upstreams or []
+        if not spans:
+            ended = f", ended: {obj.close_reason}" if obj.close_reason else ""
+            return f"1 (never renewed{ended})"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    span.get("n"),
+                    span.get("id") or "—",
+                    span.get("started_at") or "—",
+                    span.get("ended_at") or "—",
+                    WHY_ENDED.get(span.get("ended") or "", span.get("ended") or "open"),
+                )
+                for span in spans
+            ),
+        )
+        return format_html(
+            "{} upstream sessions ({} renewed on the timer, {} recovered)"
+            '<table style="margin-top:.5em"><thead><tr><th>#</th><th>upstream id</th>'
+            "<th>started</th><th>ended</th><th>why it ended</th></tr></thead><tbody>{}</tbody>"
+            "</table>",
+            len(spans),
+            obj.upstream_renewals,
+            obj.upstream_recoveries,
+            rows,
+        )
 
     @admin.display(description="tokens in/out")
     def tokens(self, obj: RealtimeSession) -> str:

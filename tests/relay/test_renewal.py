@@ -191,3 +191,31 @@ async def test_when_every_attempt_fails_the_session_ends_with_the_original_code(
 async def test_what_is_never_recovered(failure):
     session = SimpleNamespace(config=load_config({}), state=State.LIVE)
     assert await Renewal(session).recover(failure) is False  # type: ignore[arg-type]
+
+
+def test_the_admin_session_page_lists_the_upstream_sessions(admin_client):
+    from django.urls import reverse
+
+    spans = [
+        {"n": 1, "id": "sess_a", "started_at": "2026-12-01T10:00:00+00:00",
+         "ended_at": "2026-12-01T10:55:00+00:00", "ended": "max_age"},
+        {"n": 2, "id": "sess_b", "started_at": "2026-12-01T10:55:00+00:00",
+         "ended_at": "2026-12-01T11:00:00+00:00", "ended": "upstream_closed"},
+        {"n": 3, "id": "sess_c", "started_at": "2026-12-01T11:00:01+00:00",
+         "ended_at": "2026-12-01T11:20:00+00:00", "ended": "client_closed"},
+    ]  # fmt: skip
+    session = RealtimeSession.objects.create(
+        provider="simulator", model="gpt-realtime", worker_id="w:1", status="closed",
+        upstreams=spans, upstream_renewals=1, upstream_recoveries=1, close_reason="client_closed",
+    )  # fmt: skip
+    page = admin_client.get(reverse("admin:realtime_realtimesession_change", args=[session.id]))
+    html = page.content.decode()
+    assert "3 upstream sessions (1 renewed on the timer, 1 recovered)" in html
+    assert "renewed: RELAY_UPSTREAM_MAX_SECONDS reached" in html
+    assert "recovered: the service closed it" in html
+    assert "sess_b" in html and "client_closed" in html
+    plain = RealtimeSession.objects.create(
+        provider="simulator", model="gpt-realtime", worker_id="w:1", close_reason="idle_timeout"
+    )
+    page = admin_client.get(reverse("admin:realtime_realtimesession_change", args=[plain.id]))
+    assert "1 (never renewed, ended: idle_timeout)" in page.content.decode()
