@@ -70,7 +70,7 @@ def test_gpt_live_starts_with_the_conversation_as_text_input():
         (
             "developer",
             'Earlier you called the tool get_time with {"tz":"CET"}; it returned "12:00".',
-        ),  # noqa: E501
+        ),
         ("assistant", "It is"),
     ]
     assert messages[-1]["status"] == "incomplete"
