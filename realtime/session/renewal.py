@@ -375,6 +375,7 @@ class Renewal:
         were replayed. Raises ``SessionEnded`` if it cannot be opened."""
         s = self.session
         adapter = adapter_for(s.config, s.runtime.clients, s.upstream.tools)
+        adapter.follow(s.upstream)
         adapter.wake = s._wake_reader
         s.outbox.rebind(adapter.audio_frame)  # audio from now on is for the new session
         self.pending = adapter

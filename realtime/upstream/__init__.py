@@ -68,6 +68,11 @@ class UpstreamAdapter(ABC):
         (``history``: a renewal or a recovery; each family says how its API takes it);
         raise ``SessionEnded`` on failure."""
 
+    def follow(self, previous: UpstreamAdapter) -> None:
+        """This adapter replaces ``previous`` in the same client session (a renewal): ids it
+        makes up must not repeat the previous one's (the client keys answers by them)."""
+        return None
+
     def busy(self) -> bool:
         """Something is in progress that the session's own state does not show (an adapter
         that derives answers and turns: one of them is under way). No renewal then."""

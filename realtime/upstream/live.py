@@ -169,6 +169,10 @@ class LiveAdapter(UpstreamAdapter):
                         )
                     )
 
+    def follow(self, previous: UpstreamAdapter) -> None:
+        if isinstance(previous, LiveAdapter):  # live_a<n>, live_u<n>: the numbering goes on
+            self._seq = previous._seq
+
     def busy(self) -> bool:
         """A derived answer or user utterance is under way, or a delegated tool turn."""
         return self._answer is not None or self._user is not None or bool(self._calls)

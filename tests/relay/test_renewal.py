@@ -50,6 +50,7 @@ async def all_closed(simulator) -> None:
 
 @pytest.mark.both_apis
 async def test_a_conversation_renewed_on_a_timer_keeps_its_recall(simulator, caplog):
+    caplog.set_level("INFO", "realtime.session")
     configure(upstream_max_seconds=1)
     before = renewals("max_age")
     client = Client()
@@ -66,6 +67,10 @@ async def test_a_conversation_renewed_on_a_timer_keeps_its_recall(simulator, cap
     answer, done = await ask(client, "what did I say")
     assert answer.startswith(RECALL)
     assert done["status"] == "completed"
+    # Ids the relay makes up (GPT-Live) never repeat across upstream sessions.
+    answers = [m["id"] for m in client.of("control", "response_done")]
+    items = [m["item_id"] for m in client.of("control", "audio_start")]
+    assert len(set(answers)) == len(answers) == 2 and len(set(items)) == len(items) == 2
     # One session for the client: one greeting, one session_info, no error, the same row.
     assert len(client.of("control", "connected")) == len(client.of("control", "session_info")) == 1
     assert client.of("error") == []
