@@ -121,7 +121,7 @@ class Renewal:
             self._due = None
             return
         self._due = now + age
-        expires = getattr(adapter, "expires_at", None)
+        expires = adapter.expires_at
         latest = now + (expires - time.time()) - 1 if expires else float("inf")
         self._deadline = max(self._due, min(self._due + QUIET_DEADLINE_S, latest))
 
@@ -196,7 +196,7 @@ class Renewal:
         configured = self.session.config.upstream_max_seconds
         if configured == 0:
             return None
-        expires = getattr(adapter, "expires_at", None)
+        expires = adapter.expires_at
         by_expiry = None
         if expires:
             lifetime = max(0.0, expires - time.time())

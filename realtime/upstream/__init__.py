@@ -50,8 +50,10 @@ class UpstreamAdapter(ABC):
     write_now: Callable[[str], bool] = staticmethod(lambda frame: False)  # type: ignore[assignment]
     # How every frame of ``audio_frame`` starts (the session tells audio from commands).
     audio_prefix: ClassVar[str]
-    # The upstream's own id of its session, once open (shown in the admin), if it gives one.
+    # The upstream's own id of its session, once open (shown in the admin), if it gives one,
+    # and when the upstream says it will end it (Unix seconds): renewal comes before.
     session_id: str = ""
+    expires_at: float | None = None
 
     def __init__(
         self, config: RelayConfig, clients: UpstreamClients, tools: ToolRegistry | None = None
@@ -67,6 +69,15 @@ class UpstreamAdapter(ABC):
         """Connect and configure the upstream session, give it the conversation so far
         (``history``: a renewal or a recovery; each family says how its API takes it);
         raise ``SessionEnded`` on failure."""
+
+    def learn(self, session: object) -> None:
+        """The id and expiry of the upstream's session object, as its handshake reports it."""
+        if not isinstance(session, dict):
+            return
+        self.session_id = str(session.get("id") or self.session_id)[:128]
+        expires_at = session.get("expires_at")
+        if isinstance(expires_at, int | float) and not isinstance(expires_at, bool):
+            self.expires_at = float(expires_at) if expires_at > 0 else None
 
     def follow(self, previous: UpstreamAdapter) -> None:
         """This adapter replaces ``previous`` in the same client session (a renewal): ids it

@@ -114,7 +114,6 @@ class LiveAdapter(UpstreamAdapter):
     audio_prefix = '{"type":"session.input_audio.append"'
 
     _connection: Any = None
-    expires_at: float | None = None  # session.started's expires_at (Unix seconds)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -154,11 +153,7 @@ class LiveAdapter(UpstreamAdapter):
                 event = json.loads(await self.recv())
                 kind = event.get("type")
                 if kind == "session.started":
-                    session = event.get("session") or {}
-                    self.session_id = str(session.get("id") or "")
-                    expires_at = session.get("expires_at")
-                    if isinstance(expires_at, int | float) and expires_at > 0:
-                        self.expires_at = float(expires_at)
+                    self.learn(event.get("session"))
                     return
                 if kind == "error":
                     err = event.get("error") or {}

@@ -170,7 +170,7 @@ class RealtimeAdapter(UpstreamAdapter):
                 event = json.loads(await self.recv())
                 kind = event.get("type")
                 if kind in ("session.created", "session.updated"):
-                    self.session_id = str((event.get("session") or {}).get("id") or "")
+                    self.learn(event.get("session"))
                 if kind == "session.updated":
                     break
                 if kind == "error":

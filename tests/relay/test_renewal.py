@@ -14,9 +14,10 @@ from realtime import endings
 from realtime.config import load_config
 from realtime.endings import SessionEnded
 from realtime.models import RealtimeSession
+from realtime.session import renewal as renewal_module
 from realtime.session.renewal import Renewal
 from realtime.session.states import State
-from realtime.simulator import Faults
+from realtime.simulator import Faults, Simulator
 from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
 
 pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]
@@ -224,3 +225,38 @@ def test_the_admin_session_page_lists_the_upstream_sessions(admin_client):
     )
     page = admin_client.get(reverse("admin:realtime_realtimesession_change", args=[plain.id]))
     assert "1 (never renewed, ended: idle_timeout)" in page.content.decode()
+
+
+@pytest.mark.both_apis
+async def test_the_timer_comes_before_the_expiry_the_upstream_announces(upstream_api):
+    """No RELAY_UPSTREAM_MAX_SECONDS: the session's own expires_at sets the renewal."""
+    async with Simulator(pace="fast", session_max_seconds=4) as short:
+        configure(endpoint=short.base_url)
+        client = Client()
+        await client.connect()
+        renewed = await client.until(action="upstream_renewed", timeout=15)
+        assert renewed["reason"] == "max_age"  # before the expiry, not after it
+        assert client.of("error") == []
+        await client.close()
+    assert relay_tasks() == []
+
+
+async def test_a_renewal_that_finds_no_quiet_moment_cuts_the_answer(simulator, monkeypatch):
+    monkeypatch.setattr(renewal_module, "QUIET_DEADLINE_S", 0.5)
+    configure(upstream_max_seconds=1, stall_timeout_s=60)
+    simulator.next_faults(Faults(stall_after="response.created"))  # an answer that never ends
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "my name is Ada"})
+    started = await client.until(action="response_started")
+    cut = await client.until(action="response_done", timeout=10)
+    assert (cut["id"], cut["status"], cut["reason"]) == (
+        started["id"],
+        "cancelled",
+        "upstream_renewal",
+    )
+    await client.until(action="upstream_renewed")
+    answer, _ = await ask(client, "what did I say")
+    assert answer.startswith(RECALL)
+    await client.close()
+    assert relay_tasks() == []
