@@ -2,7 +2,7 @@
 
 Every upstream session ends: the Realtime API's after 60 minutes (``session_expired``),
 GPT-Live's at its ``expires_at``, and any of them when its socket drops or stalls. The relay
-knows the whole conversation (``realtime.history``), so it can open a new upstream session
+knows the whole conversation (``realtime.kernel.history``), so it can open a new upstream session
 with the same settings, give it the conversation so far, and switch to it without the client
 noticing anything but one ``{"type":"control","action":"upstream_renewed"}``: same socket,
 same ``session_id``, same registry row, counters that add up.
@@ -36,10 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
-from realtime import endings, metrics, protocol
-from realtime.endings import SessionEnded
-from realtime.events import ResponseDone, UsageReport
-from realtime.history import Snapshot
+from realtime.edge import protocol
+from realtime.kernel import endings
+from realtime.kernel.endings import SessionEnded
+from realtime.kernel.events import ResponseDone, UsageReport
+from realtime.kernel.history import Snapshot
+from realtime.ops import metrics
 from realtime.session.states import State
 from realtime.upstream import UpstreamAdapter, adapter_for
 

@@ -14,8 +14,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from realtime.counters import SessionCounters
-from realtime.history import History
+from realtime.kernel.counters import SessionCounters
+from realtime.kernel.history import History
 from realtime.tools import ToolNotice, ToolRegistry, ToolRunner
 from realtime.upstream import UpstreamAdapter
 

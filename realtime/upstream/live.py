@@ -30,10 +30,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from realtime import endings
 from realtime.compat.sdk import raw_socket
-from realtime.endings import SessionEnded
-from realtime.events import (
+from realtime.kernel import endings
+from realtime.kernel.endings import SessionEnded
+from realtime.kernel.events import (
     AudioDelta,
     AudioDone,
     BackendUsage,
@@ -53,7 +53,7 @@ from realtime.events import (
     UpstreamFrames,
     UsageReport,
 )
-from realtime.history import EMPTY, Snapshot
+from realtime.kernel.history import EMPTY, Snapshot
 from realtime.upstream import Unsupported, UpstreamAdapter
 from realtime.upstream import live_session as frames
 from realtime.upstream.clients import close_connection, enter, websocket_options

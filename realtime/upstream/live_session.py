@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from realtime.config import RelayConfig
-from realtime.history import EMPTY, Message, Snapshot
+from realtime.kernel.config import RelayConfig
+from realtime.kernel.history import EMPTY, Message, Snapshot
 
 PCM_24K = {"type": "audio/pcm", "rate": 24000}  # the browser protocol's audio, both ways
 APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500

@@ -14,10 +14,10 @@ import json
 import logging
 from typing import Any
 
-from realtime import endings
 from realtime.compat.sdk import raw_socket
-from realtime.endings import SessionEnded
-from realtime.events import (
+from realtime.kernel import endings
+from realtime.kernel.endings import SessionEnded
+from realtime.kernel.events import (
     AudioDelta,
     AudioDone,
     Event,
@@ -37,7 +37,7 @@ from realtime.events import (
     UpstreamError,
     Usage,
 )
-from realtime.history import EMPTY, Snapshot
+from realtime.kernel.history import EMPTY, Snapshot
 from realtime.upstream import UpstreamAdapter
 from realtime.upstream.clients import close_connection, enter, websocket_options
 from realtime.upstream.realtime_session import replay_items, session_update

@@ -13,9 +13,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from realtime import runtime as relay_runtime
-from realtime.config import load_config
+from realtime.kernel.config import load_config
 from realtime.models import ConnectTicket, RealtimeSession
+from realtime.ops import runtime as relay_runtime
 from relay_site.application import build_application
 from tests.relay.conftest import configure, use_config
 
@@ -133,7 +133,7 @@ async def test_forged_and_expired_tickets_are_refused(paid):
     message, code = await Peer("/realtime?ticket=abc:def:ghi").refused()
     assert (message["code"], code) == ("ticket_invalid", 1008)
 
-    from realtime.access import issue_ticket
+    from realtime.edge.access import issue_ticket
 
     token = await sync_to_async(issue_ticket)(user=user, ttl=30)
     await sync_to_async(ConnectTicket.objects.update)(

@@ -10,14 +10,14 @@ import pytest
 from asgiref.sync import sync_to_async
 from prometheus_client import REGISTRY
 
-from realtime import endings
-from realtime.config import load_config
-from realtime.endings import SessionEnded
+from realtime.kernel import endings
+from realtime.kernel.config import load_config
+from realtime.kernel.endings import SessionEnded
 from realtime.models import RealtimeSession
 from realtime.session import renewal as renewal_module
 from realtime.session.renewal import Renewal
 from realtime.session.states import State
-from realtime.simulator import Faults, Simulator
+from realtime_simulator import Faults, Simulator
 from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
 
 pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.config import load_config
-from realtime.history import History, Snapshot
+from realtime.kernel.config import load_config
+from realtime.kernel.history import History, Snapshot
 from realtime.upstream.live_session import INPUT_MESSAGES, INPUT_TOKENS, session_start
 from realtime.upstream.realtime_session import replay_items
 from tests.simulator.oracle import validate_client_event

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from realtime.history import History, Message, ToolExchange
+from realtime.kernel.history import History, Message, ToolExchange
 
 
 def test_messages_answers_and_tools_in_the_order_they_happened():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from realtime.simulator import Faults, Simulator
+from realtime_simulator import Faults, Simulator
 
 from .conftest import assert_all_sent_valid, open_client
 from .live_client import open_live, spoken, utterance

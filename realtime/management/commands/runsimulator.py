@@ -13,7 +13,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 
 def describe(sim: Simulator) -> str:

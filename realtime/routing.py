@@ -1,7 +1,0 @@
-from django.urls import re_path
-
-from realtime.consumer import RealtimeConsumer
-
-websocket_urlpatterns = [
-    re_path(r"^realtime/?$", RealtimeConsumer.as_asgi()),
-]
