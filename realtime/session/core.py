@@ -343,7 +343,8 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                     watch.reschedule(due)
 
     def start_writer(self) -> None:
-        self._writer = self._spawn(self._write_upstream(), "writer")
+        if self.state is State.LIVE:  # not once the session is ending (a renewal just done)
+            self._writer = self._spawn(self._write_upstream(), "writer")
 
     async def stop_writer(self) -> None:
         """Stop writing upstream (a renewal); what is queued stays queued."""
@@ -396,6 +397,12 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2)
+        # A task may have started another as it stopped (a renewal retiring the old upstream).
+        late = [task for task in self._tasks if not task.done()]
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late, timeout=2)
         await self.renewal.close()
         for event in await self.upstream.close():
             if isinstance(event, UsageReport):  # the final billed time, for the row
