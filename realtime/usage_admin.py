@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from realtime.counters import USAGE_COLUMNS
+from realtime.csvsafe import safe_row
 
 SUMMED = USAGE_COLUMNS  # realtime.counters: the counters marked usage=True
 DEFAULT_DAYS = 30
@@ -84,5 +85,6 @@ def _csv(rows: list[dict[str, Any]], start: date, end: date) -> HttpResponse:
     writer.writerow(["day", "user", "sessions", *SUMMED])
     for row in rows:
         user = row["user__username"] or ""
-        writer.writerow([row["day"], user, row["sessions"], *(row[n] or 0 for n in SUMMED)])
+        cells = [row["day"], user, row["sessions"], *(row[n] or 0 for n in SUMMED)]
+        writer.writerow(safe_row(cells))  # usernames are user-controlled (issue 25)
     return response
