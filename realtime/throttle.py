@@ -160,7 +160,6 @@ def login_identity(value: object) -> str:
     return unicodedata.normalize("NFKC", name).casefold()[:150]
 
 
-
 def _address(request: HttpRequest | None) -> str:
     return str((request.META.get("REMOTE_ADDR") if request is not None else "") or "?")
 

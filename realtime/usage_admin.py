@@ -51,7 +51,8 @@ def _date(value: str | None) -> date | None:
 
 
 def usage_view(request: HttpRequest) -> HttpResponse:
-    """Staff with view permission on sessions only (wrapped in admin_view in the URLconf)."""
+    """Staff with view permission on sessions only (wrapped in admin_view in the URLconf); the
+    CSV also needs ``realtime.export_conversations``."""
     if not request.user.has_perm("realtime.view_realtimesession"):
         raise PermissionDenied
     today = timezone.localdate()
@@ -59,6 +60,8 @@ def usage_view(request: HttpRequest) -> HttpResponse:
     end = _date(request.GET.get("end")) or today
     rows = list(usage_rollup(start=start, end=end))
     if request.GET.get("format") == "csv":
+        if not request.user.has_perm("realtime.export_conversations"):
+            raise PermissionDenied  # viewing is not exporting (issue 25)
         return _csv(rows, start, end)
     totals = {name: sum(row[name] or 0 for row in rows) for name in ("sessions", *SUMMED)}
     context: dict[str, Any] = {
@@ -68,6 +71,7 @@ def usage_view(request: HttpRequest) -> HttpResponse:
         "totals": totals,
         "start": start,
         "end": end,
+        "may_export": request.user.has_perm("realtime.export_conversations"),
         "presets": [
             ("Today", today, today),
             ("Last 7 days", today - timedelta(days=6), today),
