@@ -145,6 +145,8 @@ LOGGING = {
     "filters": {
         "session_id": {"()": "realtime.logutil.SessionIdFilter"},
         "redact": {"()": "realtime.logutil.RedactFilter"},
+        # Control characters in messages (paths, usernames …) escaped: one record, one line.
+        "escape": {"()": "realtime.logutil.EscapeFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -154,7 +156,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": _relay.log_format,
-            "filters": ["session_id", "redact"],
+            "filters": ["session_id", "redact", "escape"],
         }
     },
     "loggers": {
