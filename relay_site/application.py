@@ -23,7 +23,7 @@ def build_application(runtime: Runtime | None = None) -> Any:
     from realtime import runtime as relay_runtime
     from realtime.access import RelayAccessMiddleware, auth_stack
     from realtime.proxy import ForwardedMiddleware
-    from realtime.routing import websocket_urlpatterns
+    from realtime.routing import RefuseUnknownPaths, websocket_urlpatterns
 
     if runtime is None:  # another ASGI server (relay_site/asgi.py): manage.py's checks never ran
         from django.conf import settings
@@ -43,7 +43,10 @@ def build_application(runtime: Runtime | None = None) -> Any:
             # Origin (ALLOWED_HOSTS + RELAY_ALLOWED_ORIGINS), session or ticket auth,
             # draining: refusals are explained to the client by the consumer (error + code).
             # A database outage while loading the user is a refusal too (access.auth_stack).
-            "websocket": auth_stack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns))),
+            # A path no route serves: 403 and one INFO line, before any of that.
+            "websocket": RefuseUnknownPaths(
+                auth_stack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns)))
+            ),
         }
     )
     # The client's address behind trusted proxies only (RELAY_TRUSTED_PROXIES), before
