@@ -4,6 +4,8 @@ WORKDIR /app
 COPY pyproject.toml README.md constraints.txt ./
 COPY relay_site relay_site
 COPY realtime realtime
+COPY realtime_simulator realtime_simulator
+COPY relay_loadtools relay_loadtools
 COPY templates templates
 COPY manage.py ./
 RUN pip install -c constraints.txt . && useradd --system relay

@@ -6,12 +6,12 @@ from typing import Any
 
 from django.core import checks
 
-from realtime.config import ConfigError
+from realtime.kernel.config import ConfigError
 
 
 @checks.register()
 def extensions_load(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    from realtime import runtime
+    from realtime.ops import runtime
 
     try:
         runtime.current().extensions  # noqa: B018 (loading is the check)
@@ -22,7 +22,7 @@ def extensions_load(app_configs: Any = None, **kwargs: Any) -> list[checks.Check
 
 @checks.register()
 def secret_key_set(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
-    """A paid upstream (or DJANGO_DEBUG=false) needs DJANGO_SECRET_KEY: realtime/secret_key.py."""
+    """A paid upstream (or DJANGO_DEBUG=false) needs DJANGO_SECRET_KEY (guards/secret_key.py)."""
     from django.conf import settings
 
     problem = getattr(settings, "RELAY_SECRET_KEY_PROBLEM", None)

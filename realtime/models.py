@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from realtime import counters
+from realtime.kernel import counters
 
 
 class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
@@ -31,7 +31,7 @@ class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
 
 
 class SessionCounterColumns(models.Model):
-    """The counter columns, one per stored counter of ``realtime.counters.COUNTERS``."""
+    """The counter columns, one per stored counter of ``realtime.kernel.counters.COUNTERS``."""
 
     locals().update(counters.model_fields())
 
@@ -143,7 +143,7 @@ class Note(models.Model):
 
 
 class ConversationEntry(models.Model):
-    """One thing said or done in a session (realtime/conversation.py): text only, no audio."""
+    """One thing said or done in a session (records/conversation.py): text only, no audio."""
 
     class Role(models.TextChoices):
         USER = "user", "user"
@@ -172,7 +172,7 @@ class ConversationEntry(models.Model):
 
 
 class UserBudget(models.Model):
-    """A staff override of one user's budgets (realtime/budgets.py). Empty = the deployment's
+    """A staff override of one user's budgets (realtime/guards/budgets.py). Empty = the deployment's
     setting (RELAY_MAX_CONNECTS_PER_MINUTE, RELAY_USER_DAILY_SECONDS, RELAY_USER_DAILY_TOKENS);
     0 = no limit for this user."""
 

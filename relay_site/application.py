@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from realtime.config import ConfigError
-from realtime.runtime import Runtime
+from realtime.kernel.config import ConfigError
+from realtime.ops.runtime import Runtime
 
 
 def build_application(runtime: Runtime | None = None) -> Any:
@@ -19,11 +19,11 @@ def build_application(runtime: Runtime | None = None) -> Any:
 
     django_app = get_asgi_application()  # sets Django up first
 
-    from realtime import drain, metrics
-    from realtime import runtime as relay_runtime
-    from realtime.access import RelayAccessMiddleware, auth_stack
-    from realtime.proxy import ForwardedMiddleware
-    from realtime.routing import RefuseUnknownPaths, websocket_urlpatterns
+    from realtime.edge.access import RelayAccessMiddleware, auth_stack
+    from realtime.edge.proxy import ForwardedMiddleware
+    from realtime.edge.routing import RefuseUnknownPaths, websocket_urlpatterns
+    from realtime.ops import drain, metrics
+    from realtime.ops import runtime as relay_runtime
 
     if runtime is None:  # another ASGI server (relay_site/asgi.py): manage.py's checks never ran
         from django.conf import settings

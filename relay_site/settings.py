@@ -13,8 +13,8 @@ from pathlib import Path
 
 import dj_database_url
 
-from realtime import secret_key
-from realtime.config import ConfigError, load_config
+from realtime.guards import secret_key
+from realtime.kernel.config import ConfigError, load_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -32,14 +32,14 @@ def envlist(name: str, default: str = "") -> list[str]:
 
 try:
     # Validated once here so that any start-up (manage.py, daphne) stops on a bad variable with
-    # a message that names it; the runtime (realtime/runtime.py) reads it again for itself.
+    # a message that names it; the runtime (realtime/ops/runtime.py) reads it again for itself.
     _relay = load_config(os.environ)
 except ConfigError as exc:
     sys.exit(f"Configuration error: {exc}")
 
 DEBUG = envbool("DJANGO_DEBUG", False)
 # Required with a paid upstream or DJANGO_DEBUG=false (start-up refuses: realtime.E010);
-# the simulator mode without one gets a random key of its own (realtime/secret_key.py).
+# the simulator mode without one gets a random key of its own (realtime/guards/secret_key.py).
 _key = secret_key.resolve(os.environ, BASE_DIR, paid=_relay.provider != "simulator")
 SECRET_KEY = _key.value
 RELAY_SECRET_KEY_PROBLEM = _key.problem
@@ -61,14 +61,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # A database outage is a 503 with Retry-After, not a 500 (realtime/dbdown.py).
-    "realtime.dbdown.DatabaseUnavailableMiddleware",
+    # A database outage is a 503 with Retry-After, not a 500 (realtime/ops/dbdown.py).
+    "realtime.ops.dbdown.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    # Failed logins and ticket requests, across workers (realtime/throttle.py): 429.
-    "realtime.throttle.LoginThrottleMiddleware",
+    # Failed logins and ticket requests, across workers (realtime/guards/throttle.py): 429.
+    "realtime.guards.throttle.LoginThrottleMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -143,14 +143,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "filters": {
-        "session_id": {"()": "realtime.logutil.SessionIdFilter"},
-        "redact": {"()": "realtime.logutil.RedactFilter"},
+        "session_id": {"()": "realtime.ops.logs.SessionIdFilter"},
+        "redact": {"()": "realtime.ops.logs.RedactFilter"},
         # Control characters in messages (paths, usernames …) escaped: one record, one line.
-        "escape": {"()": "realtime.logutil.EscapeFilter"},
+        "escape": {"()": "realtime.ops.logs.EscapeFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "realtime.logutil.JsonFormatter"},
+        "json": {"()": "realtime.ops.logs.JsonFormatter"},
     },
     "handlers": {
         "console": {

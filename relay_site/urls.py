@@ -2,7 +2,11 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import path, re_path
 
-from realtime import api, conversation_views, health, metrics, usage_admin, views
+from realtime.admin import usage as usage_admin
+from realtime.edge import pages as views
+from realtime.edge import tickets as api
+from realtime.ops import health, metrics
+from realtime.records import views as conversation_views
 
 urlpatterns = [
     path("admin/usage/", admin.site.admin_view(usage_admin.usage_view), name="usage_summary"),

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from realtime.config import RelayConfig, load_config
-from realtime.runtime import Runtime, installed
-from realtime.simulator import Simulator
+from realtime.kernel.config import RelayConfig, load_config
+from realtime.ops.runtime import Runtime, installed
+from realtime_simulator import Simulator
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.providers import PROVIDER_VARIABLES
+from realtime.kernel.providers import PROVIDER_VARIABLES
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENDERS = {"direct", "bare", "daphne-1", "daphne-2", "tools-1", "live-1"}
@@ -78,11 +78,11 @@ def test_the_project_and_its_load_tools_import_from_the_wheel(installed: Install
     script = """
 import json, os, sys
 import realtime, relay_site.settings
-import realtime.loadtools.bench.runner, realtime.loadtools.soak, realtime.loadtools.loadcheck
-from realtime.loadtools import audio
+import relay_loadtools.bench.runner, relay_loadtools.soak, relay_loadtools.loadcheck
+from relay_loadtools import audio
 print(json.dumps({
     "realtime": realtime.__file__, "relay_site": relay_site.settings.__file__,
-    "loadtools": realtime.loadtools.__file__,
+    "loadtools": relay_loadtools.__file__,
     "copies": [p for p in sys.path if os.path.isfile(os.path.join(p or ".", "realtime/apps.py"))],
     "editable": [m for m in sys.modules if "editable" in m],
     "cycle": [len(f) for f in audio.speech_cycle()],
@@ -124,7 +124,7 @@ def test_soak_from_the_installed_copy(installed: Installed) -> None:
 
 
 def test_loadcheck_from_the_installed_copy(installed: Installed) -> None:
-    args = ["-m", "realtime.loadtools.loadcheck", "--sessions", "2", "--seconds", "1"]
+    args = ["-m", "relay_loadtools.loadcheck", "--sessions", "2", "--seconds", "1"]
     result = json.loads(_check(installed.run(*args, timeout=120)))
     assert result["sessions"] == 2 and result["frames_sent"] > 0
     assert result["echo_lag_ms"]["received"] > 0

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from realtime.loadtools import audio, procfs
-from realtime.loadtools.children import ChildFailed, Children
-from realtime.loadtools.ports import free_port
-from realtime.loadtools.stack import child_env, django_argv
+from relay_loadtools import audio, procfs
+from relay_loadtools.children import ChildFailed, Children
+from relay_loadtools.ports import free_port
+from relay_loadtools.stack import child_env, django_argv
 
 IGNORES_SIGTERM = (
     "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
@@ -107,7 +107,7 @@ def test_a_direct_client_sends_its_last_partial_batch_when_flushed() -> None:
     import base64
     import json
 
-    from realtime.loadtools.loadgen import Counters, Session, Target
+    from relay_loadtools.loadgen import Counters, Session, Target
 
     session = Session(Target("direct", "127.0.0.1", 1, "/"), Counters())
     sock = _Socket()
@@ -121,3 +121,15 @@ def test_a_direct_client_sends_its_last_partial_batch_when_flushed() -> None:
     sent = b"".join(base64.b64decode(json.loads(t)["audio"]) for t in sock.texts)
     assert len(sock.texts) == 2 and sent == b"".join(frames)
     assert session.sent_frames == 6
+
+
+def test_bench_plot_without_matplotlib_says_how_to_get_it(tmp_path, monkeypatch) -> None:
+    # README's first command installs no test extras: the bench ends with one line, not a traceback.
+    import sys
+
+    from relay_loadtools.bench import report
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    said = report.plot({"sweeps": {}}, tmp_path / "latency.png")
+    assert said is not None and "pip install -e '.[bench]'" in said
+    assert not (tmp_path / "latency.png").exists()

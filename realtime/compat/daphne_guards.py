@@ -27,8 +27,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from realtime.config import RelayConfig
-    from realtime.endings import Ending
+    from realtime.kernel.config import RelayConfig
+    from realtime.kernel.endings import Ending
 
 _FRAME_MARK = "_relay_frame_guard"
 _DEADLINE_MARK = "_relay_request_deadlines"
@@ -45,7 +45,7 @@ TIMEOUT_RESPONSE = (
 
 def oversize_ending(message: dict[str, Any], config: RelayConfig) -> Ending:
     """The ending for a message the guard discarded (the consumer's own wording)."""
-    from realtime import endings
+    from realtime.kernel import endings
 
     size = int(message["relay_frame_too_large"])
     if message.get("relay_binary"):

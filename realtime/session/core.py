@@ -21,10 +21,13 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from realtime import endings, limits, metrics, protocol
-from realtime.client_messages import AddSystemMessage
-from realtime.endings import Ending, SessionEnded
-from realtime.events import UsageReport
+from realtime.edge import protocol
+from realtime.extensions.client_messages import AddSystemMessage
+from realtime.guards import session_limits as limits
+from realtime.kernel import endings
+from realtime.kernel.endings import Ending, SessionEnded
+from realtime.kernel.events import UsageReport
+from realtime.ops import metrics
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn
 from realtime.session.states import OPEN, State
@@ -34,8 +37,8 @@ from realtime.session.upstream_events import UpstreamEventHandlers
 from realtime.upstream import adapter_for
 
 if TYPE_CHECKING:
-    from realtime.admission import Admitted
-    from realtime.runtime import Runtime
+    from realtime.edge.admission import Admitted
+    from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.session")
 
@@ -96,7 +99,9 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self.tracker = AudioTracker()
         self.barge_in = BargeIn(wait_ms=config.playback_report_wait_ms, truncate=self._truncate)
         self._presence = admitted.presence
-        self._budget = admitted.budget  # budgets (realtime/budgets.py): shown in session_info
+        self._budget = (
+            admitted.budget
+        )  # budgets (realtime/guards/budgets.py): shown in session_info
         self._on_heartbeat = on_heartbeat
         self._rate = limits.MessageRate(config.max_messages_per_minute)
         self._answer_active = False  # between response_started and response_done

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from realtime.counters import BYTES_PER_MS
+from realtime.kernel.counters import BYTES_PER_MS
 
 MESSAGES = 500  # ≈10 s of 20 ms appends held while the upstream is slow or not ready
 

@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from realtime.counters import BYTES_PER_MS
+from realtime.kernel.counters import BYTES_PER_MS
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from realtime.counters import SessionCounters
+from realtime.kernel.counters import SessionCounters
 from realtime.tools import ToolNotice, ToolRegistry, ToolRunner
 from realtime.upstream import UpstreamAdapter
 

@@ -13,7 +13,7 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from realtime import protocol
+from realtime.edge import protocol
 from realtime.session.playback import Interruption
 from realtime.upstream import Unsupported
 

@@ -1,7 +1,7 @@
 """What each upstream event means for the client, the counters and barge-in.
 
 ``RelaySession`` (``core.py``) reads the upstream and dispatches each neutral event
-(``realtime.events``) to the handler this mixin maps it to; the handlers use the session's
+(``realtime.kernel.events``) to the handler this mixin maps it to; the handlers use the session's
 port, counters, audio tracker, barge-in state and tool turns.
 """
 
@@ -12,9 +12,9 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from realtime import metrics, protocol
-from realtime.endings import SessionEnded
-from realtime.events import (
+from realtime.edge import protocol
+from realtime.kernel.endings import SessionEnded
+from realtime.kernel.events import (
     AudioDelta,
     AudioDone,
     BackendUsage,
@@ -36,6 +36,7 @@ from realtime.events import (
     UpstreamFrames,
     UsageReport,
 )
+from realtime.ops import metrics
 from realtime.session.states import OPEN
 from realtime.tools import ToolNotice
 

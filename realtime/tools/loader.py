@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import re
 
-from realtime.config import ConfigError
+from realtime.kernel.config import ConfigError
 from realtime.tools.registry import ToolRegistry, module_registry
 
 VARIABLE = "RELAY_TOOLS"

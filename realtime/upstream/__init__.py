@@ -2,7 +2,7 @@
 
 An adapter owns the connection to one upstream session. It opens it (connect, then the
 family's handshake), translates each upstream frame into the session's neutral events
-(``realtime.events``), and encodes what the session asks for (user text, an answer, a cut,
+(``realtime.kernel.events``), and encodes what the session asks for (user text, an answer, a cut,
 a commit) into upstream frames, which the session's outbox sends in order.
 
 Families: ``realtime`` (the Realtime API: OpenAI GA, Azure GA and the legacy Azure preview
@@ -19,10 +19,10 @@ from typing import ClassVar
 
 from websockets.exceptions import ConnectionClosed
 
-from realtime import endings
-from realtime.config import RelayConfig
-from realtime.endings import Ending
-from realtime.events import Event
+from realtime.kernel import endings
+from realtime.kernel.config import RelayConfig
+from realtime.kernel.endings import Ending
+from realtime.kernel.events import Event
 from realtime.tools import ToolRegistry
 from realtime.upstream.clients import UpstreamClients
 

@@ -19,9 +19,9 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.uri import get_proxy, parse_uri
 
-from realtime import endings
-from realtime.config import RelayConfig
-from realtime.endings import SessionEnded
+from realtime.kernel import endings
+from realtime.kernel.config import RelayConfig
+from realtime.kernel.endings import SessionEnded
 
 log = logging.getLogger("realtime.upstream")
 

@@ -30,10 +30,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from realtime import endings
 from realtime.compat.sdk import raw_socket
-from realtime.endings import SessionEnded
-from realtime.events import (
+from realtime.kernel import endings
+from realtime.kernel.endings import SessionEnded
+from realtime.kernel.events import (
     AudioDelta,
     AudioDone,
     BackendUsage,

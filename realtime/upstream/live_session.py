@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from realtime.config import RelayConfig
+from realtime.kernel.config import RelayConfig
 
 PCM_24K = {"type": "audio/pcm", "rate": 24000}  # the browser protocol's audio, both ways
 APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500

@@ -14,10 +14,10 @@ import json
 import logging
 from typing import Any
 
-from realtime import endings
 from realtime.compat.sdk import raw_socket
-from realtime.endings import SessionEnded
-from realtime.events import (
+from realtime.kernel import endings
+from realtime.kernel.endings import SessionEnded
+from realtime.kernel.events import (
     AudioDelta,
     AudioDone,
     Event,

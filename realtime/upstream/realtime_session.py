@@ -2,14 +2,14 @@
 
 GA shape (OpenAI, Azure ``/openai/v1``) and the legacy beta shape (Azure preview
 ``api-version``). Settings the beta shape has no field for (idle timeout, truncation, a stored
-prompt) are left out there; ``realtime.config`` warns about them at start-up.
+prompt) are left out there; ``realtime.kernel.config`` warns about them at start-up.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from realtime.config import RelayConfig
+from realtime.kernel.config import RelayConfig
 
 PCM = {"type": "audio/pcm", "rate": 24000}
 

@@ -14,9 +14,9 @@ from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from realtime import runtime as relay_runtime
-from realtime.config import load_config
+from realtime.kernel.config import load_config
 from realtime.models import ConnectTicket, RealtimeSession
+from realtime.ops import runtime as relay_runtime
 from relay_site.application import build_application
 from tests.relay.conftest import configure, use_config
 
@@ -134,7 +134,7 @@ async def test_forged_and_expired_tickets_are_refused(paid):
     message, code = await Peer("/realtime?ticket=abc:def:ghi").refused()
     assert (message["code"], code) == ("ticket_invalid", 1008)
 
-    from realtime.access import issue_ticket
+    from realtime.edge.access import issue_ticket
 
     token = await sync_to_async(issue_ticket)(user=user, ttl=30)
     await sync_to_async(ConnectTicket.objects.update)(
@@ -245,7 +245,7 @@ async def test_a_websocket_to_an_unknown_path_is_refused_with_one_info_line(path
 
 async def test_a_ticket_sent_to_an_unknown_path_is_not_spent(paid):
     """The refusal comes before authentication: nothing is looked up or redeemed."""
-    from realtime.access import issue_ticket
+    from realtime.edge.access import issue_ticket
 
     user = await sync_to_async(make_user)("tick", "pw")
     token = await sync_to_async(issue_ticket)(user=user, ttl=30)

@@ -11,8 +11,8 @@ from django.contrib.auth import get_user_model
 from django.test import Client as HttpClient
 from django.utils import timezone
 
-from realtime.budgets import usage_today
-from realtime.config import load_config
+from realtime.guards.budgets import usage_today
+from realtime.kernel.config import load_config
 from realtime.models import RealtimeSession, UserBudget
 from tests.relay.conftest import Client, configure, use_config
 
@@ -208,7 +208,7 @@ def test_the_admin_shows_what_is_left_and_staff_can_override(db, relay_runtime):
     ],
 )
 def test_budget_and_throttle_settings_are_validated_with_the_variable_named(variable):
-    from realtime.config import ConfigError
+    from realtime.kernel.config import ConfigError
 
     with pytest.raises(ConfigError, match=variable):
         load_config({variable: "-1"})

@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
-from realtime.access import issue_ticket
+from realtime.edge.access import issue_ticket
 from realtime.models import RealtimeSession
 from tests.access.test_access import Peer
 from tests.relay.conftest import Client, configure, relay_tasks

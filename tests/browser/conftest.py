@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from realtime.embedded import LoopThread, start_simulator_thread
-from realtime.providers import PROVIDER_VARIABLES
-from realtime.simulator import Simulator
+from realtime.kernel.providers import PROVIDER_VARIABLES
+from realtime.ops.embedded import LoopThread, start_simulator_thread
+from realtime_simulator import Simulator
 from tests.multiprocess.conftest import free_port, wait_port
 
 REPO = Path(__file__).resolve().parents[2]

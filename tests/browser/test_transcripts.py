@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from realtime.logutil import _BASE64_RUN
+from realtime.ops.logs import _BASE64_RUN
 
 from .conftest import ARTIFACTS, FIXTURES, REPO, running_relay
 from .test_demo_page import LAPTOP, wait_connected

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from realtime.loadtools.ports import free_port, wait_port
-from realtime.providers import PROVIDER_VARIABLES
+from realtime.kernel.providers import PROVIDER_VARIABLES
+from relay_loadtools.ports import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -13,7 +13,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from realtime.logutil import _BASE64_RUN
+from realtime.ops.logs import _BASE64_RUN
 
 from .conftest import serving
 
@@ -76,7 +76,7 @@ def test_serve_output_is_clean(tmp_path: Path) -> None:
     # Django's request warning appears once.
     assert output.count("Not Found: /no-such-page") == 1
     # Shutting down with nothing live says so at INFO; the only WARNING is the 404's.
-    assert re.search(r" INFO realtime\.runtime shutting down: no live sessions", output)
+    assert re.search(r" INFO realtime\.ops\.runtime shutting down: no live sessions", output)
     warnings = [line for line in output.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "Not Found: /no-such-page" in warnings[0], warnings
     assert not _BASE64_RUN.search(output)  # no audio in the log

@@ -83,4 +83,4 @@ def test_wav_outputs_are_ignored_by_git_but_fixtures_are_not() -> None:
     assert ignored("reply.wav") and ignored("out/answer.wav")
     assert not ignored("tests/fixtures/hello_24k.wav")
     assert not ignored("tests/fixtures/a_new_fixture.wav")
-    assert not ignored("realtime/simulator/utterances/weather_24k.wav")
+    assert not ignored("realtime_simulator/utterances/weather_24k.wav")

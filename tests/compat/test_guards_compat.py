@@ -1,4 +1,4 @@
-"""The daphne/autobahn/Twisted internals that realtime.compat.daphne_guards and realtime.drain
+"""The daphne/autobahn/Twisted internals that realtime.compat.daphne_guards and realtime.ops.drain
 reach into: this fails, naming the module, when an upgrade moves them."""
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def test_twisted_s_http_channel_still_has_the_steps_the_deadlines_follow():
 
 
 def test_the_drain_s_reach_into_twisted_ports_and_daphne_s_server_still_holds():
-    """realtime.drain: a listening port closes one loop turn after stopListening, through
+    """realtime.ops.drain: a listening port closes one loop turn after stopListening, through
     connectionLost; daphne cancels every application from kill_all_applications."""
     from daphne.server import Server
     from twisted.internet.tcp import Port

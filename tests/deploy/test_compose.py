@@ -125,7 +125,7 @@ def test_the_compose_commands_run_here_against_postgres_and_redis():
             try:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                proc.kill()  # its workers follow it (realtime/supervisor.py)
+                proc.kill()  # its workers follow it (realtime/ops/supervisor.py)
                 proc.wait(timeout=10)
         admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
         admin.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.loadtools.ports import free_port, wait_port
+from relay_loadtools.ports import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS = ("127.0.0.1", 6379)

@@ -14,7 +14,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from realtime.embedded import start_simulator_thread
+from realtime.ops.embedded import start_simulator_thread
 from tests.multiprocess.conftest import ROOT, free_port, wait_port
 from tests.multiprocess.test_two_workers import open_session, rows, wait_rows
 

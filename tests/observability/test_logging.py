@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from realtime.logutil import (
+from realtime.ops.logs import (
     JsonFormatter,
     RedactFilter,
     SessionIdFilter,

@@ -9,7 +9,7 @@ import pytest
 from django.test import AsyncClient
 from prometheus_client import REGISTRY
 
-from realtime.simulator import Faults
+from realtime_simulator import Faults
 from tests.relay.conftest import Client, configure, wav_pcm
 
 REMOTE = "203.0.113.9"

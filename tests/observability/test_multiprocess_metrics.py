@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import django
 django.setup()
-from realtime import metrics
+from realtime.ops import metrics
 metrics.setup_process()
 metrics.SESSIONS_OPENED.inc({opened})
 metrics.ACTIVE_SESSIONS.inc({active})

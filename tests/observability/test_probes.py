@@ -11,7 +11,7 @@ from channels.layers import get_channel_layer
 from django.db.utils import ConnectionHandler
 from django.test import AsyncClient, override_settings
 
-from realtime import health
+from realtime.ops import health
 from tests.relay.conftest import configure
 
 POSTGRES = {
@@ -126,7 +126,7 @@ async def test_readyz_says_503_when_the_provider_configuration_is_incomplete(dat
 
 
 def test_provider_problems_name_the_variable_to_set():
-    from realtime.config import load_config
+    from realtime.kernel.config import load_config
 
     openai = load_config({"OPENAI_API_KEY": "sk-secret-value-123456"})
     assert health.provider_problem(openai) is None

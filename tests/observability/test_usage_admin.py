@@ -8,8 +8,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from realtime.admin.usage import usage_rollup
 from realtime.models import RealtimeSession
-from realtime.usage_admin import usage_rollup
 
 pytestmark = pytest.mark.django_db
 

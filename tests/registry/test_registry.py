@@ -12,10 +12,10 @@ from django.contrib.auth import get_user_model
 from django.test import AsyncClient
 from django.utils import timezone
 
-from realtime import registry
-from realtime import runtime as relay_runtime
-from realtime.counters import SessionCounters
+from realtime.kernel.counters import SessionCounters
 from realtime.models import RealtimeSession
+from realtime.ops import presence as registry
+from realtime.ops import runtime as relay_runtime
 from tests.relay.conftest import Client, configure, relay_tasks
 
 Status = RealtimeSession.Status
@@ -178,7 +178,7 @@ def test_a_batch_of_registrations_respects_the_limits_in_arrival_order():
     """One registration call for a burst of connects admits exactly as many as the limits
     allow, in (started_at, id) order, counting open rows of other workers and not counting
     the rows it refused."""
-    from realtime.config import load_config
+    from realtime.kernel.config import load_config
 
     ann, bob = (get_user_model().objects.create_user(n) for n in ("ann", "bob"))
     make_row(worker_id="other:1")  # another worker's open session

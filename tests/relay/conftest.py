@@ -10,9 +10,9 @@ from typing import Any
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 
-from realtime import runtime as relay_runtime
-from realtime.config import RelayConfig
-from realtime.routing import websocket_urlpatterns
+from realtime.edge.routing import websocket_urlpatterns
+from realtime.kernel.config import RelayConfig
+from realtime.ops import runtime as relay_runtime
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from realtime.config import ConfigError, load_config
+from realtime.kernel.config import ConfigError, load_config
 
 
 def test_no_credentials_means_the_simulator():

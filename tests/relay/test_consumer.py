@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from realtime.simulator import Faults
+from realtime_simulator import Faults
 from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
 
 pytestmark = [pytest.mark.usefixtures("relay_config"), pytest.mark.django_db(transaction=True)]

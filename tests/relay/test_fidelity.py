@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.config import load_config
+from realtime.kernel.config import load_config
 from tests.relay.conftest import Client, configure, use_config, wav_pcm
 from tests.simulator.oracle import validate_client_event, validate_server_event
 

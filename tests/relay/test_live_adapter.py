@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from realtime import endings
-from realtime.config import load_config
-from realtime.events import (
+from realtime.kernel import endings
+from realtime.kernel.config import load_config
+from realtime.kernel.events import (
     AudioDelta,
     AudioDone,
     InputTranscript,
@@ -277,7 +277,7 @@ def test_the_speech_detector_needs_sustained_sound_and_then_silence():
 
 
 def test_live_refuses_realtime_only_settings_by_name():
-    from realtime.config import ConfigError
+    from realtime.kernel.config import ConfigError
 
     for name, value in [
         ("RELAY_TURN_DETECTION", "none"),

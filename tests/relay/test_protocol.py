@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from realtime import protocol
+from realtime.edge import protocol
 
 
 def test_canonical_messages_are_byte_compatible():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from realtime import runtime as relay_runtime
-from realtime.config import load_config
+from realtime.kernel.config import load_config
+from realtime.ops import runtime as relay_runtime
 from tests.relay.conftest import Client, use_config
 
 pytestmark = pytest.mark.django_db(transaction=True)

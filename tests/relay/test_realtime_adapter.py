@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from realtime import endings
-from realtime.config import load_config
-from realtime.events import (
+from realtime.kernel import endings
+from realtime.kernel.config import load_config
+from realtime.kernel.events import (
     AudioDelta,
     InputTimeout,
     InputTranscript,
@@ -165,7 +165,7 @@ def test_session_update_shapes():
 def test_the_upstream_proxy_follows_the_environment_and_is_looked_up_once(monkeypatch):
     """A relay behind an egress proxy reaches the upstream through it (``https_proxy``),
     ``no_proxy`` hosts directly; the environment is read once per upstream, not per connect."""
-    from realtime.config import load_config
+    from realtime.kernel.config import load_config
     from realtime.upstream import clients
 
     monkeypatch.setenv("https_proxy", "http://egress.example:3128")

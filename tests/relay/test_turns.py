@@ -6,8 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from realtime.config import load_config
-from realtime.simulator import Simulator
+from realtime.kernel.config import load_config
+from realtime_simulator import Simulator
 from tests.relay.conftest import Client, configure, relay_tasks, use_config, wav_pcm
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("relay_config")]

@@ -27,10 +27,10 @@ from channels.testing import WebsocketCommunicator
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from realtime.config import RelayConfig, load_config
-from realtime.embedded import LoopThread
-from realtime.routing import websocket_urlpatterns
-from realtime.simulator import Simulator
+from realtime.edge.routing import websocket_urlpatterns
+from realtime.kernel.config import RelayConfig, load_config
+from realtime.ops.embedded import LoopThread
+from realtime_simulator import Simulator
 from tests.relay.conftest import relay_tasks, use_config
 from tests.security.fuzz_frames import dump, frames
 

@@ -17,7 +17,7 @@ from django.contrib.auth import get_user_model
 from django.db import OperationalError
 from django.test import Client
 
-from realtime.logutil import JsonFormatter, escape_controls
+from realtime.ops.logs import JsonFormatter, escape_controls
 from tests.records.conftest import make_session
 
 pytestmark = pytest.mark.django_db

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.config import ConfigError, load_config
-from realtime.proxy import client_from_forwarded, parse_networks, resolve
+from realtime.edge.proxy import client_from_forwarded, parse_networks, resolve
+from realtime.kernel.config import ConfigError, load_config
 
 TRUSTED = parse_networks("10.0.0.0/8, 192.0.2.1, ::1")
 

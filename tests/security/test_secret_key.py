@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.secret_key import DEV_KEY_FILE, resolve
+from realtime.guards.secret_key import DEV_KEY_FILE, resolve
 
 ROOT = Path(__file__).resolve().parents[2]
 PAID = {"OPENAI_API_KEY": "sk-test-paid-123"}
@@ -89,7 +89,7 @@ def test_a_read_only_install_gets_a_key_for_this_process(tmp_path, monkeypatch):
     def read_only(*args, **kwargs):
         raise PermissionError("read-only file system")
 
-    monkeypatch.setattr("realtime.secret_key.os.open", read_only)
+    monkeypatch.setattr("realtime.guards.secret_key.os.open", read_only)
     key = resolve({}, tmp_path, paid=False)
     assert key.source == "memory" and key.problem is None and len(key.value) >= 50
 

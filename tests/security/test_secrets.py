@@ -25,10 +25,10 @@ from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 from django.urls import reverse
 
-from realtime.config import load_config
-from realtime.logutil import JsonFormatter, SessionIdFilter
+from realtime.kernel.config import load_config
 from realtime.models import RealtimeSession
-from realtime.simulator import Faults, Simulator
+from realtime.ops.logs import JsonFormatter, SessionIdFilter
+from realtime_simulator import Faults, Simulator
 from tests.relay.conftest import Client, relay_tasks, use_config, wav_pcm
 
 pytestmark = pytest.mark.django_db(transaction=True)

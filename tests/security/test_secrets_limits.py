@@ -12,7 +12,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from django.test import Client as HttpClient
 
-from realtime.config import load_config
+from realtime.kernel.config import load_config
 from realtime.models import UserBudget
 from tests.relay.conftest import configure, use_config
 from tests.security.test_secrets import (  # noqa: F401 (fixtures)

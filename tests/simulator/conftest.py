@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .oracle import validate_client_event, validate_server_event
 

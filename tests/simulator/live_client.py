@@ -11,8 +11,8 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 
-from realtime.simulator import Simulator
-from realtime.simulator.synth import speech_pcm
+from realtime_simulator import Simulator
+from realtime_simulator.synth import speech_pcm
 
 from .conftest import frames
 from .oracle import validate_client_event, validate_server_event

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
-from realtime.loadtools.ports import free_port, wait_port
 from realtime.management.commands.runsimulator import main
+from relay_loadtools.ports import free_port, wait_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

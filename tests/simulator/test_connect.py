@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 from websockets.exceptions import InvalidStatus
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .conftest import assert_all_sent_valid, open_client, route_url
 

@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from realtime.simulator import Faults, Simulator
+from realtime_simulator import Faults, Simulator
 
 from .conftest import assert_all_sent_valid, open_client, types
 from .test_turns import text_item

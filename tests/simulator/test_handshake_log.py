@@ -8,14 +8,14 @@ import logging
 
 import pytest
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 
 async def test_a_client_leaving_mid_handshake_logs_no_error(
     simulator: Simulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    caplog.set_level(logging.DEBUG, logger="realtime.simulator")
+    caplog.set_level(logging.DEBUG, logger="realtime_simulator")
     await leave_twice(simulator)
     errors = [r for r in caplog.records if r.levelno >= logging.WARNING]
     assert errors == []

@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from realtime.simulator import Simulator
-from realtime.simulator.synth import speech_pcm
+from realtime_simulator import Simulator
+from realtime_simulator.synth import speech_pcm
 
 from .conftest import assert_all_sent_valid, open_client, types
 from .test_turns import text_item

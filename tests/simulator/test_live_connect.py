@@ -9,7 +9,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .conftest import assert_all_sent_valid
 from .live_client import MODEL, WEATHER_TOOL, open_live, responses_delegation

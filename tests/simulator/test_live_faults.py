@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from realtime.simulator import Faults, Simulator
+from realtime_simulator import Faults, Simulator
 
 from .conftest import assert_all_sent_valid
 from .live_client import open_live, utterance

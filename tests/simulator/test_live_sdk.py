@@ -17,7 +17,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 from openai.types.live import SessionStartedEvent
 from websockets.exceptions import InvalidStatus
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .conftest import assert_all_received_valid, assert_all_sent_valid
 from .live_client import MODEL, WEATHER_TOOL, responses_delegation, utterance

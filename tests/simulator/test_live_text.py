@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .conftest import assert_all_sent_valid
 from .live_client import open_live, responses_delegation, spoken, utterance

@@ -9,8 +9,8 @@ import warnings
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from realtime.simulator import Simulator
-from realtime.simulator.live.codec import AudioFormat, decode_input, encode_output
+from realtime_simulator import Simulator
+from realtime_simulator.live.codec import AudioFormat, decode_input, encode_output
 
 from .conftest import assert_all_sent_valid
 from .live_client import heard, open_live, spoken, utterance

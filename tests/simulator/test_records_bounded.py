@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import asyncio
 
-from realtime.simulator import Simulator
-from realtime.simulator.server import DEFAULT_KEEP_RECORDS
+from realtime_simulator import Simulator
+from realtime_simulator.server import DEFAULT_KEEP_RECORDS
 
 from .conftest import open_client
 

@@ -6,7 +6,7 @@ import json
 
 from openai import AsyncAzureOpenAI, AsyncOpenAI
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .oracle import validate_server_event
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .conftest import Client, assert_all_sent_valid, open_client
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from realtime.simulator import Simulator
-from realtime.simulator.planning import mentions, tool_calls
+from realtime_simulator import Simulator
+from realtime_simulator.planning import mentions, tool_calls
 
 from .conftest import Client, assert_all_sent_valid, open_client, types
 from .test_turns import text_item

@@ -4,7 +4,7 @@ import base64
 
 import pytest
 
-from realtime.simulator import Simulator
+from realtime_simulator import Simulator
 
 from .conftest import assert_all_sent_valid, open_client, types, wav_pcm
 

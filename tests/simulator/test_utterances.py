@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from realtime.simulator import Simulator
-from realtime.simulator.utterances import (
+from realtime_simulator import Simulator
+from realtime_simulator.utterances import (
     TABLE_DIR,
     known_utterances,
     levels_db,
@@ -18,7 +18,7 @@ from realtime.simulator.utterances import (
     similarity,
     voiced_span,
 )
-from realtime.simulator.vad import EnergyVad, Segment
+from realtime_simulator.vad import EnergyVad, Segment
 
 from .conftest import FIXTURES, Client, assert_all_sent_valid, open_client, types, wav_pcm
 

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from realtime.client_messages import (
+from realtime.edge.protocol import ClientProtocolError
+from realtime.extensions.client_messages import (
     AddSystemMessage,
     ClientMessageError,
     ClientMessageRegistry,
@@ -22,8 +23,7 @@ from realtime.client_messages import (
     MessageLimits,
     load_client_messages,
 )
-from realtime.config import ConfigError
-from realtime.protocol import ClientProtocolError
+from realtime.kernel.config import ConfigError
 
 
 def test_off_by_default() -> None:
@@ -113,7 +113,7 @@ def message_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     (tmp_path / f"{module}.py").write_text(
         textwrap.dedent(f'''
             from pydantic import BaseModel
-            from realtime.client_messages import AddSystemMessage, client_message
+            from realtime.extensions.client_messages import AddSystemMessage, client_message
 
             class Mood(BaseModel):
                 mood: str

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from realtime.client_messages import (
+from realtime.extensions.client_messages import (
     AddSystemMessage,
     ClientMessageError,
     client_messages,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.config import ConfigError
+from realtime.kernel.config import ConfigError
 from realtime.tools import ToolsConfigError, load_tools
 from realtime.tools.loader import module_paths
 
@@ -134,7 +134,7 @@ def test_a_module_without_tools_is_refused(tool_module: ModuleMaker) -> None:
 def test_the_library_and_the_examples_load_before_django_is_set_up() -> None:
     """settings.py builds the configuration before Django's apps exist."""
     code = (
-        "import django.apps, realtime.policy, realtime.client_messages\n"
+        "import django.apps, realtime.extensions.policy, realtime.extensions.client_messages\n"
         "from realtime.tools import load_tools\n"
         "assert not django.apps.apps.ready\n"
         "print(','.join(load_tools('examples').names))\n"

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import AnonymousUser
 
-from realtime.config import ConfigError, RelayConfig, load_config
-from realtime.policy import (
+from realtime.extensions.policy import (
     PolicyConfigError,
     PolicyError,
     SessionPolicy,
@@ -23,6 +22,7 @@ from realtime.policy import (
     load_policy,
     resolve_policy,
 )
+from realtime.kernel.config import ConfigError, RelayConfig, load_config
 
 SCOPE: dict[str, Any] = {"type": "websocket", "path": "/realtime"}
 
@@ -33,7 +33,7 @@ def policy_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[s
     name = f"relay_policy_{uuid.uuid4().hex[:10]}"
     (tmp_path / f"{name}.py").write_text(
         textwrap.dedent("""
-            from realtime.policy import SessionPolicy
+            from realtime.extensions.policy import SessionPolicy
 
             def by_group(user, scope):
                 if user.is_authenticated and user.groups.filter(name="staff-voice").exists():

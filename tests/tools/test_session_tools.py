@@ -12,11 +12,11 @@ from django.contrib.auth import get_user_model
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from realtime.config import load_config
-from realtime.embedded import LoopThread
+from realtime.extensions.policy import SessionPolicy
+from realtime.kernel.config import load_config
 from realtime.models import Note, RealtimeSession
-from realtime.policy import SessionPolicy
-from realtime.simulator import Simulator
+from realtime.ops.embedded import LoopThread
+from realtime_simulator import Simulator
 from tests.relay.conftest import Client, configure, relay_tasks, use_config
 from tests.tools import sample_tools
 

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         parser.add_argument("--loadgen-workers", type=int, help="load generator processes")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        from realtime.loadtools.bench.runner import PLANS, run
+        from relay_loadtools.bench.runner import PLANS, run
 
         name = "smoke" if options["smoke"] else "quick" if options["quick"] else "full"
         plan = dataclasses.replace(PLANS[name])

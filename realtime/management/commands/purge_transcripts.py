@@ -7,8 +7,8 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import DatabaseError
 
-from realtime import retention
-from realtime import runtime as relay_runtime
+from realtime.ops import runtime as relay_runtime
+from realtime.records import retention
 
 
 def positive(value: str) -> int:

@@ -13,8 +13,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from realtime.simulator import Simulator
-from realtime.simulator.server import DEFAULT_KEEP_RECORDS
+from realtime_simulator import Simulator
+from realtime_simulator.server import DEFAULT_KEEP_RECORDS
 
 
 def describe(sim: Simulator) -> str:

@@ -14,10 +14,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from realtime import drain
 from realtime.compat.daphne_guards import install_request_deadlines
-from realtime.runtime import Runtime
-from realtime.supervisor import (
+from realtime.ops import drain
+from realtime.ops.runtime import Runtime
+from realtime.ops.supervisor import (
     LISTEN_BACKLOG,
     WorkerPool,
     default_workers,
@@ -95,7 +95,7 @@ class Command(BaseCommand):
                 "of the proxies whose X-Forwarded-For may be believed"
             )
         if config.provider == "simulator" and not config.endpoint:
-            from realtime.embedded import start_simulator_thread
+            from realtime.ops.embedded import start_simulator_thread
 
             simulator = start_simulator_thread()
             runtime.config = config.with_endpoint(simulator.base_url)
@@ -135,7 +135,7 @@ class Command(BaseCommand):
         else:
             argv += ["-e", tcp_endpoint(options["host"], port)]
         # Never daphne's --proxy-headers (it believes the leftmost, client-written address):
-        # realtime/proxy.py resolves forwarded headers from RELAY_TRUSTED_PROXIES only.
+        # realtime/edge/proxy.py resolves forwarded headers from RELAY_TRUSTED_PROXIES only.
         if config.trusted_proxies:
             trusted = ", ".join(str(n) for n in config.trusted_proxies)
             self.stdout.write(f"Forwarded headers believed from: {trusted}")
@@ -199,7 +199,7 @@ def tcp_endpoint(host: str, port: int) -> str:
 
 
 class RelayServer(Server):
-    """daphne's server, telling the drain which sockets it listens on (realtime/drain.py:
+    """daphne's server, telling the drain which sockets it listens on (realtime/ops/drain.py:
     closed once the drain is done, before the reactor stops)."""
 
     def listen_success(self, port: Any) -> None:

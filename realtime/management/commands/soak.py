@@ -1,6 +1,6 @@
 """`manage.py soak`: N real-time sessions against one relay worker for M minutes; leak check.
 
-The run itself is ``realtime.loadtools.soak``; this prints its table and writes its JSON.
+The run itself is ``relay_loadtools.soak``; this prints its table and writes its JSON.
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from realtime.loadtools import soak
-from realtime.loadtools.children import ChildFailed
-from realtime.loadtools.ports import free_port
+from relay_loadtools import soak
+from relay_loadtools.children import ChildFailed
+from relay_loadtools.ports import free_port
 
 
 def _raise_exit(signum: int, frame: FrameType | None) -> None:

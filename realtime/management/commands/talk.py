@@ -18,7 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from realtime import runtime as relay_runtime
+from realtime.ops import runtime as relay_runtime
 
 FRAME_MS = 20
 RATE = 24000

@@ -1,0 +1,186 @@
+"""Admin of live sessions: every session on every worker, with terminate, and what was said
+in each (realtime/admin/conversations.py)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.html import format_html
+
+from realtime.admin.conversations import ACTIONS as CONVERSATION_ACTIONS
+from realtime.admin.conversations import ConversationAdminMixin
+from realtime.kernel import counters
+from realtime.models import Note, RealtimeSession
+from realtime.ops import presence as registry
+from realtime.ops import runtime as relay_runtime
+
+TERMINATE_PERMISSION = "realtime.terminate_realtimesession"
+
+
+def _stale_cutoff() -> Any:
+    beat = relay_runtime.current().config.heartbeat_seconds
+    return timezone.now() - timedelta(seconds=beat * registry.STALE_AFTER_BEATS)
+
+
+def _format_ms(ms: int) -> str:
+    seconds = ms // 1000
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+@admin.register(RealtimeSession)
+class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
+    list_display = (
+        "short_id",
+        "status_badge",
+        "user",
+        "worker_id",
+        "provider",
+        "duration_display",
+        "last_seen_ago",
+        "audio_in",
+        "audio_out",
+        "responses",
+        "barge_ins",
+        "tokens",
+        "close_reason",
+    )
+    list_filter = ("status", "provider", "worker_id", "started_at", "close_reason")
+    # entries__text: what was said. One session can match through many entries; the
+    # changelist then filters with an Exists subquery, so each session is listed once.
+    search_fields = ("id", "user__username", "client_addr", "worker_id", "origin", "entries__text")
+    search_help_text = "Search by id, user, address, worker, origin, or words said in the session."
+    date_hierarchy = "started_at"
+    actions = ["terminate_sessions", "terminate_user_sessions", *CONVERSATION_ACTIONS]
+    list_per_page = 50
+    readonly_fields = [field.name for field in RealtimeSession._meta.fields]
+    fieldsets = (
+        (None, {"fields": ("id", "status", "user", "provider", "model")}),
+        ("Client", {"fields": ("client_addr", "origin", "user_agent")}),
+        ("Worker", {"fields": ("worker_id", "channel_name")}),
+        (
+            "Timeline",
+            {
+                "fields": (
+                    "started_at",
+                    "ready_at",
+                    "last_seen_at",
+                    "ended_at",
+                    "close_code",
+                    "close_reason",
+                    "ended_by",
+                )
+            },
+        ),
+        ("Activity", {"fields": [c.column for c in counters.STORED]}),
+    )
+
+    # Counters are written by the consumers only.
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
+        # Read-only: the workers' reapers mark silent rows stale; the count here leaves out
+        # rows not heard from within the stale window already.
+        live = RealtimeSession.objects.live().heard_since(_stale_cutoff())
+        extra_context = {
+            **(extra_context or {}),
+            "title": (
+                f"Realtime sessions — {live.count()} live on "
+                f"{live.values('worker_id').distinct().count()} worker(s)"
+            ),
+        }
+        return super().changelist_view(request, extra_context=extra_context)
+
+    @admin.display(description="id", ordering="id")
+    def short_id(self, obj: RealtimeSession) -> str:
+        return str(obj.id)[:8]
+
+    @admin.display(description="status", ordering="status")
+    def status_badge(self, obj: RealtimeSession) -> str:
+        colours = {"live": "#0a7d28", "connecting": "#a66a00", "stale": "#b3261e"}
+        status = obj.status
+        if obj.is_open and obj.last_seen_at < _stale_cutoff():
+            status = "stale"  # its worker stopped heartbeating; a reaper will mark the row
+        return format_html(
+            '<strong style="color:{}">{}</strong>', colours.get(status, "#555"), status
+        )
+
+    @admin.display(description="duration", ordering="started_at")
+    def duration_display(self, obj: RealtimeSession) -> str:
+        return _format_ms(int(obj.duration.total_seconds() * 1000))
+
+    @admin.display(description="last seen", ordering="last_seen_at")
+    def last_seen_ago(self, obj: RealtimeSession) -> str:
+        return f"{int((timezone.now() - obj.last_seen_at).total_seconds())} s ago"
+
+    @admin.display(description="audio in", ordering="audio_ms_in")
+    def audio_in(self, obj: RealtimeSession) -> str:
+        return _format_ms(obj.audio_ms_in)
+
+    @admin.display(description="audio out", ordering="audio_ms_out")
+    def audio_out(self, obj: RealtimeSession) -> str:
+        return _format_ms(obj.audio_ms_out)
+
+    @admin.display(description="tokens in/out")
+    def tokens(self, obj: RealtimeSession) -> str:
+        return f"{obj.input_tokens}/{obj.output_tokens}"
+
+    @admin.action(description="Terminate selected sessions", permissions=["terminate"])
+    def terminate_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        self._terminate(request, list(queryset))
+
+    @admin.action(
+        description="Terminate all sessions of these sessions' users", permissions=["terminate"]
+    )
+    def terminate_user_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:
+        users = get_user_model().objects.filter(pk__in=queryset.exclude(user=None).values("user"))
+        if not users.exists():
+            self.message_user(request, "None of these sessions has a user.", messages.WARNING)
+            return
+        self._terminate(request, list(RealtimeSession.objects.live().of_users(users)))
+
+    def has_terminate_permission(self, request: HttpRequest) -> bool:
+        # A permission, not the staff flag: view-only staff cannot end sessions (issue 25).
+        return request.user.has_perm(TERMINATE_PERMISSION)
+
+    def _terminate(self, request: HttpRequest, sessions: list[RealtimeSession]) -> None:
+        open_sessions = [s for s in sessions if s.is_open or s.status == "stale"]
+        asked = registry.terminate_sessions(open_sessions, by=request.user.get_username())
+        cleared = len(open_sessions) - asked
+        text = f"Asked {asked} live session(s) to end."
+        if cleared:
+            text += f" Closed {cleared} stale row(s) whose worker is gone."
+        skipped = len(sessions) - len(open_sessions)
+        if skipped:
+            text += f" Skipped {skipped} already closed."
+        self.message_user(request, text, messages.SUCCESS)
+
+
+@admin.register(Note)
+class NoteAdmin(admin.ModelAdmin):
+    """Notes kept through the example tools: read-only (written by the users' sessions)."""
+
+    list_display = ("user", "created_at", "__str__")
+    list_filter = ("user",)
+    search_fields = ("user__username",)
+    date_hierarchy = "created_at"
+    list_select_related = ("user",)
+    readonly_fields = ("user", "text", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+from realtime.admin import budgets as budget_admin  # noqa: E402, F401 (budgets: overrides and what is left)

@@ -1,0 +1,113 @@
+"""Admission: may this connection become a session? Checked once, before any upstream work.
+
+1. The access middleware's verdict (origin, login or ticket, draining), from the scope.
+2. The session policy (``RELAY_SESSION_POLICY``): this user's instructions, voice, tools and
+   limits, applied to a configuration of the session's own.
+3. Budgets (``realtime/guards/budgets.py``): connects per minute, seconds and tokens a day.
+4. A registry row (limits count rows across workers: no row, no session).
+5. The concurrency limits, per user and in total, counted across workers.
+A refusal raises ``SessionEnded`` with the ending to tell the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import DatabaseError
+
+from realtime.extensions.policy import PolicyError, default_policy, resolve_policy
+from realtime.guards import budgets
+from realtime.guards.budgets import Budget
+from realtime.kernel import endings
+from realtime.kernel.config import RelayConfig
+from realtime.kernel.counters import SessionCounters
+from realtime.kernel.endings import SessionEnded
+from realtime.ops.presence import Presence
+from realtime.ops.runtime import Runtime
+from realtime.records.conversation import Conversation
+from realtime.tools import ToolRegistry
+
+log = logging.getLogger("realtime.session")
+
+
+@dataclass(frozen=True)
+class Admitted:
+    session_id: uuid.UUID
+    config: RelayConfig  # the runtime's, with the session policy applied
+    tools: ToolRegistry  # the tools this session may use
+    user: Any  # the Django user, or None (anonymous)
+    counters: SessionCounters
+    presence: Presence
+    conversation: Conversation  # what was said, written with the heartbeat
+    budget: Budget | None = None  # what is left of the user's budgets (session_info)
+
+
+async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -> Admitted:
+    refusal = scope.get("relay_refusal")
+    if refusal is not None:
+        raise SessionEnded(refusal)
+    session_id = uuid.uuid4()
+    log.info("session %s: client connected from %s", session_id, client_address(scope))
+    user = scope.get("user")
+    user = user if user is not None and user.is_authenticated else None
+    config, tools = await _apply_policy(runtime, user, scope, session_id)
+    budget = await budgets.admit(scope=scope, runtime=runtime, config=config, user=user)
+    counters = SessionCounters()
+    conversation = Conversation(enabled=config.transcripts_stored)
+    presence = Presence(session_id, counters, runtime, conversation)
+    try:
+        over = await runtime.registrar.register(
+            session_id, describe(scope, config, channel_name), config
+        )
+    except DatabaseError as exc:
+        # Limits hold across workers through these rows: no row, no session.
+        log.warning("session %s: registry write failed: %s", session_id, exc)
+        raise SessionEnded(endings.REGISTRY_UNAVAILABLE) from None
+    presence.opened = True
+    if over:
+        raise SessionEnded(endings.TOO_MANY_SESSIONS.because(over))
+    return Admitted(session_id, config, tools, user, counters, presence, conversation, budget)
+
+
+async def _apply_policy(
+    runtime: Runtime, user: Any, scope: dict[str, Any], session_id: uuid.UUID
+) -> tuple[RelayConfig, ToolRegistry]:
+    extensions = runtime.extensions
+    if extensions.policy is default_policy:  # the defaults: no call, no thread hop
+        return runtime.config, extensions.tools
+    try:
+        policy = await resolve_policy(extensions.policy, user, scope)
+    except PolicyError:
+        log.exception("session %s: the session policy failed", session_id)
+        raise SessionEnded(endings.INTERNAL_ERROR) from None
+    config = runtime.config
+    overrides = policy.config_overrides()
+    if overrides:
+        config = config.replace(**overrides)
+    tools = extensions.tools
+    if policy.tools is not None:
+        tools = tools.only(policy.allowed_tools(tools.names))
+    return config, tools
+
+
+def describe(scope: dict[str, Any], config: RelayConfig, channel_name: str) -> dict[str, Any]:
+    """The registry row's fixed fields (no secrets: provider label and model only)."""
+    headers = dict(scope.get("headers") or [])
+    user = scope.get("user")
+    return {
+        "user": user if user is not None and user.is_authenticated else None,
+        "client_addr": client_address(scope)[:64],
+        "origin": headers.get(b"origin", b"").decode("latin-1")[:255],
+        "user_agent": headers.get(b"user-agent", b"").decode("latin-1")[:255],
+        "provider": config.provider,
+        "model": config.model[:100],
+        "channel_name": channel_name,
+    }
+
+
+def client_address(scope: dict[str, Any]) -> str:
+    client = scope.get("client") or ("?", 0)
+    return f"{client[0]}:{client[1]}"

@@ -1,0 +1,159 @@
+"""The WebSocket edge: one consumer per browser, wiring it to one ``RelaySession``.
+
+It accepts, admits (``realtime.edge.admission``), builds and starts the session, checks frame
+sizes, parses text frames into commands (``realtime.edge.protocol``) and forwards everything to
+the session. The session talks back through this consumer as its ``ClientPort``
+(``send_text``/``send_bytes``/``close``). Administrator terminate (channel layer) and drain
+(runtime) become ``session.end(...)``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from channels.exceptions import StopConsumer
+
+from realtime.compat import daphne_fastpath, daphne_guards
+from realtime.compat.consumer import DirectWebsocketConsumer
+from realtime.edge import admission, protocol
+from realtime.guards import budgets
+from realtime.kernel import endings
+from realtime.kernel.config import RelayConfig
+from realtime.kernel.endings import Ending, SessionEnded
+from realtime.ops import metrics
+from realtime.ops import runtime as relay_runtime
+from realtime.ops.presence import SESSIONS_GROUP
+from realtime.session import RelaySession
+
+log = logging.getLogger("realtime.session")
+
+
+class RealtimeConsumer(DirectWebsocketConsumer):
+    groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
+    session: RelaySession | None = None
+    fast: daphne_fastpath.FastFrames | None = None  # under daphne: the per-frame fast path
+    config: RelayConfig
+    extension_messages: protocol.ExtensionParser | None = None
+
+    # ---- WebSocket handlers ------------------------------------------------------------------
+
+    async def websocket_connect(self, message: dict[str, Any]) -> None:
+        runtime = relay_runtime.of(self.scope)
+        self.config = runtime.config
+        await self.accept()
+        self.extension_messages = runtime.extensions.client_messages.parse
+        try:
+            admitted = await admission.admit(
+                scope=self.scope,
+                runtime=runtime,
+                channel_name=getattr(self, "channel_name", "") or "",
+            )
+        except SessionEnded as refused:
+            await self.refuse(refused.ending)
+            return
+        beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
+        self.session = RelaySession(
+            port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
+        )
+        protocol = daphne_fastpath.daphne_protocol(self.base_send)
+        if protocol is not None:  # audio frames in and replies out skip the ASGI layers
+            self.fast = daphne_fastpath.FastFrames(
+                protocol, self.session.audio, self.config.max_binary_bytes
+            )
+        await self.session.start()  # spawns the upstream connect: nothing waits on it here
+        await self.join_groups()  # broadcasts only; off the path to the greeting
+
+    async def websocket_receive(self, message: dict[str, Any]) -> None:
+        session = self.session
+        if session is None:
+            return
+        if "relay_frame_too_large" in message:  # over daphne's limit: compat/daphne_guards.py
+            await session.end(daphne_guards.oversize_ending(message, self.config))
+            return
+        data = message.get("bytes")
+        if data is not None:
+            if len(data) > self.config.max_binary_bytes:
+                await session.end(
+                    endings.FRAME_TOO_LARGE.because(
+                        f"binary frame of {len(data)} bytes exceeds the limit of "
+                        f"{self.config.max_binary_bytes} bytes"
+                    )
+                )
+                return
+            session.audio(data)
+            return
+        text = message.get("text")
+        if text is None:
+            return
+        if protocol.utf8_length_over(text, self.config.max_text_bytes):
+            await session.end(
+                endings.FRAME_TOO_LARGE.because(
+                    f"text frame exceeds the limit of {self.config.max_text_bytes} bytes"
+                )
+            )
+            return
+        try:
+            command = protocol.parse_client_text(text, self.extension_messages)
+        except protocol.ClientProtocolError as exc:
+            await session.reject(exc.code, exc.message)
+            return
+        await session.command(command)
+
+    async def websocket_disconnect(self, message: dict[str, Any]) -> None:
+        code = message.get("code", 1000)
+        log.info("session %s: client disconnected (code %s)", self._session_id, code)
+        await self.leave_groups()
+        if self.session is not None:
+            await self.session.client_gone(code)
+        raise StopConsumer()
+
+    # ---- Channel layer: an administrator's terminate -----------------------------------------
+
+    async def realtime_terminate(self, event: dict[str, Any]) -> None:
+        by = str(event.get("by") or "")
+        log.info("session %s: terminated by %s", self._session_id, by or "?")
+        if self.session is not None:
+            await self.session.end(endings.TERMINATED, ended_by=by)
+
+    # ---- ClientPort (close() is AsyncWebsocketConsumer's) -------------------------------------
+
+    async def send_text(self, text: str) -> None:
+        fast = self.fast
+        if fast is not None:
+            fast.send_text(text)  # a closed connection drops it, as daphne would
+        else:
+            await self.base_send({"type": "websocket.send", "text": text})
+
+    async def send_bytes(self, data: bytes) -> None:
+        fast = self.fast
+        if fast is not None:
+            fast.send_bytes(data)
+        else:
+            await self.base_send({"type": "websocket.send", "bytes": data})
+
+    # ---- Endings without a session, errors, cleanup ------------------------------------------
+
+    async def refuse(self, ending: Ending) -> None:
+        log.info("connection refused (%s, close %d)", ending.code, ending.close_code)
+        metrics.count_refusal(ending.code)
+        try:
+            await self.send_text(protocol.error_message(ending.code, ending.message, fatal=True))
+            await self.close(ending.close_code)
+        except Exception:  # the client may already be gone
+            pass
+
+    async def handler_failed(self, message: dict[str, Any]) -> None:
+        log.exception("session %s: unexpected error in %s", self._session_id, message["type"])
+        if self.session is not None:
+            await self.session.end(endings.INTERNAL_ERROR)
+        else:
+            await self.refuse(endings.INTERNAL_ERROR)
+
+    async def cleanup(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    @property
+    def _session_id(self) -> Any:
+        return self.session.id if self.session is not None else "-"

@@ -1,0 +1,103 @@
+"""SIGTERM → drain: stop accepting, tell every client (1012), close upstreams, then exit.
+
+daphne runs on Twisted's asyncio reactor; a "before shutdown" trigger that returns a Deferred
+holds the shutdown until the runtime's drain finishes (bounded by RELAY_DRAIN_SECONDS, which
+should be below the orchestrator's grace period and daphne's --application-close-timeout).
+
+What a new connection sees: while the drain runs, the listener still accepts, and a new
+WebSocket is refused with ``server_restarting`` and 1012 (``/readyz`` answers 503). When the
+drain is done, the worker closes its listening sockets *first*, then lets the connections it
+already accepted finish (at most ``SETTLE_S``: a handshake in flight still gets its 1012),
+and only then lets the reactor stop. From then on the port refuses TCP connections
+(``connection refused``), which the shipped HAProxy config retries on another worker
+(``retries`` + ``option redispatch``). Without this, connections accepted after the drain
+were dropped mid-handshake when the reactor stopped, and so were handshakes in flight when
+SIGTERM came: daphne cancels every application instance at the start of shutdown, which
+``serve`` postpones until the drain is over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from typing import Any
+
+from realtime.ops.runtime import Runtime
+
+_done = asyncio.Event()
+SETTLE_S = 1.0  # at most, for connections accepted before the port closed to be answered
+SETTLE_MIN_S = 0.25  # their request is usually in the socket buffer already
+_listeners: list[Any] = []
+_servers: list[Any] = []
+
+
+def serving(server: Any, port: Any) -> None:
+    """daphne listens on ``port`` (``serve``'s server calls this from ``listen_success``)."""
+    if server not in _servers:
+        _servers.append(server)
+    _listeners.append(port)
+
+
+def install(runtime: Runtime) -> None:
+    """Hook the runtime's drain into daphne's reactor (no-op when not served by Twisted)."""
+    if "twisted.internet.reactor" not in sys.modules:
+        return
+    from twisted.internet import defer, reactor
+
+    def before_shutdown() -> Any:
+        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(runtime)))
+
+    reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+
+async def shutdown(runtime: Runtime) -> None:
+    try:
+        await runtime.drain()
+        await close_listeners()
+    finally:
+        _done.set()
+
+
+async def finished(timeout: float) -> None:
+    """Until the drain is over (``serve`` holds daphne's cancel-everything step until then)."""
+    try:
+        async with asyncio.timeout(timeout):
+            await _done.wait()
+    except TimeoutError:
+        pass
+
+
+async def close_listeners() -> None:
+    """Stop accepting, then give accepted connections a moment to be answered and closed."""
+    loop = asyncio.get_running_loop()
+    ports, _listeners[:] = list(_listeners), []
+    for port in ports:
+        _accept_before_close(port)
+        stopped = port.stopListening()
+        if stopped is not None:
+            await stopped.asFuture(loop)
+    started = time.monotonic()
+    await asyncio.sleep(SETTLE_MIN_S)
+    # Polled: daphne's connection table has no event to wait on.
+    while time.monotonic() - started < SETTLE_S and any(_open_connections(s) for s in _servers):  # noqa: ASYNC110
+        await asyncio.sleep(0.02)
+
+
+def _accept_before_close(port: Any) -> None:
+    """Closing a listening socket resets the connections the kernel queued on it, whose
+    clients saw their connect succeed. Twisted closes the socket one loop turn after
+    ``stopListening`` (``Port.connectionLost``): accept what is queued right before (the
+    port's ``doRead``, as when it is readable), in the same turn as the close."""
+    close = port.connectionLost
+
+    def accept_then_close(reason: Any) -> Any:
+        port.doRead()
+        return close(reason)
+
+    port.connectionLost = accept_then_close  # read by stopListening when it schedules it
+
+
+def _open_connections(server: Any) -> int:
+    connections = getattr(server, "connections", None) or {}
+    return sum(1 for details in list(connections.values()) if "disconnected" not in details)
