@@ -343,9 +343,11 @@ class LiveSession(EventSocket):
         if delegation_id is not None:
             self.say(content, "delegation_result")
             return
+        # The words the user typed, not the relay's wrapper around them: JSON arguments in
+        # them are escaped inside the wrapper's quotes.
         said = typed_text(content)
         earlier, self.user_said = self.user_said, [*self.user_said, said]
-        if await self.delegations.maybe_delegate(content, now):
+        if await self.delegations.maybe_delegate(said, now):
             return
         if asks_recall(said):
             self.say(recall_reply(earlier), "commentary")

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('realtime', '0007_user_budgets'),
+        ('realtime', '0008_session_permissions'),
     ]
 
     operations = [
