@@ -260,3 +260,27 @@ async def test_a_renewal_that_finds_no_quiet_moment_cuts_the_answer(simulator, m
     assert answer.startswith(RECALL)
     await client.close()
     assert relay_tasks() == []
+
+
+@pytest.mark.both_apis
+async def test_a_stalled_upstream_is_recovered_and_a_waiting_message_answered(
+    simulator, upstream_api
+):
+    configure(stall_timeout_s=0.5)
+    ready = {"realtime": "session.updated", "live": "session.started"}
+    simulator.next_faults(Faults(stall_after=ready[upstream_api]))  # says nothing more
+    client = Client()
+    await client.connect()
+    await client.send_json({"type": "user_message", "text": "my name is Ada"})
+    renewed = await client.until(action="upstream_renewed", timeout=10)
+    assert renewed["reason"] == "upstream_stalled"
+    if upstream_api == "realtime":  # the message that was waiting is answered by the new one
+        seen = len(client.of("text_delta"))
+        await client.until(action="response_done")
+        answer = "".join(d["delta"] for d in client.of("text_delta")[seen:])
+        assert "You said: my name is Ada" in answer
+    answer, _ = await ask(client, "what did I say")
+    assert answer.startswith(RECALL)
+    await client.close()
+    assert (await row(client)).upstream_recoveries == 1
+    assert relay_tasks() == []
