@@ -9,8 +9,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
+
+from realtime.kernel.commands import (
+    ClientCommand,
+    ClientProtocolError,
+    Commit,
+    Interrupt,
+    Playback,
+    UserMessage,
+)
 
 
 def dumps(message: dict[str, Any]) -> str:
@@ -18,45 +26,8 @@ def dumps(message: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Client → relay
+# Client → relay (the commands: realtime.kernel.commands)
 # ---------------------------------------------------------------------------------------------
-
-
-class ClientProtocolError(Exception):
-    """Bad client input: reported to the client as a non-fatal error message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class UserMessage:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Playback:
-    """The client's exact figure of how much of an assistant audio item it played."""
-
-    item_id: str
-    played_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Interrupt:
-    """Stop the current answer; optionally with the client's exact playback figure."""
-
-    playback: Playback | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """End a spoken turn (manual turns): commit the buffered audio and ask for an answer."""
-
-
-ClientCommand = UserMessage | Playback | Interrupt | Commit
 
 
 def _playback_fields(message: dict[str, Any]) -> Playback:

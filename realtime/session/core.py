@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from realtime.edge import protocol
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import session_limits as limits
-from realtime.kernel import endings
+from realtime.kernel import commands, endings
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.kernel.events import UsageReport
 from realtime.ops import metrics
@@ -151,17 +151,17 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._uncommitted_bytes += len(data)
         self.outbox.audio(data)
 
-    async def command(self, command: protocol.ClientCommand) -> None:
+    async def command(self, command: commands.ClientCommand) -> None:
         if self.state not in OPEN:
             return
         self._last_activity = time.monotonic()
-        if isinstance(command, protocol.UserMessage):
+        if isinstance(command, commands.UserMessage):
             await self._user_message(command.text)
-        elif isinstance(command, protocol.Playback):
+        elif isinstance(command, commands.Playback):
             self.barge_in.playback(command.item_id, command.played_ms)
-        elif isinstance(command, protocol.Interrupt):
+        elif isinstance(command, commands.Interrupt):
             self._interrupt(command.playback)
-        elif isinstance(command, protocol.Commit):
+        elif isinstance(command, commands.Commit):
             await self._commit()
         elif isinstance(command, AddSystemMessage):
             self._enqueue(self.upstream.system_message(command.text))

@@ -14,6 +14,7 @@ import time
 from typing import TYPE_CHECKING
 
 from realtime.edge import protocol
+from realtime.kernel import commands
 from realtime.session.playback import Interruption
 from realtime.upstream import Unsupported
 
@@ -42,7 +43,7 @@ class TurnTaking:
         self.counters.text_messages += 1
         self.conversation.add("user", "typed", text)
 
-    def _interrupt(self: RelaySession, playback: protocol.Playback | None) -> None:
+    def _interrupt(self: RelaySession, playback: commands.Playback | None) -> None:
         self.tools.cancel()  # "stop" includes the work the answer asked for
         frames = self._cut_answer()
         if frames:
