@@ -2,9 +2,10 @@
 
 It accepts, admits (``realtime.edge.admission``), builds and starts the session, checks frame
 sizes, parses text frames into commands (``realtime.edge.protocol``) and forwards everything to
-the session. The session talks back through this consumer as its ``ClientPort``
-(``send_text``/``send_bytes``/``close``). Administrator terminate (channel layer) and drain
-(runtime) become ``session.end(...)``.
+the session. The session talks back through this consumer as its ``ClientPort``: its neutral
+client events are encoded here into the browser protocol (``protocol.encode``), reply audio
+goes out as binary frames, ``close(code)`` closes the socket. Administrator terminate
+(channel layer) and drain (runtime) become ``session.end(...)``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from realtime.ops import metrics
 from realtime.ops import runtime as relay_runtime
 from realtime.ops.presence import SESSIONS_GROUP
 from realtime.session import RelaySession
+from realtime.session.client_events import ClientEvent
 
 log = logging.getLogger("realtime.session")
 
@@ -118,19 +120,22 @@ class RealtimeConsumer(DirectWebsocketConsumer):
 
     # ---- ClientPort (close() is AsyncWebsocketConsumer's) -------------------------------------
 
+    async def send_event(self, event: ClientEvent) -> None:
+        await self.send_text(protocol.encode(event))
+
+    async def send_audio(self, pcm: bytes) -> None:
+        fast = self.fast
+        if fast is not None:
+            fast.send_bytes(pcm)  # a closed connection drops it, as daphne would
+        else:
+            await self.base_send({"type": "websocket.send", "bytes": pcm})
+
     async def send_text(self, text: str) -> None:
         fast = self.fast
         if fast is not None:
             fast.send_text(text)  # a closed connection drops it, as daphne would
         else:
             await self.base_send({"type": "websocket.send", "text": text})
-
-    async def send_bytes(self, data: bytes) -> None:
-        fast = self.fast
-        if fast is not None:
-            fast.send_bytes(data)
-        else:
-            await self.base_send({"type": "websocket.send", "bytes": data})
 
     # ---- Endings without a session, errors, cleanup ------------------------------------------
 

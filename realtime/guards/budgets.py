@@ -87,15 +87,6 @@ class Budget:
             return None
         return max(0, self.limits.daily_tokens - self.usage.tokens)
 
-    def info(self) -> dict[str, Any]:
-        """``session_info``'s ``budget``: what is left today (null = no limit)."""
-        return {
-            "seconds_left": self.seconds_left,
-            "tokens_left": self.tokens_left,
-            "connects_per_minute": self.limits.connects_per_minute or None,
-            "resets_at": self.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-
     def exhausted(self, now: datetime) -> Ending | None:
         spent = []
         if self.seconds_left == 0:

@@ -1,8 +1,9 @@
 """RelaySession: one client's conversation with one upstream session, whatever the socket.
 
 The session owns the upstream adapter, the outbox, barge-in state and every task it starts.
-It talks to its client through a ``ClientPort`` (send text, send bytes, close with a code),
-which the WebSocket consumer implements. Lifecycle:
+It talks to its client through a ``ClientPort`` in neutral terms (``client_events``: speech
+started, an answer's text, an error…; reply audio as bytes; close with a code), which each
+edge encodes for its client (the WebSocket consumer: the browser protocol). Lifecycle:
 
     connecting ──(upstream configured: greeting)──▶ live ──end()──▶ ending ──▶ closed
          └──────────────────────── end() / close() ───────────────────────────┘
@@ -21,13 +22,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from realtime.edge import protocol
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import session_limits as limits
 from realtime.kernel import commands, endings
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.kernel.events import UsageReport
 from realtime.ops import metrics
+from realtime.session import client_events as client
+from realtime.session.client_events import ClientEvent
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn
 from realtime.session.states import OPEN, State
@@ -46,9 +48,10 @@ log = logging.getLogger("realtime.session")
 class ClientPort(Protocol):
     """The client side of a session (the WebSocket consumer implements it)."""
 
-    async def send_text(self, text: str) -> None: ...
+    async def send_event(self, event: ClientEvent) -> None: ...
 
-    async def send_bytes(self, data: bytes) -> None: ...
+    async def send_audio(self, pcm: bytes) -> None:
+        """Reply audio (PCM16 24 kHz) of the part the last ``AnswerAudioStart`` named."""
 
     async def close(self, code: int) -> None: ...
 
@@ -186,9 +189,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             self.meter.ended(ending.code)
             log.info("session %s: ending (%s, close %d)", self.id, ending.code, ending.close_code)
             try:
-                await self.port.send_text(
-                    protocol.error_message(ending.code, ending.message, fatal=True)
-                )
+                await self.port.send_event(client.Error(ending.code, ending.message, fatal=True))
                 await self.port.close(ending.close_code)
             except Exception:  # the client may already be gone
                 pass
@@ -241,15 +242,14 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             raise
         self.connect_ms = int((time.monotonic() - started) * 1000)
         config = self.config
-        await self.port.send_text(protocol.control("connected", greeting=config.greeting))
-        await self.port.send_text(
-            protocol.control(
-                "session_info",
+        await self.port.send_event(client.Connected(config.greeting))
+        await self.port.send_event(
+            client.SessionInfo(
                 session_id=str(self.id),
                 provider=config.provider_label,
                 api=self.upstream.api,
                 turn_detection=self.upstream.turn_detection,
-                **({"budget": self._budget.info()} if self._budget else {}),  # budgets.py
+                budget=self._budget,
             )
         )
         log.info(
@@ -331,7 +331,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
     # ------------------------------------------------------------------------------------------
 
     async def _warn_session_ending(self, seconds_left: int) -> None:
-        await self.port.send_text(protocol.control("session_ending", seconds_left=seconds_left))
+        await self.port.send_event(client.SessionEnding(seconds_left))
 
     def _wake_reader(self) -> None:
         """The adapter has events due now (e.g. the user started speaking): end the
@@ -346,8 +346,8 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _send_soon(self, text: str) -> None:
-        self._spawn(self.port.send_text(text), "notice")
+    def _send_soon(self, event: ClientEvent) -> None:
+        self._spawn(self.port.send_event(event), "notice")
 
     async def _release(self) -> None:
         self.runtime.unregister(self)

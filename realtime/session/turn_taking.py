@@ -13,8 +13,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from realtime.edge import protocol
 from realtime.kernel import commands
+from realtime.session import client_events as client
 from realtime.session.playback import Interruption
 from realtime.upstream import Unsupported
 
@@ -99,7 +99,7 @@ class TurnTaking:
         else:
             frames = frames + ask
         if not self.outbox.frames(frames):
-            self._send_soon(protocol.error_message("busy", "the relay is busy; message not sent"))
+            self._send_soon(client.Error("busy", "the relay is busy; message not sent"))
             return False
         if not self._expecting():  # the stall clock starts now, not at the last frame
             self._last_upstream = asyncio.get_running_loop().time()
@@ -123,11 +123,11 @@ class TurnTaking:
         if not self._backlog_warned:
             self._backlog_warned = True
             self._send_soon(
-                protocol.error_message(
+                client.Error(
                     "audio_dropped", "the realtime service is not keeping up; audio dropped"
                 )
             )
 
     async def _client_error(self: RelaySession, code: str, message: str) -> None:
         self.counters.errors += 1
-        await self.port.send_text(protocol.error_message(code, message))
+        await self.port.send_event(client.Error(code, message))

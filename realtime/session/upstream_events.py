@@ -12,7 +12,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from realtime.edge import protocol
 from realtime.kernel.endings import SessionEnded
 from realtime.kernel.events import (
     AudioDelta,
@@ -37,6 +36,7 @@ from realtime.kernel.events import (
     UsageReport,
 )
 from realtime.ops import metrics
+from realtime.session import client_events as client
 from realtime.session.states import OPEN
 from realtime.tools import ToolNotice
 
@@ -76,74 +76,61 @@ class UpstreamEventHandlers:
             return  # the user interrupted this item: late audio must not play
         pcm = event.pcm
         if self.tracker.sent(event.item_id, event.content_index, len(pcm), time.monotonic()):
-            await self.port.send_text(protocol.audio_start(event.item_id, event.content_index))
+            await self.port.send_event(client.AnswerAudioStart(event.item_id, event.content_index))
         counters = self.counters
         counters.audio_bytes_out += len(pcm)
         counters.frames_out += 1
         self.meter.reply_audio()
-        await self.port.send_bytes(pcm)
+        await self.port.send_audio(pcm)
 
     async def _on_text_delta(self: RelaySession, event: TextDelta) -> None:
         self.conversation.answer_delta(event.part_id, event.delta)
-        await self.port.send_text(protocol.text_delta(event.part_id, event.delta))
+        await self.port.send_event(client.AnswerTextDelta(event.part_id, event.delta))
 
     async def _on_text_done(self: RelaySession, event: TextDone) -> None:
         self.conversation.answer_done(event.part_id)
-        await self.port.send_text(protocol.control("text_done", id=event.part_id))
+        await self.port.send_event(client.AnswerTextDone(event.part_id))
 
     async def _on_audio_done(self: RelaySession, event: AudioDone) -> None:
-        await self.port.send_text(protocol.control("audio_done", id=event.part_id))
+        await self.port.send_event(client.AnswerAudioDone(event.part_id))
 
     async def _on_speech_started(self: RelaySession, event: SpeechStarted) -> None:
         self.counters.speech_turns += 1
         self.meter.turn_reset()
-        await self.port.send_text(protocol.SPEECH_STARTED)
+        await self.port.send_event(client.SpeechStarted())
         self._cut_audio()
 
     async def _on_speech_stopped(self: RelaySession, event: SpeechStopped) -> None:
         self.meter.speech_stopped()
-        await self.port.send_text(protocol.SPEECH_STOPPED)
+        await self.port.send_event(client.SpeechStopped())
 
     async def _on_transcript_delta(self: RelaySession, event: InputTranscriptDelta) -> None:
-        await self.port.send_text(protocol.transcription_delta(event.item_id, event.delta))
+        await self.port.send_event(client.TranscriptDelta(event.item_id, event.delta))
 
     async def _on_transcript(self: RelaySession, event: InputTranscript) -> None:
         self.conversation.add("user", "spoken", event.text, item_id=event.item_id)
-        await self.port.send_text(protocol.transcription(event.item_id, event.text))
+        await self.port.send_event(client.Transcript(event.item_id, event.text))
 
     async def _on_transcript_failed(self: RelaySession, event: InputTranscriptFailed) -> None:
-        await self.port.send_text(
-            protocol.error_message(
-                "transcription_failed", f"input transcription failed: {event.message}"
-            )
+        await self.port.send_event(
+            client.Error("transcription_failed", f"input transcription failed: {event.message}")
         )
 
     async def _on_input_timeout(self: RelaySession, event: InputTimeout) -> None:
-        await self.port.send_text(protocol.control("input_timeout"))
+        await self.port.send_event(client.InputTimeout())
 
     async def _on_response_started(self: RelaySession, event: ResponseStarted) -> None:
         self._answer_active = True
         self._awaiting_answer = False
         self._cancel_sent = False  # a new answer: not cancelled yet
-        await self.port.send_text(protocol.control("response_started", id=event.response_id))
+        await self.port.send_event(client.AnswerStarted(event.response_id))
 
     async def _on_response_done(self: RelaySession, event: ResponseDone) -> None:
         self._answer_active = False
-        usage = event.usage
-        self.counters.add_usage(usage)
+        self.counters.add_usage(event.usage)
         self.meter.turn_reset()
-        await self.port.send_text(
-            protocol.control(
-                "response_done",
-                id=event.response_id,
-                status=event.status,
-                reason=event.reason,
-                usage={
-                    "input_tokens": usage.input_tokens,
-                    "output_tokens": usage.output_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-            )
+        await self.port.send_event(
+            client.AnswerDone(event.response_id, event.status, event.reason, event.usage)
         )
         if self.upstream.answers_block_requests:  # the answer is the tool turn (Realtime API)
             self.tools.turn_ended(cancelled=event.status == "cancelled")
@@ -173,14 +160,14 @@ class UpstreamEventHandlers:
                 result=notice.result,
             )
         if self.state in OPEN:
-            self._send_soon(protocol.dumps(notice.to_message()))
+            self._send_soon(notice)
 
     async def _on_usage_report(self: RelaySession, event: UsageReport) -> None:
         """Billed session time so far (cumulative): recorded, and shown to the client."""
         if event.seconds > self.counters.upstream_seconds:
             self.counters.upstream_seconds = event.seconds
             if self.state in OPEN:
-                await self.port.send_text(protocol.control("usage", seconds=event.seconds))
+                await self.port.send_event(client.UsageUpdate(event.seconds))
 
     async def _on_backend_usage(self: RelaySession, event: BackendUsage) -> None:
         self.counters.add_tokens(event.usage)
@@ -189,9 +176,7 @@ class UpstreamEventHandlers:
         self._enqueue(event.frames)
 
     async def _on_truncated(self: RelaySession, event: Truncated) -> None:
-        await self.port.send_text(
-            protocol.control("truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms)
-        )
+        await self.port.send_event(client.AnswerTruncated(event.item_id, event.audio_end_ms))
 
     async def _on_upstream_error(self: RelaySession, event: UpstreamError) -> None:
         self.counters.errors += 1
@@ -202,7 +187,7 @@ class UpstreamEventHandlers:
             log.debug("session %s: cancel arrived after the answer ended", self.id)
             return
         log.warning("session %s: upstream error %s", self.id, event.code)
-        await self.port.send_text(protocol.error_message(event.code, event.message))
+        await self.port.send_event(client.Error(event.code, event.message))
 
     async def _on_upstream_ended(self: RelaySession, event: UpstreamEnded) -> None:
         self.counters.errors += 1

@@ -15,7 +15,7 @@ from django.utils import timezone
 from realtime.models import Note
 from realtime.tools import ToolRunner, load_tools
 from realtime.tools import examples as example_tools
-from tests.tools.conftest import Notices
+from tests.tools.conftest import Notices, shown
 
 SESSION = "00000000-0000-4000-8000-000000000002"
 
@@ -53,7 +53,7 @@ async def test_the_time_in_a_named_zone_is_shown_to_the_client(
     result = await call(runner_for(None), "get_current_time", timezone="Asia/Tokyo")
     assert result["timezone"] == "Asia/Tokyo"
     assert datetime.fromisoformat(result["iso"]).utcoffset() == timedelta(hours=9)
-    done = notices.last("get_current_time-call").to_message()
+    done = shown(notices.last("get_current_time-call"))
     assert done["arguments"] == {"timezone": "Asia/Tokyo"}
     assert done["result"] == result
 
