@@ -56,7 +56,11 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             return
         beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
         self.session = RelaySession(
-            port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
+            port=self,
+            admitted=admitted,
+            clients=runtime.clients,
+            roster=runtime,
+            on_heartbeat=beat,
         )
         protocol = daphne_fastpath.daphne_protocol(self.base_send)
         if protocol is not None:  # audio frames in and replies out skip the ASGI layers

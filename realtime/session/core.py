@@ -20,7 +20,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import session_limits as limits
@@ -32,6 +32,7 @@ from realtime.session import client_events as client
 from realtime.session.client_events import ClientEvent
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn
+from realtime.session.ports import Admission, ClientPort, Roster
 from realtime.session.states import OPEN, State
 from realtime.session.tool_turns import ToolTurns
 from realtime.session.turn_taking import TurnTaking
@@ -39,21 +40,9 @@ from realtime.session.upstream_events import UpstreamEventHandlers
 from realtime.upstream import adapter_for
 
 if TYPE_CHECKING:
-    from realtime.edge.admission import Admitted
-    from realtime.ops.runtime import Runtime
+    from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.session")
-
-
-class ClientPort(Protocol):
-    """The client side of a session (the WebSocket consumer implements it)."""
-
-    async def send_event(self, event: ClientEvent) -> None: ...
-
-    async def send_audio(self, pcm: bytes) -> None:
-        """Reply audio (PCM16 24 kHz) of the part the last ``AnswerAudioStart`` named."""
-
-    async def close(self, code: int) -> None: ...
 
 
 class RelaySession(TurnTaking, UpstreamEventHandlers):
@@ -61,14 +50,18 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self,
         *,
         port: ClientPort,
-        runtime: Runtime,
-        admitted: Admitted,
+        admitted: Admission,
+        clients: UpstreamClients,
+        roster: Roster,
         on_heartbeat: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        config = admitted.config  # the runtime's, with this user's session policy applied
+        """``clients``: the worker's SDK clients (one per upstream configuration);
+        ``roster``: the worker's live sessions, which this one joins while it is open."""
+        config = admitted.config  # the worker's, with this user's session policy applied
         self.id = admitted.session_id
         self.port = port
-        self.runtime = runtime
+        self.clients = clients
+        self.roster = roster
         self.config = config
         self.counters = admitted.counters
         self.conversation = admitted.conversation
@@ -79,7 +72,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self.connect_ms: int | None = None
         self.ready = asyncio.Event()
         self.meter = metrics.SessionMeter(self.counters)
-        self.upstream = adapter_for(config, runtime.clients, admitted.tools)
+        self.upstream = adapter_for(config, clients, admitted.tools)
         self.upstream.wake = self._wake_reader
         self.tools = ToolTurns(
             tools=admitted.tools,
@@ -129,7 +122,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
 
     async def start(self) -> None:
         self.meter.opened()
-        self.runtime.register(self)
+        self.roster.register(self)
         self._spawn(self._presence.run(self.ready, on_beat=self._on_heartbeat), "presence")
         self._spawn(self._run_upstream(), "reader")
         self._spawn(
@@ -178,7 +171,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         await self._client_error(code, message)
 
     async def drain(self) -> None:
-        """The worker is shutting down (runtime.drain)."""
+        """The worker is shutting down (the roster drains its sessions)."""
         await self.end(endings.SERVER_RESTARTING)
 
     async def end(self, ending: Ending, *, ended_by: str = "") -> None:
@@ -350,7 +343,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._spawn(self.port.send_event(event), "notice")
 
     async def _release(self) -> None:
-        self.runtime.unregister(self)
+        self.roster.unregister(self)
         self.outbox.close()
         self.barge_in.close()
         await self.tools.close()
