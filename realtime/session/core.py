@@ -29,6 +29,7 @@ from realtime.kernel.endings import Ending, SessionEnded
 from realtime.kernel.events import UsageReport
 from realtime.ops import metrics
 from realtime.session import client_events as client
+from realtime.session.answers import Answers
 from realtime.session.client_events import ClientEvent
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn
@@ -100,12 +101,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         )  # budgets (realtime/guards/budgets.py): shown in session_info
         self._on_heartbeat = on_heartbeat
         self._rate = limits.MessageRate(config.max_messages_per_minute)
-        self._answer_active = False  # between response_started and response_done
-        self._awaiting_answer = False  # asked for one; it has not started yet
-        self._answer_wanted = False  # ask for one as soon as the active one is done
-        # We cancelled the current answer: no second cancel for it, and the upstream's "no
-        # active response" (our cancel crossing the answer's own end) is our own race.
-        self._cancel_sent = False
+        self.answers = Answers()  # active, awaited, wanted, cancelled (answers.py)
         self._uncommitted_bytes = 0  # client audio since the last commit (manual turns)
         self._last_activity = time.monotonic()
         self._watch: asyncio.Timeout | None = None
@@ -281,19 +277,16 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                 if due is not None and now >= due:
                     for event in upstream.tick(now):
                         await handlers[type(event)](event)
-                elif self._expecting() and now - self._last_upstream >= self._stall_s:
+                elif self.answers.expecting and now - self._last_upstream >= self._stall_s:
                     # Silence is fine while idle; while an answer is expected it is a stall.
                     raise SessionEnded(endings.UPSTREAM_STALLED) from None
             finally:
                 self._watch = None
 
-    def _expecting(self) -> bool:
-        return self._awaiting_answer or self._answer_active
-
     def _next_check(self) -> float | None:
         """When the reader must look again without a frame: a stall, an adapter's deadline."""
         due = self.upstream.deadline()
-        if self._awaiting_answer or self._answer_active:
+        if self.answers.expecting:
             stall = self._last_upstream + self._stall_s
             if due is None or stall < due:
                 return stall

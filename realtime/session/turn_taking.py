@@ -36,7 +36,7 @@ class TurnTaking:
         # Typed while an answer is in progress: that answer is cut as a spoken barge-in would
         # be, and the new message is answered once it is done. (Audio of a finished answer
         # that is still playing is the client's to stop: it sends ``interrupt`` first.)
-        cut = self._cut_answer() if self._answer_active else []
+        cut = self._cut_answer() if self.answers.active else []
         frames = cut + self.upstream.user_text(text)
         if not self._ask_for_answer(frames):
             return
@@ -74,9 +74,8 @@ class TurnTaking:
     def _cut_answer(self: RelaySession) -> list[str]:
         """Stop the answer in progress and cut its audio where the client is (barge-in)."""
         frames: list[str] = []
-        if self._answer_active and not self._cancel_sent:
+        if self.answers.cancel():
             frames = self.upstream.cancel_answer()
-            self._cancel_sent = True
         self._cut_audio()
         return frames
 
@@ -93,17 +92,16 @@ class TurnTaking:
     ) -> bool:
         """Send ``frames``, then ask for an answer (``ask``, by default the adapter's request)
         — now, or once the active answer is done where the upstream allows only one."""
-        ask = self.upstream.request_answer() if ask is None else ask
-        if self._answer_active and self.upstream.answers_block_requests:
-            self._answer_wanted = True
-        else:
-            frames = frames + ask
+        upstream, answers = self.upstream, self.answers
+        now = answers.may_ask_now(one_at_a_time=upstream.answers_block_requests)
+        if now:
+            frames = frames + (upstream.request_answer() if ask is None else ask)
         if not self.outbox.frames(frames):
             self._send_soon(client.Error("busy", "the relay is busy; message not sent"))
             return False
-        if not self._expecting():  # the stall clock starts now, not at the last frame
+        if not answers.expecting:  # the stall clock starts now, not at the last frame
             self._last_upstream = asyncio.get_running_loop().time()
-        self._awaiting_answer = True  # the upstream owes us something now: watch for a stall
+        answers.asked(now=now)  # the upstream owes us something now: watch for a stall
         self._rearm()
         return True
 

@@ -120,13 +120,11 @@ class UpstreamEventHandlers:
         await self.port.send_event(client.InputTimeout())
 
     async def _on_response_started(self: RelaySession, event: ResponseStarted) -> None:
-        self._answer_active = True
-        self._awaiting_answer = False
-        self._cancel_sent = False  # a new answer: not cancelled yet
+        self.answers.started(event.response_id)
         await self.port.send_event(client.AnswerStarted(event.response_id))
 
     async def _on_response_done(self: RelaySession, event: ResponseDone) -> None:
-        self._answer_active = False
+        wanted = self.answers.done()
         self.counters.add_usage(event.usage)
         self.meter.turn_reset()
         await self.port.send_event(
@@ -134,8 +132,7 @@ class UpstreamEventHandlers:
         )
         if self.upstream.answers_block_requests:  # the answer is the tool turn (Realtime API)
             self.tools.turn_ended(cancelled=event.status == "cancelled")
-        if self._answer_wanted:
-            self._answer_wanted = False
+        if wanted:  # asked for while this one was active: ask now
             self._ask_for_answer([])
 
     async def _on_tool_call(self: RelaySession, event: ToolCall) -> None:
@@ -180,9 +177,9 @@ class UpstreamEventHandlers:
 
     async def _on_upstream_error(self: RelaySession, event: UpstreamError) -> None:
         self.counters.errors += 1
-        self._awaiting_answer = False  # a refused request brings no answer: no stall watch
+        own_race = self.answers.refused(event.code)  # a refused request brings no answer
         metrics.count_upstream_error(event.code)
-        if event.code == "response_cancel_not_active" and self._cancel_sent:
+        if own_race:
             # Our cancel crossed the answer's own end: nothing the client should hear about.
             log.debug("session %s: cancel arrived after the answer ended", self.id)
             return
