@@ -27,7 +27,6 @@ import json
 import logging
 import time
 from collections import deque
-from dataclasses import dataclass, field
 from typing import Any
 
 from realtime.compat.sdk import raw_socket
@@ -56,14 +55,18 @@ from realtime.kernel.events import (
 from realtime.upstream import Unsupported, UpstreamAdapter
 from realtime.upstream import live_session as frames
 from realtime.upstream.clients import close_connection, enter, websocket_options
+from realtime.upstream.live_turns import (
+    ANSWER_GAP_S,
+    TRAILING_WORDS_S,
+    USER_GAP_S,
+    Answer,
+    Utterance,
+)
 from realtime.upstream.realtime import usage_of
 from realtime.upstream.speech import SpeechDetector
 
 log = logging.getLogger("realtime.upstream")
 
-ANSWER_GAP_S = 0.8  # no assistant output for this long: the answer is over
-USER_GAP_S = 1.5  # quiet, and no user transcript for this long: the utterance is over
-TRAILING_WORDS_S = 1.0  # words this soon after a turn ended belong to it, not to new speech
 CLOSE_WAIT_S = 2.0  # for session.closed (final usage) after session.close
 
 # session.closed reasons the relay did not ask for → the client's ending.
@@ -75,36 +78,6 @@ CLOSED_ENDINGS = {
     "remote_hangup": endings.UPSTREAM_CLOSED,
     "connection_lost": endings.UPSTREAM_CLOSED,
 }
-
-
-@dataclass
-class Answer:
-    """One derived assistant answer: the output between two pauses."""
-
-    item_id: str
-    response_id: str
-    last_output: float
-    first_ms: int | None = None  # session time of its first transcript delta
-    pieces: list[tuple[int, str]] = field(default_factory=list)  # (start_ms, text)
-    text: bool = False
-    audio: bool = False
-
-    def heard_text(self, heard_ms: int) -> str:
-        """The transcript the user heard in its first ``heard_ms`` of audio."""
-        if self.first_ms is None:
-            return ""
-        return "".join(t for start, t in self.pieces if start - self.first_ms < heard_ms)
-
-
-@dataclass
-class Utterance:
-    """One user utterance: from the first sound (or transcript delta) to a quiet pause."""
-
-    item_id: str
-    last_activity: float  # the latest transcript delta, or when the user went quiet
-    parts: list[str] = field(default_factory=list)
-    speaking: bool = False  # the relay's detector hears it now
-    from_transcript: bool = False  # no sound was detected: speech events follow the words
 
 
 class LiveAdapter(UpstreamAdapter):
