@@ -1,9 +1,13 @@
 """RelaySession: one client's conversation with one upstream session, whatever the socket.
 
-The session owns the upstream adapter, the outbox, barge-in state and every task it starts.
-It talks to its client through a ``ClientPort`` in neutral terms (``client_events``: speech
-started, an answer's text, an error…; reply audio as bytes; close with a code), which each
-edge encodes for its client (the WebSocket consumer: the browser protocol). Lifecycle:
+The session owns the upstream adapter, the outbox and every task it starts, and holds the
+collaborators that do the work (docs/architecture.md, "Why the session core is shaped this
+way"): the answer state (``answers.py``), the reader (``reader.py``), turn-taking on the
+client's requests (``turn_taking.py``), what each upstream event means
+(``upstream_events.py``) and the tool turns (``tool_turns.py``). It talks to its client
+through a ``ClientPort`` in neutral terms (``client_events``: speech started, an answer's
+text, an error…; reply audio as bytes; close with a code), which each edge encodes for its
+client (the WebSocket consumer: the browser protocol). Lifecycle:
 
     connecting ──(upstream configured: greeting)──▶ live ──end()──▶ ending ──▶ closed
          └──────────────────────── end() / close() ───────────────────────────┘
@@ -32,13 +36,14 @@ from realtime.session import client_events as client
 from realtime.session.answers import Answers
 from realtime.session.client_events import ClientEvent
 from realtime.session.outbox import UpstreamOutbox
-from realtime.session.playback import AudioTracker, BargeIn
+from realtime.session.playback import AudioTracker
 from realtime.session.ports import Admission, ClientPort, Roster
+from realtime.session.reader import UpstreamReader
 from realtime.session.states import OPEN, State
 from realtime.session.tool_turns import ToolTurns
 from realtime.session.turn_taking import TurnTaking
-from realtime.session.upstream_events import UpstreamEventHandlers
-from realtime.upstream import adapter_for
+from realtime.session.upstream_events import UpstreamEvents
+from realtime.upstream import UpstreamAdapter, adapter_for
 
 if TYPE_CHECKING:
     from realtime.upstream import UpstreamClients
@@ -46,7 +51,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("realtime.session")
 
 
-class RelaySession(TurnTaking, UpstreamEventHandlers):
+class RelaySession:
     def __init__(
         self,
         *,
@@ -73,11 +78,41 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self.connect_ms: int | None = None
         self.ready = asyncio.Event()
         self.meter = metrics.SessionMeter(self.counters)
-        self.upstream = adapter_for(config, clients, admitted.tools)
-        self.upstream.wake = self._wake_reader
+        self._presence = admitted.presence
+        self._budget = admitted.budget  # budgets (realtime/guards/budgets.py): session_info
+        self._on_heartbeat = on_heartbeat
+        self._last_activity = time.monotonic()
+        self._backlog_warned = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closing: asyncio.Future[None] | None = None
+
+        upstream = adapter_for(config, clients, admitted.tools)
+        self.outbox = UpstreamOutbox(
+            coalesce_ms=config.audio_coalesce_ms,
+            encode_audio=upstream.audio_frame,
+            on_dropped=self._audio_dropped,
+        )
+        self.answers = Answers()  # active, awaited, wanted, cancelled
+        self.tracker = AudioTracker()  # the assistant audio the client plays
+        self.reader = UpstreamReader(
+            upstream=upstream, answers=self.answers, stall_s=config.stall_timeout_s
+        )
+        self.turns = TurnTaking(
+            session_id=self.id,
+            config=config,
+            upstream=upstream,
+            port=port,
+            notify=self._send_soon,
+            counters=self.counters,
+            conversation=self.conversation,
+            answers=self.answers,
+            tracker=self.tracker,
+            outbox=self.outbox,
+            reader=self.reader,
+        )
         self.tools = ToolTurns(
             tools=admitted.tools,
-            upstream=self.upstream,
+            upstream=upstream,
             counters=self.counters,
             runner_options={
                 "user": admitted.user,
@@ -85,32 +120,39 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                 "config": config,
                 "default_timeout": config.tool_timeout_s,
             },
-            send=self._ask_for_answer,
-            notify=self._tool_notice,
+            send=self.turns.ask_for_answer,
+            notify=lambda notice: self.events.tool_notice(notice),
         )
-        self.outbox = UpstreamOutbox(
-            coalesce_ms=config.audio_coalesce_ms,
-            encode_audio=self.upstream.audio_frame,
-            on_dropped=self._audio_dropped,
+        self.events = UpstreamEvents(
+            session_id=self.id,
+            upstream=upstream,
+            port=port,
+            notify=self._send_soon,
+            is_open=lambda: self.state in OPEN,
+            counters=self.counters,
+            conversation=self.conversation,
+            meter=self.meter,
+            answers=self.answers,
+            tracker=self.tracker,
+            turns=self.turns,
+            tools=self.tools,
         )
-        self.tracker = AudioTracker()
-        self.barge_in = BargeIn(wait_ms=config.playback_report_wait_ms, truncate=self._truncate)
-        self._presence = admitted.presence
-        self._budget = (
-            admitted.budget
-        )  # budgets (realtime/guards/budgets.py): shown in session_info
-        self._on_heartbeat = on_heartbeat
-        self._rate = limits.MessageRate(config.max_messages_per_minute)
-        self.answers = Answers()  # active, awaited, wanted, cancelled (answers.py)
-        self._uncommitted_bytes = 0  # client audio since the last commit (manual turns)
-        self._last_activity = time.monotonic()
-        self._watch: asyncio.Timeout | None = None
-        self._stall_s = config.stall_timeout_s
-        self._last_upstream = 0.0  # loop time of the last upstream frame
-        self._backlog_warned = False
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing: asyncio.Future[None] | None = None
-        self._handlers = self.event_handlers()
+        self._handlers = self.events.handlers()
+        self.upstream = upstream
+
+    @property
+    def upstream(self) -> UpstreamAdapter:
+        """The upstream adapter the session talks to now."""
+        return self._upstream
+
+    @upstream.setter
+    def upstream(self, adapter: UpstreamAdapter) -> None:
+        """Talk to ``adapter`` from now on (at start; a renewal switches): every collaborator
+        that sends or reads follows."""
+        self._upstream = adapter
+        adapter.wake = self.reader.wake
+        self.reader.upstream = self.turns.upstream = self.events.upstream = adapter
+        self.tools.upstream = adapter
 
     # ------------------------------------------------------------------------------------------
     # What the client edge calls
@@ -140,23 +182,25 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         counters = self.counters
         counters.audio_bytes_in += len(data)
         counters.frames_in += 1
-        self._uncommitted_bytes += len(data)
+        self.turns.uncommitted_bytes += len(data)
         self.outbox.audio(data)
 
     async def command(self, command: commands.ClientCommand) -> None:
         if self.state not in OPEN:
             return
         self._last_activity = time.monotonic()
+        turns = self.turns
         if isinstance(command, commands.UserMessage):
-            await self._user_message(command.text)
+            await turns.user_message(command.text)
         elif isinstance(command, commands.Playback):
-            self.barge_in.playback(command.item_id, command.played_ms)
+            turns.playback(command)
         elif isinstance(command, commands.Interrupt):
-            self._interrupt(command.playback)
+            self.tools.cancel()  # "stop" includes the work the answer asked for
+            turns.interrupt(command.playback)
         elif isinstance(command, commands.Commit):
-            await self._commit()
+            await turns.commit()
         elif isinstance(command, AddSystemMessage):
-            self._enqueue(self.upstream.system_message(command.text))
+            turns.enqueue(self.upstream.system_message(command.text))
             self.conversation.add("system", "system_message", command.text)
 
     async def reject(self, code: str, message: str) -> None:
@@ -164,7 +208,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         if self.state not in OPEN:
             return
         self._last_activity = time.monotonic()
-        await self._client_error(code, message)
+        await self.turns.client_error(code, message)
 
     async def drain(self) -> None:
         """The worker is shutting down (the roster drains its sessions)."""
@@ -208,7 +252,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
     async def _run_upstream(self) -> None:
         try:
             await self._open_upstream()
-            await self._relay_upstream()
+            await self.reader.run(self._handlers, live=lambda: self.state is State.LIVE)
         except SessionEnded as ended:
             await self.end(ended.ending)
         except asyncio.CancelledError:
@@ -250,58 +294,6 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self._spawn(self._write_upstream(), "writer")
         self.outbox.write_now = self.upstream.write_now  # audio skips the writer when it can
 
-    async def _relay_upstream(self) -> None:
-        """Read, translate and handle upstream frames. One timeout covers many frames: it is
-        moved only when something is due sooner (a stall, an adapter's derived event), and a
-        check that fires early just waits again; no timer is made per frame."""
-        upstream = self.upstream
-        recv, translate, handlers = upstream.recv, upstream.translate, self._handlers
-        loop = asyncio.get_running_loop()
-        self._last_upstream = loop.time()
-        while self.state is State.LIVE:
-            try:
-                async with asyncio.timeout_at(self._next_check()) as watch:
-                    self._watch = watch
-                    while True:
-                        frame = await recv()
-                        now = self._last_upstream = loop.time()
-                        for event in translate(frame, now):
-                            await handlers[type(event)](event)
-                        self._rearm()
-            except TimeoutError:
-                # The expired timeout can no longer be moved: handlers below that ask for a
-                # wake-up find none, and the next wait starts from _next_check() anyway.
-                self._watch = None
-                now = loop.time()
-                due = upstream.deadline()
-                if due is not None and now >= due:
-                    for event in upstream.tick(now):
-                        await handlers[type(event)](event)
-                elif self.answers.expecting and now - self._last_upstream >= self._stall_s:
-                    # Silence is fine while idle; while an answer is expected it is a stall.
-                    raise SessionEnded(endings.UPSTREAM_STALLED) from None
-            finally:
-                self._watch = None
-
-    def _next_check(self) -> float | None:
-        """When the reader must look again without a frame: a stall, an adapter's deadline."""
-        due = self.upstream.deadline()
-        if self.answers.expecting:
-            stall = self._last_upstream + self._stall_s
-            if due is None or stall < due:
-                return stall
-        return due
-
-    def _rearm(self) -> None:
-        """Move the reader's timeout earlier when something is now due sooner."""
-        watch = self._watch
-        if watch is not None and not watch.expired():
-            due = self._next_check()
-            if due is not None:
-                when = watch.when()
-                if when is None or due < when:
-                    watch.reschedule(due)
-
     async def _write_upstream(self) -> None:
         get, send = self.outbox.get, self.upstream.send
         try:
@@ -319,13 +311,6 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
     async def _warn_session_ending(self, seconds_left: int) -> None:
         await self.port.send_event(client.SessionEnding(seconds_left))
 
-    def _wake_reader(self) -> None:
-        """The adapter has events due now (e.g. the user started speaking): end the
-        reader's wait so it collects them with ``tick``."""
-        watch = self._watch
-        if watch is not None and not watch.expired():
-            watch.reschedule(asyncio.get_running_loop().time())
-
     def _spawn(self, coro: Awaitable[Any], name: str) -> None:
         task = asyncio.ensure_future(coro)
         task.set_name(f"realtime-{name}-{self.id}")
@@ -335,10 +320,21 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
     def _send_soon(self, event: ClientEvent) -> None:
         self._spawn(self.port.send_event(event), "notice")
 
+    def _audio_dropped(self, size: int) -> None:
+        # Bounded: a stalled upstream must not grow memory; tell the client once.
+        self.counters.audio_bytes_dropped += size
+        if not self._backlog_warned:
+            self._backlog_warned = True
+            self._send_soon(
+                client.Error(
+                    "audio_dropped", "the realtime service is not keeping up; audio dropped"
+                )
+            )
+
     async def _release(self) -> None:
         self.roster.unregister(self)
         self.outbox.close()
-        self.barge_in.close()
+        self.turns.close()
         await self.tools.close()
         tasks = list(self._tasks)
         for task in tasks:
