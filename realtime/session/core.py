@@ -86,6 +86,8 @@ class RelaySession:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
 
+        # The collaborators (docs/architecture.md, "Why the session core is shaped this way"):
+        # each is given what it uses; the session wires them and owns their lifetimes.
         upstream = adapter_for(config, clients, admitted.tools)
         self.outbox = UpstreamOutbox(
             coalesce_ms=config.audio_coalesce_ms,
