@@ -26,6 +26,7 @@ from realtime.ops import metrics
 from realtime.ops import runtime as relay_runtime
 from realtime.ops.presence import SESSIONS_GROUP
 from realtime.session import RelaySession
+from realtime.session import client_events as client
 from realtime.session.client_events import ClientEvent
 
 log = logging.getLogger("realtime.session")
@@ -125,7 +126,12 @@ class RealtimeConsumer(DirectWebsocketConsumer):
     # ---- ClientPort (close() is AsyncWebsocketConsumer's) -------------------------------------
 
     async def send_event(self, event: ClientEvent) -> None:
-        await self.send_text(protocol.encode(event))
+        text = protocol.encode(event)
+        fast = self.fast
+        if fast is not None:
+            fast.send_text(text)  # a closed connection drops it, as daphne would
+        else:
+            await self.base_send({"type": "websocket.send", "text": text})
 
     async def send_audio(self, pcm: bytes) -> None:
         fast = self.fast
@@ -134,20 +140,13 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         else:
             await self.base_send({"type": "websocket.send", "bytes": pcm})
 
-    async def send_text(self, text: str) -> None:
-        fast = self.fast
-        if fast is not None:
-            fast.send_text(text)  # a closed connection drops it, as daphne would
-        else:
-            await self.base_send({"type": "websocket.send", "text": text})
-
     # ---- Endings without a session, errors, cleanup ------------------------------------------
 
     async def refuse(self, ending: Ending) -> None:
         log.info("connection refused (%s, close %d)", ending.code, ending.close_code)
         metrics.count_refusal(ending.code)
         try:
-            await self.send_text(protocol.error_message(ending.code, ending.message, fatal=True))
+            await self.send_event(client.Error(ending.code, ending.message, fatal=True))
             await self.close(ending.close_code)
         except Exception:  # the client may already be gone
             pass
