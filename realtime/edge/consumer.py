@@ -25,9 +25,9 @@ from realtime.kernel.endings import Ending, SessionEnded
 from realtime.ops import metrics
 from realtime.ops import runtime as relay_runtime
 from realtime.ops.presence import SESSIONS_GROUP
-from realtime.session import RelaySession
 from realtime.session import client_events as client
 from realtime.session.client_events import ClientEvent
+from realtime.session.core import RelaySession
 
 log = logging.getLogger("realtime.session")
 

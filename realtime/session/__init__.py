@@ -1,8 +1,7 @@
-"""The session core: ``RelaySession`` and its ports (the client it talks to, what admission
-gave it, the worker's roster of live sessions)."""
+"""The session core: ``RelaySession`` (``core.py``), its collaborators, and its ports
+(``ports.py``: the client it talks to, what admission gave it, the worker's roster of live
+sessions) and client events (``client_events.py``).
 
-from realtime.session.core import RelaySession
-from realtime.session.ports import Admission, ClientPort, Roster
-from realtime.session.states import State
-
-__all__ = ["Admission", "ClientPort", "RelaySession", "Roster", "State"]
+Nothing is imported here, so an edge's encoder can import ``client_events`` without loading
+the session core (and Django's models with it).
+"""
