@@ -4,7 +4,9 @@ The session owns the upstream adapter, the outbox and every task it starts, and 
 collaborators that do the work (docs/architecture.md, "Why the session core is shaped this
 way"): the answer state (``answers.py``), the reader (``reader.py``), turn-taking on the
 client's requests (``turn_taking.py``), what each upstream event means
-(``upstream_events.py``) and the tool turns (``tool_turns.py``). It talks to its client
+(``upstream_events.py``), the tool turns (``tool_turns.py``), the daily budget checked after
+every answer (``answer_budget.py``) and its tasks (``tasks.py``: one that fails ends the
+session). It talks to its client
 through a ``ClientPort`` in neutral terms (``client_events``: speech started, an answer's
 text, an error…; reply audio as bytes; close with a code), which each edge encodes for its
 client (the WebSocket consumer: the browser protocol). Lifecycle:
@@ -24,7 +26,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import session_limits as limits
@@ -33,6 +35,7 @@ from realtime.kernel.endings import Ending, SessionEnded
 from realtime.kernel.events import UsageReport
 from realtime.ops import metrics
 from realtime.session import client_events as client
+from realtime.session.answer_budget import AnswerBudget, Check
 from realtime.session.answers import Answers
 from realtime.session.client_events import ClientEvent
 from realtime.session.outbox import UpstreamOutbox
@@ -40,6 +43,7 @@ from realtime.session.playback import AudioTracker
 from realtime.session.ports import Admission, ClientPort, Roster
 from realtime.session.reader import UpstreamReader
 from realtime.session.states import OPEN, State
+from realtime.session.tasks import SessionTasks
 from realtime.session.tool_turns import ToolTurns
 from realtime.session.turn_taking import TurnTaking
 from realtime.session.upstream_events import UpstreamEvents
@@ -60,9 +64,12 @@ class RelaySession:
         clients: UpstreamClients,
         roster: Roster,
         on_heartbeat: Callable[[], Awaitable[None]] | None = None,
+        answer_budget: Check | None = None,
     ) -> None:
         """``clients``: the worker's SDK clients (one per upstream configuration);
-        ``roster``: the worker's live sessions, which this one joins while it is open."""
+        ``roster``: the worker's live sessions, which this one joins while it is open;
+        ``answer_budget(counters)``: the user's daily budget checked after every answer
+        (``budgets.answer_check``): an ending when it is used up."""
         config = admitted.config  # the worker's, with this user's session policy applied
         self.id = admitted.session_id
         self.port = port
@@ -81,10 +88,13 @@ class RelaySession:
         self._presence = admitted.presence
         self._budget = admitted.budget  # budgets (realtime/guards/budgets.py): session_info
         self._on_heartbeat = on_heartbeat
+        # user_message has its own rate (turn_taking.py); every other message shares this one
+        self._control_rate = limits.MessageRate(config.max_control_messages_per_minute)
         self._last_activity = time.monotonic()
         self._backlog_warned = False
-        self._tasks: set[asyncio.Task[Any]] = set()
         self._closing: asyncio.Future[None] | None = None
+        self.tasks = SessionTasks(session_id=self.id, end=self.end)
+        self._spawn = self.tasks.spawn
 
         # The collaborators (docs/architecture.md, "Why the session core is shaped this way"):
         # each is given what it uses; the session wires them and owns their lifetimes.
@@ -93,6 +103,16 @@ class RelaySession:
             coalesce_ms=config.audio_coalesce_ms,
             encode_audio=upstream.audio_frame,
             on_dropped=self._audio_dropped,
+        )
+        self.budget = AnswerBudget(
+            session_id=self.id,
+            check=answer_budget,
+            counters=self.counters,
+            outbox=self.outbox,
+            timeout_s=config.heartbeat_seconds,
+            live=lambda: self.state is State.LIVE,
+            spawn=self._spawn,
+            end=self.end,
         )
         self.answers = Answers()  # active, awaited, wanted, cancelled
         self.tracker = AudioTracker()  # the assistant audio the client plays
@@ -124,6 +144,7 @@ class RelaySession:
             },
             send=self.turns.ask_for_answer,
             notify=lambda notice: self.events.tool_notice(notice),
+            spawn=self._spawn,
         )
         self.events = UpstreamEvents(
             session_id=self.id,
@@ -138,6 +159,7 @@ class RelaySession:
             tracker=self.tracker,
             turns=self.turns,
             tools=self.tools,
+            answer_counted=self.budget.answer_counted,
         )
         self._handlers = self.events.handlers()
         self.upstream = upstream
@@ -193,8 +215,18 @@ class RelaySession:
         self._last_activity = time.monotonic()
         turns = self.turns
         if isinstance(command, commands.UserMessage):
-            await turns.user_message(command.text)
-        elif isinstance(command, commands.Playback):
+            await turns.user_message(command.text)  # its own rate (turn_taking.py)
+            return
+        # Every other message may reach the upstream or the record: playback, interrupt and
+        # commit (truncate, cancel, commit frames), extension messages (system_message…).
+        if not self._control_rate.allow():
+            await turns.client_error(
+                "rate_limited",
+                f"more than {self.config.max_control_messages_per_minute} control messages "
+                "a minute (playback, interrupt, commit, extension messages); message ignored",
+            )
+            return
+        if isinstance(command, commands.Playback):
             turns.playback(command)
         elif isinstance(command, commands.Interrupt):
             self.tools.cancel()  # "stop" includes the work the answer asked for
@@ -297,7 +329,7 @@ class RelaySession:
         self.outbox.write_now = self.upstream.write_now  # audio skips the writer when it can
 
     async def _write_upstream(self) -> None:
-        get, send = self.outbox.get, self.upstream.send
+        get, send = self.outbox.next, self.upstream.send
         try:
             while True:
                 await send(await get())
@@ -312,12 +344,6 @@ class RelaySession:
 
     async def _warn_session_ending(self, seconds_left: int) -> None:
         await self.port.send_event(client.SessionEnding(seconds_left))
-
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(coro)
-        task.set_name(f"realtime-{name}-{self.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
 
     def _send_soon(self, event: ClientEvent) -> None:
         self._spawn(self.port.send_event(event), "notice")
@@ -338,11 +364,7 @@ class RelaySession:
         self.outbox.close()
         self.turns.close()
         await self.tools.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2)
+        await self.tasks.cancel_all(timeout=2)
         for event in await self.upstream.close():
             if isinstance(event, UsageReport):  # the final billed time, for the row
                 self.counters.upstream_seconds = max(self.counters.upstream_seconds, event.seconds)

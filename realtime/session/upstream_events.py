@@ -69,9 +69,11 @@ class UpstreamEvents:
         tracker: AudioTracker,
         turns: TurnTaking,
         tools: ToolTurns,
+        answer_counted: Callable[[], None],
     ) -> None:
         """``notify(event)``: tell the client without waiting; ``is_open()``: the session has
-        not begun to end (no more notices then)."""
+        not begun to end (no more notices then); ``answer_counted()``: an answer's usage was
+        counted (the daily budget is checked before anything more goes upstream)."""
         self.id = session_id
         self.upstream = upstream  # the session switches it (renewal)
         self.port = port
@@ -84,6 +86,7 @@ class UpstreamEvents:
         self.tracker = tracker
         self.turns = turns
         self.tools = tools
+        self.answer_counted = answer_counted
 
     def handlers(self) -> dict[type, Callable[[Any], Awaitable[None]]]:
         """The handler of each kind of upstream event (the reader dispatches on the type)."""
@@ -165,6 +168,7 @@ class UpstreamEvents:
     async def _on_response_done(self, event: ResponseDone) -> None:
         wanted = self.answers.done()
         self.counters.add_usage(event.usage)
+        self.answer_counted()  # the budget check holds the outbox: the next answer waits for it
         self.meter.turn_reset()
         await self.port.send_event(
             client.AnswerDone(event.response_id, event.status, event.reason, event.usage)
@@ -208,6 +212,7 @@ class UpstreamEvents:
 
     async def _on_backend_usage(self, event: BackendUsage) -> None:
         self.counters.add_tokens(event.usage)
+        self.answer_counted()  # GPT-Live: the delegated backend's answer is billed in tokens
 
     async def _on_upstream_frames(self, event: UpstreamFrames) -> None:
         self.turns.enqueue(event.frames)
