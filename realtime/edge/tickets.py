@@ -7,8 +7,6 @@ RELAY_TICKET_TTL_SECONDS. No long-lived secret ever goes into a URL.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
 from django.contrib.auth import authenticate
@@ -19,19 +17,9 @@ from django.views.decorators.csrf import csrf_exempt
 
 from realtime.edge.access import issue_ticket, origin_allowed
 from realtime.guards import throttle
+from realtime.guards.credentials import basic_credentials
 from realtime.ops import dbdown
 from realtime.ops import runtime as relay_runtime
-
-
-def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return username, password
 
 
 def _basic_auth_user(request: HttpRequest) -> Any | None:

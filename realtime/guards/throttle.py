@@ -40,6 +40,7 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from realtime.guards.credentials import basic_credentials
 from realtime.kernel.config import RelayConfig
 from realtime.ops import runtime as relay_runtime
 from realtime.ops.runtime import Runtime
@@ -231,8 +232,6 @@ class LoginThrottleMiddleware:
 def _presented_username(request: HttpRequest) -> str | None:
     """The username this request asks to check a password for, or None (no credentials)."""
     if request.path == TICKET_PATH:
-        from realtime.edge.tickets import basic_credentials
-
         credentials = basic_credentials(request)
         return _username(credentials[0]) if credentials is not None else None
     return _username(request.POST.get("username"))
