@@ -36,3 +36,16 @@ def test_the_heartbeat_writes_exactly_these_columns() -> None:
     assert set(written) == set(counter_columns())
     assert written["audio_ms_in"] == 100 and written["tool_ms"] == 7
     RealtimeSession(**written)  # every name is a field the model takes
+
+
+def test_the_models_need_no_migration() -> None:
+    """The fields written out in models.py are what the migrations made (no changes)."""
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    try:
+        call_command("makemigrations", "realtime", "--check", "--dry-run", stdout=out)
+    except SystemExit:
+        raise AssertionError(f"models.py and the migrations differ:\n{out.getvalue()}") from None
