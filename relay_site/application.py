@@ -2,6 +2,9 @@
 
 ``relay_site/asgi.py`` builds it from the environment for any ASGI server; ``manage.py serve``
 and the tests build their own runtime (e.g. pointed at an embedded simulator) and pass it.
+Building it installs the framework patches of a serving process (realtime/compat: each
+checked against what it patches, off with one warning if that changed); other ``manage.py``
+commands never load them.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ def build_application(runtime: Runtime | None = None) -> Any:
 
     django_app = get_asgi_application()  # sets Django up first
 
+    from realtime import compat
     from realtime.edge.access import RelayAccessMiddleware, auth_stack
     from realtime.edge.proxy import ForwardedMiddleware
     from realtime.edge.routing import websocket_urlpatterns
@@ -36,6 +40,7 @@ def build_application(runtime: Runtime | None = None) -> Any:
     except ConfigError as exc:
         sys.exit(f"Configuration error: {exc}")
     metrics.setup_process()
+    compat.install_server_patches()
     drain.install(runtime)
     router = ProtocolTypeRouter(
         {

@@ -145,6 +145,7 @@ LOGGING = {
     "filters": {
         "session_id": {"()": "realtime.ops.logs.SessionIdFilter"},
         "redact": {"()": "realtime.ops.logs.RedactFilter"},
+        "daphne_notices": {"()": "realtime.ops.logs.DaphneNoticeFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -161,5 +162,15 @@ LOGGING = {
         "realtime": {"handlers": ["console"], "level": _relay.log_level, "propagate": False},
         # Not propagated: daphne gives the root logger a handler too (each line twice).
         "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The SDK's upstream sockets (and the simulator's): "connection open" per session is
+        # noise; their warnings and errors stay, labelled. Everything at RELAY_LOG_LEVEL=DEBUG.
+        "websockets": {
+            "handlers": ["console"],
+            "level": "DEBUG" if _relay.log_level == "DEBUG" else "WARNING",
+            "propagate": False,
+        },
+        # daphne's own lines go through the root handler it sets up (-v 1); a notice about
+        # HTTP/2 (which the relay does not use) is dropped.
+        "daphne.server": {"filters": ["daphne_notices"]},
     },
 }

@@ -9,15 +9,18 @@ The module's other ``pformat`` calls are a DEBUG line when a client starts a han
 is right there too) and ``Timings.__str__``, which must return a real string and is given the
 eager ``pformat`` back.
 
-Checked against autobahn 26.10 (``autobahn.websocket.protocol`` imports ``pformat`` and uses
-it in ``_connectionMade``, ``startHandshake`` and ``Timings.__str__``); ``tests/compat`` fails
-when that changes.
+Written against autobahn 26.10 (``autobahn.websocket.protocol`` imports ``pformat`` and calls
+it with one argument for log lines). Checked at install: the module still holds
+``pprint.pformat`` under that name and ``Timings`` formats with it; the probe opens an
+in-memory daphne connection with the lazy dump and formats ``Timings``. Off: the eager dump.
 """
 
 from __future__ import annotations
 
-from pprint import pformat
+import pprint
 from typing import Any
+
+from realtime.compat.patching import Patch, Replacer, expect, expect_attributes, served_by_daphne
 
 
 class LazyFormat:
@@ -27,7 +30,7 @@ class LazyFormat:
         self._value = value
 
     def __str__(self) -> str:
-        return pformat(self._value)
+        return pprint.pformat(self._value)
 
     __repr__ = __str__
 
@@ -35,20 +38,47 @@ class LazyFormat:
         return format(str(self), spec)
 
 
-def install_lazy_config_log() -> None:
-    try:
-        from autobahn.websocket import protocol
-    except ImportError:
-        return
-    if getattr(protocol.pformat, "_relay_lazy", False):
-        return
+def lazy_pformat(value: Any, *args: Any, **kwargs: Any) -> Any:
+    if args or kwargs:
+        return pprint.pformat(value, *args, **kwargs)
+    return LazyFormat(value)
 
-    def lazy_pformat(value: Any, *args: Any, **kwargs: Any) -> Any:
-        return LazyFormat(value) if not args and not kwargs else pformat(value, *args, **kwargs)
 
-    def timings_text(self: Any) -> str:
-        return pformat(self._timings)
+def _timings_text(self: Any) -> str:
+    return pprint.pformat(self._timings)
 
-    lazy_pformat._relay_lazy = True  # type: ignore[attr-defined]
-    protocol.pformat = lazy_pformat
-    protocol.Timings.__str__ = timings_text  # str() must return a str
+
+def _check() -> None:
+    from autobahn.websocket import protocol
+
+    expect(protocol.pformat is pprint.pformat, "autobahn no longer formats with pformat")
+    expect_attributes(protocol.Timings(), ("_timings", "track"), "autobahn Timings", "autobahn")
+
+
+def _apply(replace: Replacer) -> None:
+    from autobahn.websocket import protocol
+
+    replace(protocol, "pformat", lazy_pformat)
+    replace(protocol.Timings, "__str__", _timings_text)  # str() must return a str
+
+
+def _probe() -> None:
+    from autobahn.websocket import protocol
+
+    from realtime.compat.probes import MemoryConnection
+
+    MemoryConnection().close()
+    timings = protocol.Timings()
+    timings.track("probe")
+    expect(isinstance(str(timings), str), "autobahn Timings no longer formats as text")
+
+
+LAZY_CONFIG_LOG = Patch(
+    name="autobahn_lazy_config_log",
+    packages=("autobahn",),
+    targets=("autobahn.websocket.protocol.pformat", "autobahn Timings.__str__"),
+    check=_check,
+    apply=_apply,
+    probe=_probe,
+    needed=served_by_daphne,
+)

@@ -54,13 +54,16 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             return
         beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
         self.session = RelaySession(
-            port=self, runtime=runtime, admitted=admitted, on_heartbeat=beat
+            port=self,
+            runtime=runtime,
+            admitted=admitted,
+            on_heartbeat=beat,
+            answer_budget=budgets.answer_check(admitted),  # the daily budget, per answer
         )
-        protocol = daphne_fastpath.daphne_protocol(self.base_send)
-        if protocol is not None:  # audio frames in and replies out skip the ASGI layers
-            self.fast = daphne_fastpath.FastFrames(
-                protocol, self.session.audio, self.config.max_binary_bytes
-            )
+        # Under daphne, audio frames in and replies out skip the ASGI layers (None: ASGI).
+        self.fast = daphne_fastpath.attach(
+            self.base_send, self.session.audio, self.config.max_binary_bytes
+        )
         await self.session.start()  # spawns the upstream connect: nothing waits on it here
         await self.join_groups()  # broadcasts only; off the path to the greeting
 

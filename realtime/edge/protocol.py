@@ -12,6 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from realtime.kernel import text as textrules
+
 
 def dumps(message: dict[str, Any]) -> str:
     return json.dumps(message, separators=(",", ":"), ensure_ascii=False)
@@ -111,6 +113,14 @@ def parse_client_text(text: str, extensions: ExtensionParser | None = None) -> o
         raise ClientProtocolError("invalid_json", "text frame is not valid JSON") from None
     if not isinstance(message, dict):
         raise ClientProtocolError("invalid_message", "a message must be a JSON object")
+    if textrules.may_hold_invalid(text):  # a lone surrogate or NUL (realtime/kernel/text.py)
+        invalid = textrules.find_invalid(message)
+        if invalid is not None:
+            where, problem = invalid
+            where = where if len(where) <= 80 else where[:80] + "…"
+            raise ClientProtocolError(
+                "invalid_field", f"{where!r} holds {problem}; send valid Unicode text"
+            )
     kind = message.get("type")
     if not isinstance(kind, str):
         raise ClientProtocolError("invalid_message", "a message needs a 'type' string")

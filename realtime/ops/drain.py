@@ -23,6 +23,7 @@ import sys
 import time
 from typing import Any
 
+from realtime.compat import daphne_server
 from realtime.ops.runtime import Runtime
 
 _done = asyncio.Event()
@@ -60,7 +61,7 @@ async def shutdown(runtime: Runtime) -> None:
 
 
 async def finished(timeout: float) -> None:
-    """Until the drain is over (``serve`` holds daphne's cancel-everything step until then)."""
+    """Until the drain is over, at most ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
             await _done.wait()
@@ -68,36 +69,27 @@ async def finished(timeout: float) -> None:
         pass
 
 
+async def until_drained() -> None:
+    """``serve`` holds daphne's cancel-everything step until the drain is over."""
+    await finished(300 + 2 * SETTLE_S)  # RELAY_DRAIN_SECONDS is at most 300 s
+
+
 async def close_listeners() -> None:
     """Stop accepting, then give accepted connections a moment to be answered and closed."""
     loop = asyncio.get_running_loop()
     ports, _listeners[:] = list(_listeners), []
     for port in ports:
-        _accept_before_close(port)
+        daphne_server.accept_queued_before_close(port)
         stopped = port.stopListening()
         if stopped is not None:
             await stopped.asFuture(loop)
     started = time.monotonic()
     await asyncio.sleep(SETTLE_MIN_S)
-    # Polled: daphne's connection table has no event to wait on.
-    while time.monotonic() - started < SETTLE_S and any(_open_connections(s) for s in _servers):  # noqa: ASYNC110
+    # Polled: daphne's connection table has no event to wait on (unknown: the whole time).
+    while time.monotonic() - started < SETTLE_S and any(_serving(s) for s in _servers):  # noqa: ASYNC110
         await asyncio.sleep(0.02)
 
 
-def _accept_before_close(port: Any) -> None:
-    """Closing a listening socket resets the connections the kernel queued on it, whose
-    clients saw their connect succeed. Twisted closes the socket one loop turn after
-    ``stopListening`` (``Port.connectionLost``): accept what is queued right before (the
-    port's ``doRead``, as when it is readable), in the same turn as the close."""
-    close = port.connectionLost
-
-    def accept_then_close(reason: Any) -> Any:
-        port.doRead()
-        return close(reason)
-
-    port.connectionLost = accept_then_close  # read by stopListening when it schedules it
-
-
-def _open_connections(server: Any) -> int:
-    connections = getattr(server, "connections", None) or {}
-    return sum(1 for details in list(connections.values()) if "disconnected" not in details)
+def _serving(server: Any) -> bool:
+    count = daphne_server.open_connections(server)
+    return count is None or count > 0

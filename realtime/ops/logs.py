@@ -70,6 +70,17 @@ class RedactFilter(logging.Filter):
         return True
 
 
+class DaphneNoticeFilter(logging.Filter):
+    """Drops daphne's start-up notice that HTTP/2 is not enabled: the relay serves HTTP/1.1
+    and WebSockets, and the notice's advice (install Twisted's http2 and tls extras) is not
+    something to act on (tests/cli/test_serve_logs.py fails if daphne rewords it)."""
+
+    NOTICE = "HTTP/2 support not enabled"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOTICE)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, session_id, and exc if any."""
 

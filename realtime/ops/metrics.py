@@ -66,6 +66,12 @@ REPLY_SECONDS = Histogram(
 UPSTREAM_ERRORS = Counter(
     "relay_upstream_errors", "Upstream error events, by the upstream's error code", ["code"]
 )
+CONVERSATION_ENTRIES_DROPPED = Counter(
+    "relay_conversation_entries_dropped",
+    "Conversation entries not written: rejected by the database one by one (the rest of "
+    "their batch was written), or lost with a write that failed as a whole",
+    ["reason"],
+)
 ASYNCIO_TASKS = Gauge(
     "relay_asyncio_tasks",
     "asyncio tasks alive on the worker's event loop (all of them, not only sessions'); "
@@ -108,6 +114,12 @@ def count_refusal(code: str) -> None:
     """A connection refused before it became a session (auth, origin, limits, draining)."""
     SESSIONS_OPENED.inc()
     SESSIONS_CLOSED.labels(label(code)).inc()
+
+
+def count_dropped_entries(count: int, reason: str) -> None:
+    """Conversation entries not written (``reason``: ``rejected`` or ``unavailable``)."""
+    if count:
+        CONVERSATION_ENTRIES_DROPPED.labels(reason).inc(count)
 
 
 def count_upstream_error(code: object) -> None:

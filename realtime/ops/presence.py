@@ -14,21 +14,26 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, DataError, IntegrityError, transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
 from realtime.guards.session_limits import Claim, concurrency_refusals
+from realtime.kernel import endings
+from realtime.kernel import text as textrules
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.counters import SessionCounters
-from realtime.kernel.endings import TOO_MANY_SESSIONS
+from realtime.kernel.endings import TOO_MANY_SESSIONS, SessionEnded
 from realtime.models import ConversationEntry, RealtimeSession
+from realtime.ops import metrics
 from realtime.records.conversation import Conversation, Entry
 
 if TYPE_CHECKING:
@@ -140,23 +145,27 @@ class PresenceWrites(GroupCommit):
     """Rows going live, heartbeats, conversation entries and closes of every session of a
     worker, written in one transaction per batch."""
 
-    async def write(self, func: Callable[..., None], **kwargs: Any) -> None:
-        """Raises DatabaseError when this write failed."""
-        await self._submit((func, kwargs))
+    async def write(self, func: Callable[..., Any], **kwargs: Any) -> Any:
+        """What ``func`` returned (None for rows going live); raises DatabaseError when this
+        write failed."""
+        return await self._submit((func, kwargs))
 
     def _execute(self, items: list[Any]) -> list[Any]:
         try:
             with transaction.atomic():
-                for func, kwargs in _merge_going_live(items):
-                    func(**kwargs)
-            return [None] * len(items)
+                results: list[Any] = [None] * len(items)
+                for indexes, func, kwargs in _merge_going_live(items):
+                    result = func(**kwargs)
+                    if func is not sessions_live:
+                        results[indexes[0]] = result
+            return results
         except DatabaseError:
             pass  # nothing was written: each write once more on its own, to learn which failed
         outcomes: list[Any] = []
         for func, kwargs in items:
             try:
-                func(**kwargs)
-                outcomes.append(None)
+                result = func(**kwargs)
+                outcomes.append(None if func is session_live else result)
             except DatabaseError as exc:
                 outcomes.append(exc)
         return outcomes
@@ -165,18 +174,20 @@ class PresenceWrites(GroupCommit):
 def _merge_going_live(items: list[Any]) -> list[Any]:
     """Consecutive rows going live with the same counters become one UPDATE: the sessions of
     a connect storm go live together, and one statement for them all keeps the database
-    thread (and the GIL it holds while Django builds SQL) short. The order of writes is kept."""
+    thread (and the GIL it holds while Django builds SQL) short. The order of writes is kept.
+    Each write comes with the indexes of the items it stands for."""
     merged: list[Any] = []
-    for func, kwargs in items:
+    for index, (func, kwargs) in enumerate(items):
         if func is not session_live:
-            merged.append((func, kwargs))
+            merged.append(([index], func, kwargs))
             continue
-        last = merged[-1] if merged else (None, {})
-        if last[0] is sessions_live and last[1]["counters"] == kwargs["counters"]:
-            last[1]["session_ids"].append(kwargs["session_id"])
+        last = merged[-1] if merged else ([], None, {})
+        if last[1] is sessions_live and last[2]["counters"] == kwargs["counters"]:
+            last[0].append(index)
+            last[2]["session_ids"].append(kwargs["session_id"])
         else:
             ids, counters = [kwargs["session_id"]], kwargs["counters"]
-            merged.append((sessions_live, {"session_ids": ids, "counters": counters}))
+            merged.append(([index], sessions_live, {"session_ids": ids, "counters": counters}))
     return merged
 
 
@@ -191,39 +202,114 @@ def session_live(*, session_id: Any, counters: dict[str, int]) -> None:
     sessions_live(session_ids=[session_id], counters=counters)
 
 
-def session_heartbeat(*, session_id: Any, counters: dict[str, int]) -> None:
-    # A stale row whose worker turns out to be alive (e.g. after a long GC pause or a DB
-    # outage) comes back to life on its next beat.
-    RealtimeSession.objects.filter(
-        id=session_id, status__in=[*RealtimeSession.OPEN_STATUSES, RealtimeSession.Status.STALE]
-    ).update(last_seen_at=timezone.now(), **counters)
+def session_heartbeat(*, session_id: Any, counters: dict[str, int]) -> ClosedRow | None:
+    """Write the row's beat and counters; when there is no open row to write, what became of
+    it (the session must then end: ``Presence``)."""
+    now = timezone.now()
+    rows = RealtimeSession.objects.filter(id=session_id)
+    if rows.live().update(last_seen_at=now, **counters):
+        return None
+    # A stale row whose session turns out to be alive (its beats came late: a long pause, a
+    # database outage) comes back to life: open again, so the limits count it again.
+    Status = RealtimeSession.Status
+    revived = Case(When(ready_at=None, then=Value(Status.CONNECTING)), default=Value(Status.LIVE))
+    if rows.filter(status=Status.STALE).update(
+        status=revived, ended_at=None, close_reason="", last_seen_at=now, **counters
+    ):
+        log.info("session %s: its stale row is open again", session_id)
+        return None
+    row = rows.values_list("close_reason", "ended_by").first()
+    return ClosedRow(deleted=True) if row is None else ClosedRow(reason=row[0], ended_by=row[1])
 
 
-def save_entries(*, session_id: Any, entries: list[Entry]) -> None:
-    """Write gathered conversation entries in one insert (heartbeat and close)."""
-    if entries:
-        ConversationEntry.objects.bulk_create(
-            ConversationEntry(
-                session_id=session_id,
-                seq=e.seq,
-                at=e.at,
-                role=e.role,
-                kind=e.kind,
-                text=e.text,
-                item_id=e.item_id[:128],
-                data=e.data,
-            )
-            for e in entries
+@dataclass(frozen=True)
+class ClosedRow:
+    """A session's row found closed (or deleted) under it."""
+
+    reason: str = ""
+    ended_by: str = ""
+    deleted: bool = False
+
+    def __str__(self) -> str:
+        if self.deleted:
+            return "its registry row was deleted"
+        by = f" by {self.ended_by}" if self.ended_by else ""
+        return f"its registry row was closed ({self.reason or '?'}{by})"
+
+    @property
+    def ending(self) -> endings.Ending:
+        if self.reason.startswith("terminated"):  # an administrator's terminate
+            return endings.TERMINATED
+        return endings.TERMINATED.because(
+            "The relay closed this session's record; reconnect to continue."
         )
+
+
+def save_entries(*, session_id: Any, entries: list[Entry]) -> int:
+    """Write gathered conversation entries in one insert (heartbeat and close); returns how
+    many the database refused. Each entry is made storable first (``stored_entry``); should
+    the database still refuse the insert for what an entry holds, the entries are written one
+    by one and only the refused ones are dropped (logged, and counted by the caller). A
+    database that is unavailable fails the whole write (``DatabaseError``)."""
+    if not entries:
+        return 0
+    rows = [stored_entry(session_id, entry) for entry in entries]
+    try:
+        with transaction.atomic():  # a savepoint inside the batch's transaction
+            ConversationEntry.objects.bulk_create(rows)
+        return 0
+    except REJECTED_ENTRY:
+        pass
+    dropped = 0
+    for row in rows:
+        try:
+            with transaction.atomic():
+                ConversationEntry.objects.bulk_create([row])
+        except REJECTED_ENTRY as exc:
+            dropped += 1
+            log.warning(
+                "session %s: conversation entry %d (%s %s) refused by the database: %s",
+                session_id,
+                row.seq,
+                row.role,
+                row.kind,
+                type(exc).__name__,
+            )
+    return dropped
+
+
+# What the database (or its driver) raises for an entry's content rather than for its own
+# state: PostgreSQL's DataError for NUL in text or jsonb; a driver's ValueError (including
+# UnicodeEncodeError for a lone surrogate); IntegrityError (e.g. a duplicate seq).
+REJECTED_ENTRY = (DataError, IntegrityError, ValueError)
+
+
+def stored_entry(session_id: Any, entry: Entry) -> ConversationEntry:
+    """The row for an entry, its text made storable on every database (realtime/kernel/text.py:
+    a lone surrogate or NUL becomes U+FFFD; PostgreSQL refuses NUL in ``text`` and ``jsonb``,
+    and no database takes a surrogate): what the upstream said is recorded whatever it holds."""
+    try:
+        data = textrules.clean_json(entry.data)
+    except RecursionError:
+        data = {"unrecorded": "nested too deeply"}
+    return ConversationEntry(
+        session_id=session_id,
+        seq=entry.seq,
+        at=entry.at,
+        role=textrules.clean(entry.role),
+        kind=textrules.clean(entry.kind),
+        text=textrules.clean(entry.text),
+        item_id=textrules.clean(entry.item_id[:128]),
+        data=data,
+    )
 
 
 def session_close(
     *, session_id: Any, code: int | None, reason: str, ended_by: str, counters: dict[str, int]
 ) -> None:
     now = timezone.now()
-    RealtimeSession.objects.filter(id=session_id).exclude(
-        status=RealtimeSession.Status.CLOSED
-    ).update(
+    rows = RealtimeSession.objects.filter(id=session_id)
+    if not rows.exclude(status=RealtimeSession.Status.CLOSED).update(
         status=RealtimeSession.Status.CLOSED,
         ended_at=now,
         last_seen_at=now,
@@ -231,7 +317,10 @@ def session_close(
         close_reason=reason[:64],
         ended_by=ended_by[:150],
         **counters,
-    )
+    ):
+        # Closed under the session (e.g. terminated while stale): who closed it and why stay;
+        # what the session used until it noticed still counts (usage, daily budgets).
+        rows.update(ended_at=now, last_seen_at=now, **counters)
 
 
 def reap_stale(*, heartbeat_seconds: float, now: Any = None) -> int:
@@ -308,7 +397,11 @@ def terminate_sessions(sessions: Iterable[RealtimeSession], *, by: str) -> int:
 
 
 class Presence:
-    """The registry row of one session. Database trouble never ends a session."""
+    """The registry row of one session, and its guard: the row is what the limits, the daily
+    budgets and terminate work through, so a session whose row cannot be written (after
+    retrying for up to one heartbeat) ends with ``registry_unavailable``, and one whose row
+    was closed under it ends with ``terminated``. Conversation entries that cannot be written
+    are counted and logged; they never end a session."""
 
     def __init__(
         self,
@@ -353,21 +446,78 @@ class Presence:
                         await ready.wait()
             if ready.is_set() and not marked_live:
                 marked_live = True
-                await self._call(session_live, session_id=self.session_id, counters=self.counters())
+                await self._guard(
+                    session_live, session_id=self.session_id, counters=self.counters()
+                )
             else:
-                await self._call(
+                closed = await self._guard(
                     session_heartbeat, session_id=self.session_id, counters=self.counters()
                 )
-            await self._save_entries()
+                if closed is not None:
+                    log.warning("session %s: %s; ending it", self.session_id, closed)
+                    raise SessionEnded(closed.ending)
+            # Neither may hold the beats up (a hung database is noticed by the next beat).
+            await self._within(interval, self._save_entries(), "conversation write")
             if on_beat is not None:
-                await on_beat()
+                await self._within(interval, on_beat(), "heartbeat check")
+
+    async def _within(self, seconds: float, work: Awaitable[Any], what: str) -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await work
+        except TimeoutError:
+            log.warning("session %s: %s took over %g s; going on", self.session_id, what, seconds)
+
+    async def _guard(self, func: Any, **kwargs: Any) -> Any:
+        """Write the row, retrying (every quarter heartbeat, at most 1 s apart) for up to one
+        heartbeat; then end the session (``SessionEnded``): the reaper marks a row stale after
+        two silent heartbeats, so a session never runs on while its row is not kept."""
+        interval = self.runtime.config.heartbeat_seconds
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + interval
+        pause = min(1.0, interval / 4)
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline):
+                    return await self.runtime.presence_writes.write(func, **kwargs)
+            except DatabaseError as exc:
+                log.warning("session %s: registry write failed: %s", self.session_id, exc)
+            except TimeoutError:
+                log.warning("session %s: registry write timed out", self.session_id)
+                break
+            if loop.time() + pause >= deadline:
+                break
+            await asyncio.sleep(pause)
+        raise SessionEnded(
+            endings.REGISTRY_UNAVAILABLE.because(
+                "The relay cannot keep this session's record (its database is unavailable), "
+                "so its limits cannot hold; the session ends. Try again shortly."
+            )
+        )
 
     async def _save_entries(self) -> None:
         entries = self.conversation.take()
-        if entries and not await self._call(
-            save_entries, session_id=self.session_id, entries=entries
-        ):
-            log.warning("session %s: %d conversation entries lost", self.session_id, len(entries))
+        if not entries:
+            return
+        try:
+            dropped = await self.runtime.presence_writes.write(
+                save_entries, session_id=self.session_id, entries=entries
+            )
+        except DatabaseError as exc:
+            log.warning(
+                "session %s: %d conversation entries lost: %s", self.session_id, len(entries), exc
+            )
+            metrics.count_dropped_entries(len(entries), "unavailable")
+            return
+        if dropped:
+            log.warning(
+                "session %s: %d of %d conversation entries refused by the database; the rest "
+                "were written",
+                self.session_id,
+                dropped,
+                len(entries),
+            )
+            metrics.count_dropped_entries(dropped, "rejected")
 
     async def close(self, *, code: int | None, reason: str, ended_by: str = "") -> None:
         if not self.opened:

@@ -61,7 +61,10 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         runtime: Runtime,
         admitted: Admitted,
         on_heartbeat: Callable[[], Awaitable[None]] | None = None,
+        answer_budget: Callable[[dict[str, int]], Awaitable[Ending | None]] | None = None,
     ) -> None:
+        """``answer_budget(counters)``: the user's daily budget checked after every answer
+        (``budgets.answer_check``): an ending when it is used up."""
         config = admitted.config  # the runtime's, with this user's session policy applied
         self.id = admitted.session_id
         self.port = port
@@ -90,6 +93,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             },
             send=self._ask_for_answer,
             notify=self._tool_notice,
+            spawn=self._spawn,
         )
         self.outbox = UpstreamOutbox(
             coalesce_ms=config.audio_coalesce_ms,
@@ -103,7 +107,11 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             admitted.budget
         )  # budgets (realtime/guards/budgets.py): shown in session_info
         self._on_heartbeat = on_heartbeat
-        self._rate = limits.MessageRate(config.max_messages_per_minute)
+        self._answer_budget = answer_budget
+        self._budget_checking = False  # a check is running: nothing goes upstream meanwhile
+        self._budget_again = False  # another answer ended during the check: check once more
+        self._rate = limits.MessageRate(config.max_messages_per_minute)  # user_message
+        self._control_rate = limits.MessageRate(config.max_control_messages_per_minute)
         self._answer_active = False  # between response_started and response_done
         self._awaiting_answer = False  # asked for one; it has not started yet
         self._answer_wanted = False  # ask for one as soon as the active one is done
@@ -156,8 +164,18 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             return
         self._last_activity = time.monotonic()
         if isinstance(command, protocol.UserMessage):
-            await self._user_message(command.text)
-        elif isinstance(command, protocol.Playback):
+            await self._user_message(command.text)  # its own rate (turn_taking.py)
+            return
+        # Every other message may reach the upstream or the record: playback, interrupt and
+        # commit (truncate, cancel, commit frames), extension messages (system_message…).
+        if not self._control_rate.allow():
+            await self._client_error(
+                "rate_limited",
+                f"more than {self.config.max_control_messages_per_minute} control messages "
+                "a minute (playback, interrupt, commit, extension messages); message ignored",
+            )
+            return
+        if isinstance(command, protocol.Playback):
             self.barge_in.playback(command.item_id, command.played_ms)
         elif isinstance(command, protocol.Interrupt):
             self._interrupt(command.playback)
@@ -317,7 +335,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                     watch.reschedule(due)
 
     async def _write_upstream(self) -> None:
-        get, send = self.outbox.get, self.upstream.send
+        get, send = self.outbox.next, self.upstream.send
         try:
             while True:
                 await send(await get())
@@ -325,6 +343,44 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             if self.upstream.closed_ending(exc) is None:
                 raise
             # the reader sees the same close and reports it
+
+    # ------------------------------------------------------------------------------------------
+    # The daily budget, after every answer
+    # ------------------------------------------------------------------------------------------
+
+    def _check_budget(self) -> None:
+        """An answer's usage has been counted: check the user's daily budget before anything
+        more goes upstream. Until the check is done the outbox is held (frames and audio wait,
+        in order), so no new answer is asked for or spoken into: a session overruns by at most
+        the answer that crossed the limit (docs/security.md)."""
+        if self._answer_budget is None or self.state is not State.LIVE:
+            return
+        if self._budget_checking:
+            self._budget_again = True
+            return
+        self._budget_checking = True
+        self.outbox.hold()
+        self._spawn(self._run_budget_check(self._answer_budget), "budget")
+
+    async def _run_budget_check(
+        self, check: Callable[[dict[str, int]], Awaitable[Ending | None]]
+    ) -> None:
+        while True:
+            self._budget_again = False
+            ending = None
+            try:  # a database that does not answer: the presence guard deals with it
+                async with asyncio.timeout(self.config.heartbeat_seconds):
+                    ending = await check(self.counters.columns())
+            except TimeoutError:
+                log.warning("session %s: the daily budget check timed out", self.id)
+            if ending is not None:
+                log.info("session %s: daily budget used up (after an answer)", self.id)
+                await self.end(ending)
+                return
+            if not self._budget_again:
+                break
+        self._budget_checking = False
+        self.outbox.resume()
 
     # ------------------------------------------------------------------------------------------
     # Tasks and release
@@ -340,11 +396,39 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         if watch is not None and not watch.expired():
             watch.reschedule(asyncio.get_running_loop().time())
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> None:
-        task = asyncio.ensure_future(coro)
+    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
+        """Start one of the session's tasks: cancelled at close, and ending the session if it
+        fails (never a task that dies alone, leaving a session without its presence, writer
+        or clock)."""
+        task = asyncio.ensure_future(self._guarded(coro, name))
         task.set_name(f"realtime-{name}-{self.id}")
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+        return task
+
+    async def _guarded(self, coro: Awaitable[Any], name: str) -> Any:
+        try:
+            return await coro
+        except asyncio.CancelledError:
+            raise
+        except SessionEnded as ended:  # a task that ends the session on purpose (presence)
+            await self.end(ended.ending)
+        except Exception:
+            log.exception(
+                "session %s: its %s task failed", self.id, name, extra={"session_id": str(self.id)}
+            )
+            await self.end(endings.INTERNAL_ERROR)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:  # ending the session failed
+            log.error(
+                "session %s: task %s failed while the session ended",
+                self.id,
+                task.get_name(),
+                exc_info=task.exception(),
+                extra={"session_id": str(self.id)},
+            )
 
     def _send_soon(self, text: str) -> None:
         self._spawn(self.port.send_text(text), "notice")

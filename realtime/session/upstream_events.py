@@ -131,6 +131,7 @@ class UpstreamEventHandlers:
         self._answer_active = False
         usage = event.usage
         self.counters.add_usage(usage)
+        self._check_budget()  # before anything else can ask for the next answer
         self.meter.turn_reset()
         await self.port.send_text(
             protocol.control(
@@ -184,6 +185,7 @@ class UpstreamEventHandlers:
 
     async def _on_backend_usage(self: RelaySession, event: BackendUsage) -> None:
         self.counters.add_tokens(event.usage)
+        self._check_budget()  # GPT-Live: the delegated backend's answer is billed in tokens
 
     async def _on_upstream_frames(self: RelaySession, event: UpstreamFrames) -> None:
         self._enqueue(event.frames)

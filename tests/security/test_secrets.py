@@ -86,9 +86,10 @@ class AllRecords(logging.Handler):
 
 @pytest.fixture
 def records() -> Iterator[AllRecords]:
-    """Every record of every logger at DEBUG (``realtime`` does not propagate to the root)."""
+    """Every record of every logger at DEBUG (``realtime``, ``django`` and ``websockets`` do
+    not propagate to the root)."""
     handler = AllRecords()
-    targets = [logging.getLogger(), logging.getLogger("realtime"), logging.getLogger("django")]
+    targets = [logging.getLogger(name) for name in (None, "realtime", "django", "websockets")]
     saved = [(logger, logger.level) for logger in targets]
     for logger in targets:
         logger.addHandler(handler)
