@@ -4,6 +4,7 @@ there is no column no counter fills."""
 
 from __future__ import annotations
 
+import pytest
 from django.db import models
 
 from realtime.kernel.counters import COUNTERS, STORED, SessionCounters
@@ -38,6 +39,7 @@ def test_the_heartbeat_writes_exactly_these_columns() -> None:
     RealtimeSession(**written)  # every name is a field the model takes
 
 
+@pytest.mark.django_db
 def test_the_models_need_no_migration() -> None:
     """The fields written out in models.py are what the migrations made (no changes)."""
     from io import StringIO
