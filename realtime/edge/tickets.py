@@ -18,8 +18,9 @@ from django.views.decorators.csrf import csrf_exempt
 from realtime.edge.access import issue_ticket, origin_allowed
 from realtime.guards import throttle
 from realtime.guards.credentials import basic_credentials
+from realtime.guards.throttle import Limiter
+from realtime.kernel.config import RelayConfig
 from realtime.ops import dbdown
-from realtime.ops import runtime as relay_runtime
 
 
 def _basic_auth_user(request: HttpRequest) -> Any | None:
@@ -28,7 +29,9 @@ def _basic_auth_user(request: HttpRequest) -> Any | None:
         return None
     user = authenticate(request, username=credentials[0], password=credentials[1])
     if user is not None:
-        throttle.login_succeeded(request, user)  # HTTP Basic logs no one in: no signal
+        relay = request.relay  # type: ignore[attr-defined]
+        # HTTP Basic logs no one in: no signal clears the count.
+        throttle.login_succeeded(relay.config, relay.limiter, user)
     return user
 
 
@@ -59,9 +62,9 @@ def _ticket(request: HttpRequest) -> HttpResponse:
         if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
             return _error(403, "csrf_failed", "missing or wrong CSRF token")
         user = request.user
-    runtime = relay_runtime.of(request)
-    config = runtime.config
-    refused = _ticket_rate(request, runtime, user)
+    relay = request.relay  # type: ignore[attr-defined]
+    config = relay.config
+    refused = _ticket_rate(request, config, relay.limiter, user)
     if refused is not None:
         return refused
     ttl = config.ticket_ttl_s
@@ -77,10 +80,11 @@ def _ticket(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _ticket_rate(request: HttpRequest, runtime: Any, user: Any) -> HttpResponse | None:
+def _ticket_rate(
+    request: HttpRequest, config: RelayConfig, limits: Limiter, user: Any
+) -> HttpResponse | None:
     """RELAY_TICKETS_PER_MINUTE per user and per client address, across workers."""
-    per_minute = runtime.config.tickets_per_minute
-    limits = throttle.limiter(runtime)
+    per_minute = config.tickets_per_minute
     address = str(request.META.get("REMOTE_ADDR") or "?")
     for key in (("ticket-user", str(user.pk)), ("ticket-addr", address)):
         verdict = limits.hit(per_minute, 60, *key)
