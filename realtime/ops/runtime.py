@@ -28,7 +28,7 @@ from realtime.kernel.config import RelayConfig, load_config
 
 if TYPE_CHECKING:
     from realtime.guards.throttle import Limiter
-    from realtime.ops.presence import PresenceWrites, Registrar
+    from realtime.ops.batching import PresenceWrites, Registrar
     from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.ops.runtime")
@@ -77,18 +77,18 @@ class Runtime:
 
     @property
     def registrar(self) -> Registrar:
-        """Registers new sessions in batches (realtime.ops.presence.Registrar)."""
+        """Registers new sessions in batches (realtime.ops.batching.Registrar)."""
         if self._registrar is None:
-            from realtime.ops.presence import Registrar
+            from realtime.ops.batching import Registrar
 
             self._registrar = Registrar()
         return self._registrar
 
     @property
     def presence_writes(self) -> PresenceWrites:
-        """Writes of the sessions' rows in batches (realtime.ops.presence.PresenceWrites)."""
+        """Writes of the sessions' rows in batches (realtime.ops.batching.PresenceWrites)."""
         if self._presence_writes is None:
-            from realtime.ops.presence import PresenceWrites
+            from realtime.ops.batching import PresenceWrites
 
             self._presence_writes = PresenceWrites()
         return self._presence_writes
@@ -137,7 +137,7 @@ class Runtime:
         """Start this worker's reaper on the running loop (once per loop)."""
         if not self.config.reaper_enabled:
             return
-        from realtime.ops.presence import reap_forever
+        from realtime.ops.reaper import reap_forever
 
         loop = asyncio.get_running_loop()
         task = self._reapers.get(loop)
