@@ -33,7 +33,7 @@ from realtime.records.conversation import Conversation
 from realtime.records.entries import save_entries
 
 if TYPE_CHECKING:
-    from realtime.ops.runtime import Runtime
+    from realtime.ops.batching import PresenceWrites
 
 log = logging.getLogger("realtime.ops.presence")
 
@@ -175,12 +175,14 @@ class Presence:
         self,
         session_id: Any,
         counters: SessionCounters,
-        runtime: Runtime,
+        writes: PresenceWrites,
+        heartbeat_seconds: float,
         conversation: Conversation | None = None,
     ) -> None:
         self.session_id = session_id
         self.stats = counters
-        self.runtime = runtime
+        self.writes = writes  # the worker's batched writes (Runtime.presence_writes)
+        self.heartbeat_seconds = heartbeat_seconds
         self.conversation = conversation or Conversation(enabled=False)
         self.opened = False
 
@@ -189,7 +191,7 @@ class Presence:
 
     async def _call(self, func: Any, **kwargs: Any) -> bool:
         try:
-            await self.runtime.presence_writes.write(func, **kwargs)
+            await self.writes.write(func, **kwargs)
         except DatabaseError as exc:
             log.warning("session %s: registry write failed: %s", self.session_id, exc)
             return False
@@ -202,8 +204,7 @@ class Presence:
 
     async def run(self, ready: asyncio.Event, on_beat: Any = None) -> None:
         """Mark the row live when the session is ready, then heartbeat."""
-        self.runtime.ensure_reaper()
-        interval = self.runtime.config.heartbeat_seconds
+        interval = self.heartbeat_seconds
         marked_live = False
         while True:
             if marked_live:
@@ -240,14 +241,14 @@ class Presence:
         """Write the row, retrying (every quarter heartbeat, at most 1 s apart) for up to one
         heartbeat; then end the session (``SessionEnded``): the reaper marks a row stale after
         two silent heartbeats, so a session never runs on while its row is not kept."""
-        interval = self.runtime.config.heartbeat_seconds
+        interval = self.heartbeat_seconds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + interval
         pause = min(1.0, interval / 4)
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
-                    return await self.runtime.presence_writes.write(func, **kwargs)
+                    return await self.writes.write(func, **kwargs)
             except DatabaseError as exc:
                 log.warning("session %s: registry write failed: %s", self.session_id, exc)
             except TimeoutError:
@@ -268,7 +269,7 @@ class Presence:
         if not entries:
             return
         try:
-            dropped = await self.runtime.presence_writes.write(
+            dropped = await self.writes.write(
                 save_entries, session_id=self.session_id, entries=entries
             )
         except DatabaseError as exc:

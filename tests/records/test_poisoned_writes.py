@@ -49,7 +49,9 @@ for n in range(16):
     else:
         conversation.add("user", "typed", f"entry {{n}}")
 runtime = Runtime(load_config({{}}).replace(reaper_enabled=False))
-presence = registry.Presence(session_id, SessionCounters(), runtime, conversation)
+presence = registry.Presence(
+    session_id, SessionCounters(), runtime.presence_writes, 10, conversation
+)
 asyncio.run(presence._save_entries())
 rows = ConversationEntry.objects.filter(session_id=session_id).order_by("seq")
 dropped = {{

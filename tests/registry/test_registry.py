@@ -16,7 +16,6 @@ from realtime.kernel.counters import SessionCounters
 from realtime.models import RealtimeSession
 from realtime.ops import batching, control, reaper
 from realtime.ops import presence as registry
-from realtime.ops import runtime as relay_runtime
 from tests.relay.conftest import Client, configure, relay_tasks
 
 Status = RealtimeSession.Status
@@ -65,7 +64,7 @@ def test_a_heartbeat_revives_a_stale_row_and_writes_counters():
     stats = SessionCounters(
         audio_bytes_in=48_000 * 3, input_tokens=7, output_tokens=11, barge_ins=2
     )
-    presence = registry.Presence(row.id, stats, relay_runtime.current())
+    presence = registry.Presence(row.id, stats, batching.PresenceWrites(), 10)
     registry.session_heartbeat(session_id=row.id, counters=presence.counters())
     row.refresh_from_db()
     assert (row.audio_ms_in, row.input_tokens, row.output_tokens, row.barge_ins) == (3000, 7, 11, 2)
