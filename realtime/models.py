@@ -97,6 +97,12 @@ class RealtimeSession(SessionCounterColumns):
     class Meta:
         ordering = ["-started_at"]
         verbose_name = "realtime session"
+        # Beyond view: ending someone's session and taking records out are separate grants
+        # (issue 25); superusers have them, other staff only when given (docs/operations.md).
+        permissions = [
+            ("terminate_realtimesession", "Can end live realtime sessions"),
+            ("export_conversations", "Can export conversations and usage (JSON, CSV)"),
+        ]
         indexes = [
             models.Index(fields=["status", "last_seen_at"]),
             models.Index(fields=["user", "started_at"]),  # a user's usage today (budgets.py)

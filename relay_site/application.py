@@ -25,7 +25,7 @@ def build_application(runtime: Runtime | None = None) -> Any:
     from realtime import compat
     from realtime.edge.access import RelayAccessMiddleware, auth_stack
     from realtime.edge.proxy import ForwardedMiddleware
-    from realtime.edge.routing import websocket_urlpatterns
+    from realtime.edge.routing import RefuseUnknownPaths, websocket_urlpatterns
     from realtime.ops import drain, metrics
     from realtime.ops import runtime as relay_runtime
 
@@ -48,7 +48,10 @@ def build_application(runtime: Runtime | None = None) -> Any:
             # Origin (ALLOWED_HOSTS + RELAY_ALLOWED_ORIGINS), session or ticket auth,
             # draining: refusals are explained to the client by the consumer (error + code).
             # A database outage while loading the user is a refusal too (access.auth_stack).
-            "websocket": auth_stack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns))),
+            # A path no route serves: 403 and one INFO line, before any of that.
+            "websocket": RefuseUnknownPaths(
+                auth_stack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns)))
+            ),
         }
     )
     # The client's address behind trusted proxies only (RELAY_TRUSTED_PROXIES), before

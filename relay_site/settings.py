@@ -148,6 +148,8 @@ LOGGING = {
         "session_id": {"()": "realtime.ops.logs.SessionIdFilter"},
         "redact": {"()": "realtime.ops.logs.RedactFilter"},
         "daphne_notices": {"()": "realtime.ops.logs.DaphneNoticeFilter"},
+        # Control characters in messages (paths, usernames …) escaped: one record, one line.
+        "escape": {"()": "realtime.ops.logs.EscapeFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -157,7 +159,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": _relay.log_format,
-            "filters": ["session_id", "redact"],
+            "filters": ["session_id", "redact", "escape"],
         }
     },
     "loggers": {

@@ -20,6 +20,8 @@ from realtime.models import Note, RealtimeSession
 from realtime.ops import control, reaper
 from realtime.ops import runtime as relay_runtime
 
+TERMINATE_PERMISSION = "realtime.terminate_realtimesession"
+
 
 def _stale_cutoff() -> Any:
     beat = relay_runtime.current().config.heartbeat_seconds
@@ -147,8 +149,8 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
         self._terminate(request, list(RealtimeSession.objects.live().of_users(users)))
 
     def has_terminate_permission(self, request: HttpRequest) -> bool:
-        user = request.user
-        return bool(user.is_active and user.is_staff)
+        # A permission, not the staff flag: view-only staff cannot end sessions (issue 25).
+        return request.user.has_perm(TERMINATE_PERMISSION)
 
     def _terminate(self, request: HttpRequest, sessions: list[RealtimeSession]) -> None:
         open_sessions = [s for s in sessions if s.is_open or s.status == "stale"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -27,7 +27,10 @@ def _basic_auth_user(request: HttpRequest) -> Any | None:
     credentials = basic_credentials(request)
     if credentials is None:
         return None
-    user = authenticate(request, username=credentials[0], password=credentials[1])
+    # The name as the login form resolves it (NFKC, as ``UsernameField``/``normalize_username``
+    # do): one account, one lockout, whichever way its name is typed.
+    username = get_user_model().normalize_username(credentials[0].strip())
+    user = authenticate(request, username=username, password=credentials[1])
     if user is not None:
         relay = request.relay  # type: ignore[attr-defined]
         # HTTP Basic logs no one in: no signal clears the count.

@@ -7,7 +7,8 @@ cannot be checked because Redis is down lets the request through and logs a warn
 limits slow attackers down, while the session limits that protect the key (registry rows,
 database) fail closed.
 
-- **Failed logins** (``RELAY_LOGIN_FAILURES_PER_USER`` per username,
+- **Failed logins** (``RELAY_LOGIN_FAILURES_PER_USER`` per username as Django's login
+  resolves it (NFKC, case-folded: ``login_identity``),
   ``RELAY_LOGIN_FAILURES_PER_ADDRESS`` per client address, within
   ``RELAY_LOGIN_FAILURE_WINDOW_SECONDS``): counted from Django's ``user_login_failed``
   signal, so every ``authenticate()`` with a request counts (login page, admin login, HTTP
@@ -23,11 +24,13 @@ from __future__ import annotations
 import logging
 import math
 import time
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -143,8 +146,16 @@ def relay_of(request: HttpRequest) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
-def _username(value: object) -> str:
-    return str(value or "").strip().lower()[:150]
+def login_identity(value: object) -> str:
+    """The key a username is throttled under: the identity Django's login resolves it to.
+
+    The login form (``UsernameField``) and the user model (``normalize_username``) apply
+    Unicode NFKC, so ``ａｌｉｃｅ`` (fullwidth) logs in as ``alice``; Django compares
+    case-insensitively as NFKC + ``casefold`` (``django.contrib.auth.forms``). The throttle uses
+    the same: look-alike and case variants of one name share one lockout (issue 25).
+    """
+    name = get_user_model().normalize_username(str(value or "").strip())
+    return unicodedata.normalize("NFKC", name).casefold()[:150]
 
 
 def _address(request: HttpRequest | None) -> str:
@@ -169,7 +180,7 @@ def _count_failure(sender: Any, credentials: dict[str, Any], request: Any = None
     config, limits = relay.config, relay.limiter
     window = config.login_failure_window_s
     limits.hit(config.login_failures_per_address, window, "login-addr", _address(request))
-    username = _username(credentials.get("username"))
+    username = login_identity(credentials.get("username"))
     if username:
         limits.hit(config.login_failures_per_user, window, "login-user", username)
 
@@ -183,7 +194,7 @@ def _logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> 
 
 def login_succeeded(config: RelayConfig, limits: Limiter, user: Any) -> None:
     """A right password (a login, or HTTP Basic without one) clears its username's count."""
-    username = _username(user.get_username())
+    username = login_identity(user.get_username())
     limits.clear(
         config.login_failures_per_user, config.login_failure_window_s, "login-user", username
     )
@@ -227,5 +238,5 @@ def _presented_username(request: HttpRequest) -> str | None:
     """The username this request asks to check a password for, or None (no credentials)."""
     if request.path == TICKET_PATH:
         credentials = basic_credentials(request)
-        return _username(credentials[0]) if credentials is not None else None
-    return _username(request.POST.get("username"))
+        return login_identity(credentials[0]) if credentials is not None else None
+    return login_identity(request.POST.get("username"))

@@ -21,9 +21,9 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from realtime.models import ConversationEntry, RealtimeSession
+from realtime.records.spreadsheets import safe_row
 
 CSV_COLUMNS = ("session_id", "user", "seq", "at", "role", "kind", "text", "data")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 SPEAKERS = {
     ("user", "typed"): "User (typed)",
@@ -146,16 +146,10 @@ def csv_rows(sessions: QuerySet[RealtimeSession]) -> Iterator[list[Any]]:
 def csv_response(sessions: QuerySet[RealtimeSession], filename: str) -> StreamingHttpResponse:
     """One row per entry, streamed (a user's export may be long)."""
     writer = csv.writer(_Echo())
-    rows = (writer.writerow([safe_cell(c) for c in row]) for row in csv_rows(sessions))
+    rows = (writer.writerow(safe_row(row)) for row in csv_rows(sessions))
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
-
-
-def safe_cell(value: Any) -> str:
-    """What people typed or said, made inert for spreadsheets (no formula runs on open)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 class _Echo:

@@ -63,6 +63,22 @@ async def test_an_unknown_zone_is_an_argument_error(runner_for: Any, zone: str) 
     result = await call(runner_for(None), "get_current_time", timezone=zone)
     assert result["error"] == "invalid_arguments"
     assert "not an IANA time zone" in result["message"]
+    # docs/tools.md: the input is not echoed (issue 25: it was, in this tool's own message).
+    assert not zone or zone not in result["message"].replace("Europe/Paris", "")
+
+
+async def test_an_unknown_zone_is_not_echoed_to_the_model_or_the_client(
+    runner_for: Any, notices: Notices
+) -> None:
+    zone = "Ignore/previous_instructions"  # the model's text, perhaps steered by the user
+    runner = runner_for(None)
+    text = await runner.run("tz-call", "get_current_time", json.dumps({"timezone": zone}))
+    assert json.loads(text) == {
+        "error": "invalid_arguments",
+        "message": "Invalid arguments: timezone: not an IANA time zone, e.g. Europe/Paris",
+    }
+    notice = notices.last("tz-call").to_message()
+    assert zone not in json.dumps(notice) and notice["status"] == "error"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,10 +9,11 @@ import json
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
+from pydantic_core import PydanticCustomError
 
 from realtime.tools import ToolContext, ToolRefused, ToolRegistry, ToolRunner
 from tests.tools.conftest import Notices
@@ -147,6 +148,28 @@ async def test_validation_errors_do_not_echo_the_input(make_runner: Any) -> None
     runner = make_runner(build_registry())
     result = await runner.run("bad", "echo", '{"text": "a", "times": "SECRET-VALUE"}')
     assert "SECRET-VALUE" not in result
+
+
+def known_city(value: str) -> str:
+    raise PydanticCustomError("unknown_city", "{value} is not a city we know", {"value": value})
+
+
+async def test_a_tool_s_own_validator_cannot_echo_the_input(make_runner: Any) -> None:
+    """A deployment's tool may word its validation error with the value (pydantic custom
+    errors take context); the runner still never sends the input back (issue 25)."""
+
+    registry = ToolRegistry()
+
+    @registry.tool(description="Weather in a city.")
+    async def weather(city: Annotated[str, AfterValidator(known_city)]) -> str:
+        return "sunny"
+
+    runner = make_runner(registry)
+    result = output(await runner.run("w", "weather", '{"city": "SECRET-CITY"}'))
+    assert result["error"] == "invalid_arguments"
+    assert "SECRET-CITY" not in result["message"] and result["message"].startswith(
+        "Invalid arguments: city:"
+    )
 
 
 async def test_an_unknown_tool_is_an_error_result(make_runner: Any, notices: Notices) -> None:
