@@ -112,3 +112,25 @@ def test_the_cycle_check_finds_a_cycle_and_only_cycles() -> None:
         graph.add_import(importer=importer, imported=imported)
     graph.add_import(importer="p.e", imported="p.d")
     assert import_cycles(graph) == [["p.a", "p.b", "p.c"]]
+
+
+def test_no_module_is_named_like_a_dependency() -> None:
+    """``realtime/limits.py`` beside the ``limits`` library, ``compat/daphne.py`` beside
+    daphne: a reader (and a grep) cannot tell them apart. Dependencies and the standard
+    library keep their names to themselves."""
+    from importlib.metadata import packages_distributions
+
+    taken = {
+        name
+        for name, dists in packages_distributions().items()
+        if "realtime-relay" not in dists and not name.startswith("_")
+    } | set(sys.stdlib_module_names)
+    clashes = []
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            if "migrations" in path.parts:
+                continue
+            name = path.parent.name if path.stem == "__init__" else path.stem
+            if name in taken:
+                clashes.append(str(path.relative_to(ROOT)))
+    assert not clashes, f"modules named like a dependency or a standard module: {clashes}"
