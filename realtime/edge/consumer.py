@@ -24,7 +24,7 @@ from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.ops import metrics
 from realtime.ops import runtime as relay_runtime
-from realtime.ops.presence import SESSIONS_GROUP
+from realtime.ops.control import SESSIONS_GROUP
 from realtime.session import client_events as client
 from realtime.session.client_events import ClientEvent
 from realtime.session.core import RelaySession

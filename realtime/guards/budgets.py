@@ -43,12 +43,11 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
-from realtime.guards import throttle
+from realtime.guards.throttle import Limiter
 from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.models import RealtimeSession, UserBudget
-from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.guards.budgets")
 
@@ -174,7 +173,7 @@ def budget_for(config: RelayConfig, user_id: int, now: datetime) -> Budget:
 
 
 async def admit(
-    *, scope: dict[str, Any], runtime: Runtime, config: RelayConfig, user: Any
+    *, scope: dict[str, Any], limiter: Limiter, config: RelayConfig, user: Any
 ) -> Budget | None:
     """Refuse (``SessionEnded``) a connect over a budget; else the user's budget (or None
     for anonymous clients and users without limits)."""
@@ -191,7 +190,7 @@ async def admit(
         raise SessionEnded(endings.REGISTRY_UNAVAILABLE) from None
     who = f"user:{user_id}" if user_id is not None else f"addr:{_client_host(scope)}"
     per_minute = limits.connects_per_minute
-    verdict = await throttle.limiter(runtime).ahit(per_minute, CONNECT_WINDOW_S, "connect", who)
+    verdict = await limiter.ahit(per_minute, CONNECT_WINDOW_S, "connect", who)
     if not verdict.allowed:
         raise SessionEnded(
             endings.TOO_MANY_CONNECTS.because(

@@ -42,8 +42,8 @@ from realtime.kernel.events import (
     UpstreamFrames,
     UsageReport,
 )
-from realtime.upstream import Unsupported, UpstreamAdapter
 from realtime.upstream import live_session as frames
+from realtime.upstream.adapter import Unsupported, UpstreamAdapter
 from realtime.upstream.clients import close_connection, enter, websocket_options
 from realtime.upstream.live_turns import LiveTurns
 from realtime.upstream.realtime import usage_of
