@@ -41,7 +41,7 @@ def build_application(runtime: Runtime | None = None) -> Any:
         sys.exit(f"Configuration error: {exc}")
     metrics.setup_process()
     compat.install_server_patches()
-    drain.install(runtime)
+    drain.install(runtime.drain)
     router = ProtocolTypeRouter(
         {
             "http": django_app,

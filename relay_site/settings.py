@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # request.relay: the runtime serving the request (realtime/ops/runtime.py).
+    "realtime.ops.runtime.RequestRuntimeMiddleware",
     # A database outage is a 503 with Retry-After, not a 500 (realtime/ops/dbdown.py).
     "realtime.ops.dbdown.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

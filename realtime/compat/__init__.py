@@ -46,16 +46,22 @@ from realtime.compat.patching import Patch, install
 
 def server_patches() -> tuple[Patch, ...]:
     """The patches of a process that serves the relay, in install order."""
-    from realtime.compat import autobahn, daphne, daphne_fastpath, daphne_guards, masks
+    from realtime.compat import (
+        autobahn_dump,
+        daphne_close_codes,
+        daphne_fastpath,
+        daphne_guards,
+        masks,
+    )
 
     return (
-        daphne.CLOSE_CODES,
+        daphne_close_codes.CLOSE_CODES,
         daphne_guards.FRAME_GUARD,
         masks.BUFFERED_MASKS,
         daphne_fastpath.FASTPATH,
         daphne_fastpath.EAGER_WRITES,
         daphne_fastpath.DIRECT_READS,
-        autobahn.LAZY_CONFIG_LOG,
+        autobahn_dump.LAZY_CONFIG_LOG,
     )
 
 

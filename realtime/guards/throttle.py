@@ -25,7 +25,6 @@ import logging
 import math
 import time
 import unicodedata
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -43,9 +42,8 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from realtime.guards.credentials import basic_credentials
 from realtime.kernel.config import RelayConfig
-from realtime.ops import runtime as relay_runtime
-from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.guards.throttle")
 
@@ -131,16 +129,16 @@ def _seconds_until(reset_time: float) -> int:
     return max(1, math.ceil(reset_time - time.time()))
 
 
-_limiters: weakref.WeakKeyDictionary[Runtime, Limiter] = weakref.WeakKeyDictionary()
-
-
-def limiter(runtime: Runtime | None = None) -> Limiter:
-    """The runtime's limiter (one per worker process; tests get one per runtime)."""
-    runtime = runtime or relay_runtime.current()
-    found = _limiters.get(runtime)
-    if found is None:
-        found = _limiters[runtime] = Limiter()
-    return found
+def relay_of(request: HttpRequest) -> Any:
+    """The runtime serving ``request`` (``request.relay``, set by
+    realtime.ops.runtime.RequestRuntimeMiddleware): its ``config`` and ``limiter``."""
+    try:
+        return request.relay  # type: ignore[attr-defined]
+    except AttributeError:
+        raise RuntimeError(
+            "request.relay is not set: put realtime.ops.runtime.RequestRuntimeMiddleware "
+            "in MIDDLEWARE before realtime.guards.throttle.LoginThrottleMiddleware"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -164,8 +162,7 @@ def _address(request: HttpRequest | None) -> str:
     return str((request.META.get("REMOTE_ADDR") if request is not None else "") or "?")
 
 
-def login_blocked(config: RelayConfig, runtime: Runtime, username: str, address: str) -> Verdict:
-    limits = limiter(runtime)
+def login_blocked(config: RelayConfig, limits: Limiter, username: str, address: str) -> Verdict:
     window = config.login_failure_window_s
     verdicts = [limits.blocked(config.login_failures_per_address, window, "login-addr", address)]
     if username:
@@ -177,12 +174,11 @@ def login_blocked(config: RelayConfig, runtime: Runtime, username: str, address:
 
 @receiver(user_login_failed, dispatch_uid="realtime.guards.throttle.failed")
 def _count_failure(sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any) -> None:
-    if request is None:
+    relay = getattr(request, "relay", None)
+    if relay is None:  # no request, or one the relay did not serve (the test client's login)
         return
-    runtime = relay_runtime.of(request)
-    config = runtime.config
+    config, limits = relay.config, relay.limiter
     window = config.login_failure_window_s
-    limits = limiter(runtime)
     limits.hit(config.login_failures_per_address, window, "login-addr", _address(request))
     username = login_identity(credentials.get("username"))
     if username:
@@ -191,16 +187,15 @@ def _count_failure(sender: Any, credentials: dict[str, Any], request: Any = None
 
 @receiver(user_logged_in, dispatch_uid="realtime.guards.throttle.success")
 def _logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
-    if request is not None and user is not None:
-        login_succeeded(request, user)
+    relay = getattr(request, "relay", None)
+    if relay is not None and user is not None:
+        login_succeeded(relay.config, relay.limiter, user)
 
 
-def login_succeeded(request: HttpRequest, user: Any) -> None:
+def login_succeeded(config: RelayConfig, limits: Limiter, user: Any) -> None:
     """A right password (a login, or HTTP Basic without one) clears its username's count."""
-    runtime = relay_runtime.of(request)
-    config = runtime.config
     username = login_identity(user.get_username())
-    limiter(runtime).clear(
+    limits.clear(
         config.login_failures_per_user, config.login_failure_window_s, "login-user", username
     )
 
@@ -228,8 +223,8 @@ class LoginThrottleMiddleware:
         if request.method == "POST" and request.path in (*LOGIN_PATHS, TICKET_PATH):
             username = _presented_username(request)
             if username is not None:
-                runtime = relay_runtime.of(request)
-                verdict = login_blocked(runtime.config, runtime, username, _address(request))
+                relay = relay_of(request)
+                verdict = login_blocked(relay.config, relay.limiter, username, _address(request))
                 if not verdict.allowed:
                     return too_many(
                         request,
@@ -242,8 +237,6 @@ class LoginThrottleMiddleware:
 def _presented_username(request: HttpRequest) -> str | None:
     """The username this request asks to check a password for, or None (no credentials)."""
     if request.path == TICKET_PATH:
-        from realtime.edge.tickets import basic_credentials
-
         credentials = basic_credentials(request)
         return login_identity(credentials[0]) if credentials is not None else None
     return login_identity(request.POST.get("username"))

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from realtime.edge.proxy import Network, parse_networks
 from realtime.kernel import envvars as ev
 from realtime.kernel.envvars import ConfigError
+from realtime.kernel.networks import Network, parse_networks
 from realtime.kernel.providers import (
     DEFAULT_RESPONSES_MODEL,
     REALTIME_ENTRA_SCOPE,

@@ -21,10 +21,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from realtime.compat import daphne_server
-from realtime.ops.runtime import Runtime
 
 _done = asyncio.Event()
 SETTLE_S = 1.0  # at most, for connections accepted before the port closed to be answered
@@ -40,21 +40,22 @@ def serving(server: Any, port: Any) -> None:
     _listeners.append(port)
 
 
-def install(runtime: Runtime) -> None:
-    """Hook the runtime's drain into daphne's reactor (no-op when not served by Twisted)."""
+def install(drain: Callable[[], Awaitable[Any]]) -> None:
+    """Hook a drain (the runtime's: ``Runtime.drain``) into daphne's reactor, to run before
+    it shuts down (no-op when not served by Twisted)."""
     if "twisted.internet.reactor" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
     def before_shutdown() -> Any:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(runtime)))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(drain)))
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
 
 
-async def shutdown(runtime: Runtime) -> None:
+async def shutdown(drain: Callable[[], Awaitable[Any]]) -> None:
     try:
-        await runtime.drain()
+        await drain()
         await close_listeners()
     finally:
         _done.set()

@@ -22,7 +22,6 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
 from realtime.kernel.config import RelayConfig
-from realtime.ops import runtime as relay_runtime
 
 log = logging.getLogger("realtime.ops.health")
 
@@ -42,7 +41,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 async def readyz(request: HttpRequest) -> JsonResponse:
-    runtime = relay_runtime.of(request)
+    runtime = request.relay  # type: ignore[attr-defined]
     checks = await run_checks(runtime.config)
     draining = runtime.draining
     ready = not draining and all(result == "ok" for result in checks.values())

@@ -39,7 +39,6 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.counters import COUNTERS, METRIC_FAMILIES, SessionCounters
-from realtime.ops import runtime as relay_runtime
 
 FLUSH_INTERVAL_S = 5.0
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
@@ -277,7 +276,7 @@ def setup_process() -> None:
 @never_cache
 @require_safe
 async def metrics_view(request: HttpRequest) -> HttpResponse:
-    denied = await access_denied(request, relay_runtime.of(request).config)
+    denied = await access_denied(request, request.relay.config)  # type: ignore[attr-defined]
     if denied is not None:
         return denied
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

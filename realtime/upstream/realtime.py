@@ -38,7 +38,7 @@ from realtime.kernel.events import (
     Usage,
 )
 from realtime.kernel.history import EMPTY, Snapshot
-from realtime.upstream import UpstreamAdapter
+from realtime.upstream.adapter import UpstreamAdapter
 from realtime.upstream.clients import close_connection, enter, websocket_options
 from realtime.upstream.realtime_session import replay_items, session_update
 

@@ -14,9 +14,8 @@ from realtime.kernel import endings
 from realtime.kernel.config import load_config
 from realtime.kernel.endings import SessionEnded
 from realtime.models import RealtimeSession
-from realtime.session import renewal as renewal_module
+from realtime.session import renewal_watch
 from realtime.session.renewal import Renewal
-from realtime.session.states import State
 from realtime_simulator import Faults, Simulator
 from tests.relay.conftest import Client, configure, relay_tasks, wav_pcm
 
@@ -195,8 +194,22 @@ async def test_when_every_attempt_fails_the_session_ends_with_the_original_code(
     ids=lambda failure: failure.upstream_code or failure.ending.code,
 )
 async def test_what_is_never_recovered(failure):
-    session = SimpleNamespace(config=load_config({}), state=State.LIVE)
-    assert await Renewal(session).recover(failure) is False  # type: ignore[arg-type]
+    parts = {
+        name: SimpleNamespace()
+        for name in ("clients", "watch", "reader", "outbox", "history", "turns", "counters")
+    }
+    renewal = Renewal(
+        session_id="s",
+        config=load_config({}),
+        switch=lambda adapter: None,
+        events=SimpleNamespace(billed=None),
+        port=None,
+        presence=None,
+        spawn=None,
+        live=lambda: True,
+        **parts,
+    )  # type: ignore[arg-type]
+    assert await renewal.recover(failure) is False
 
 
 def test_the_admin_session_page_lists_the_upstream_sessions(admin_client):
@@ -242,7 +255,7 @@ async def test_the_timer_comes_before_the_expiry_the_upstream_announces(upstream
 
 
 async def test_a_renewal_that_finds_no_quiet_moment_cuts_the_answer(simulator, monkeypatch):
-    monkeypatch.setattr(renewal_module, "QUIET_DEADLINE_S", 0.5)
+    monkeypatch.setattr(renewal_watch, "QUIET_DEADLINE_S", 0.5)
     configure(upstream_max_seconds=1, stall_timeout_s=60)
     simulator.next_faults(Faults(stall_after="response.created"))  # an answer that never ends
     client = Client()

@@ -239,7 +239,8 @@ async def test_the_api_key_is_never_exposed(
 
     assert records.records, "no log records were captured"
     # websockets.server is the simulator (it stands in for the provider and logs what it
-    # received); websockets.client's handshake dump is redacted by realtime.compat.websockets.
+    # received); websockets.client's handshake dump is redacted by
+    # realtime.compat.websockets_redaction.
     found = record_leaks(records.records, key, skip=("websockets.server",))
     assert found == [], f"the key reached a log record: {found}"
 

@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel
 from pydantic_core import PydanticCustomError
 
 from realtime.tools import ToolContext, ToolRefused, ToolRegistry, ToolRunner
-from tests.tools.conftest import Notices
+from tests.tools.conftest import Notices, shown
 
 SESSION = "00000000-0000-4000-8000-000000000001"
 
@@ -87,7 +87,7 @@ async def test_an_async_call_round_trip(make_runner: Any, notices: Notices) -> N
     result = await runner.run("call_1", "echo", '{"text": "ab", "times": 2}')
     assert output(result) == {"text": "abab", "times": 2}
     assert notices.statuses("call_1") == ["started", "done"]
-    assert notices.last("call_1").to_message() == {
+    assert shown(notices.last("call_1")) == {
         "type": "tool_call",
         "name": "echo",
         "call_id": "call_1",
@@ -235,7 +235,7 @@ async def test_nothing_is_shown_for_a_tool_not_marked_safe(
 ) -> None:
     runner = make_runner(build_registry())
     await runner.run("w", "whoami", "{}")
-    assert [n.to_message() for n in notices] == [
+    assert [shown(n) for n in notices] == [
         {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "started"},
         {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "done"},
     ]
