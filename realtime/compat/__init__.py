@@ -21,7 +21,9 @@ disappears or changes shape, so an upgrade cannot break the relay silently.
 - ``masks``: upstream frame masks from a buffered CSPRNG, not a system call per frame
   (websockets 15);
 - ``autobahn``: autobahn's per-connection DEBUG dump of its settings formatted only when
-  DEBUG logging is on (autobahn 26.10).
+  DEBUG logging is on (autobahn 26.10);
+- ``redis_layer``: the channels-redis layer's pools with timeouts and a cap, and its blocking
+  receive shorter than the read timeout (channels-redis 4.3.0, redis 7.4).
 """
 
 from __future__ import annotations
