@@ -7,7 +7,8 @@ class RealtimeConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from realtime import checks, compat  # noqa: F401 (they register themselves)
+        from realtime import checks  # noqa: F401 (they register themselves)
         from realtime.guards import throttle  # noqa: F401
 
-        compat.install()  # framework patches, once per process (realtime/compat)
+        # Framework patches (realtime/compat) are installed where the server is built
+        # (relay_site/application.py), not for every manage.py command.

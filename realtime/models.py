@@ -9,8 +9,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from realtime.kernel import counters
-
 
 class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
     def live(self) -> RealtimeSessionQuerySet:
@@ -31,9 +29,29 @@ class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
 
 
 class SessionCounterColumns(models.Model):
-    """The counter columns, one per stored counter of ``realtime.kernel.counters.COUNTERS``."""
+    """The counter columns: one per stored counter of ``realtime.kernel.counters.COUNTERS``
+    (its ``column``; ``big`` ones are BigIntegerField), in the order of that table. The
+    heartbeat writes them (``SessionCounters.columns``); tests/registry/test_counter_columns.py
+    checks they and the table agree. A new stored counter needs its field here and a migration.
+    """
 
-    locals().update(counters.model_fields())
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    input_text_tokens = models.BigIntegerField(default=0)
+    input_audio_tokens = models.BigIntegerField(default=0)
+    output_text_tokens = models.BigIntegerField(default=0)
+    output_audio_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    audio_ms_in = models.BigIntegerField(default=0)
+    audio_ms_out = models.BigIntegerField(default=0)
+    text_messages = models.PositiveIntegerField(default=0)
+    responses = models.PositiveIntegerField(default=0)
+    barge_ins = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    upstream_seconds = models.PositiveIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    tool_errors = models.PositiveIntegerField(default=0)
+    tool_ms = models.BigIntegerField(default=0)
 
     class Meta:
         abstract = True

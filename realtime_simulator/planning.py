@@ -4,11 +4,15 @@ Tool-call convention (what the relay's server-side tools rely on):
 - a configured function tool is *mentioned* when its name appears in the user's words (typed
   text, the recognised utterance, or the transcript) as a whole word, case-insensitively,
   either as written (``get_current_time``) or with underscores spoken as spaces
-  (``get current time``); text inside a JSON object does not count;
+  (``get current time``), or when one of its *example phrases* appears: the double-quoted
+  phrases on a line of its description that starts ``Examples:`` (``Examples: "what time is
+  it", "what's the time"``; the relay's ``@tool(examples=[...])`` writes that line), matched
+  word by word, case-insensitively, whatever punctuation or spacing lies between the words;
+  text inside a JSON object does not count;
 - every mentioned tool is called once, in order of first mention, all in one response
   (parallel calls) unless ``parallel_tool_calls`` is false (then only the first);
 - a call's arguments are the first JSON object in its stretch of the words (from the tool's
-  first mention to the next mention of any tool; the first call's stretch starts at the
+  first mention to the next mention of another tool; the first call's stretch starts at the
   beginning of the words), else ``{}``;
 - ``tool_choice``: ``none`` never calls, ``required`` calls the first tool when none is
   mentioned, ``{"type": "function", "name": N}`` calls only N;
@@ -19,7 +23,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,24 +63,52 @@ def json_objects(text: str) -> list[tuple[int, int, dict[str, Any]]]:
     return found
 
 
-def _name_pattern(name: str) -> re.Pattern[str]:
+_EXAMPLES_LINE = re.compile(r"^[ \t]*Examples:(.*)$", re.MULTILINE | re.IGNORECASE)
+_QUOTED = re.compile(r'"([^"\n]+)"')
+
+
+def example_phrases(tool: Mapping[str, Any]) -> list[str]:
+    """A tool's example phrases: the double-quoted phrases on its description's lines that
+    start ``Examples:`` (the convention the relay's ``@tool(examples=...)`` follows)."""
+    description = tool.get("description")
+    if not isinstance(description, str):
+        return []
+    return [
+        phrase.strip()
+        for line in _EXAMPLES_LINE.findall(description)
+        for phrase in _QUOTED.findall(line)
+        if re.search(r"\w", phrase)
+    ]
+
+
+def phrase_pattern(phrase: str) -> str:
+    """A regular expression for a phrase, word by word (any non-word characters between)."""
+    return r"\W+".join(re.escape(word) for word in re.findall(r"\w+", phrase))
+
+
+def _name_pattern(name: str, phrases: Sequence[str] = ()) -> re.Pattern[str]:
     forms = {name, name.replace("_", " ")}
-    alternatives = "|".join(
+    alternatives = [
         re.escape(form).replace(r"\ ", r"\s+") for form in sorted(forms, key=len, reverse=True)
-    )
-    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE)
+    ]
+    alternatives += [phrase_pattern(phrase) for phrase in phrases if re.search(r"\w", phrase)]
+    return re.compile(rf"(?<!\w)(?:{'|'.join(alternatives)})(?!\w)", re.IGNORECASE)
 
 
-def mentions(text: str, names: Sequence[str]) -> list[tuple[int, str]]:
-    """(position, tool name) of each mention, in order; the longest wins where they overlap."""
+def mentions(
+    text: str, names: Sequence[str], phrases: Mapping[str, Sequence[str]] | None = None
+) -> list[tuple[int, str]]:
+    """(position, tool name) of each mention (its name or one of its example phrases), in
+    order; the longest wins where they overlap."""
     masked = list(text)
     for start, end, _ in json_objects(text):
         masked[start:end] = " " * (end - start)
     searchable = "".join(masked)
+    phrases = phrases or {}
     hits = [
         (m.start(), m.end(), name)
         for name in names
-        for m in _name_pattern(name).finditer(searchable)
+        for m in _name_pattern(name, phrases.get(name, ())).finditer(searchable)
     ]
     hits.sort(key=lambda hit: (hit[0], hit[0] - hit[1]))
     kept: list[tuple[int, str]] = []
@@ -89,11 +121,15 @@ def mentions(text: str, names: Sequence[str]) -> list[tuple[int, str]]:
 
 
 def tool_calls(
-    text: str, names: Sequence[str], choice: Any, parallel: bool = True
+    text: str,
+    names: Sequence[str],
+    choice: Any,
+    parallel: bool = True,
+    phrases: Mapping[str, Sequence[str]] | None = None,
 ) -> list[ToolCall]:
     if not names or choice == "none":
         return []
-    hits = mentions(text, names)
+    hits = mentions(text, names, phrases)
     order: list[tuple[int, str]] = []
     for position, name in hits:
         if all(name != seen for _, seen in order):
@@ -111,7 +147,7 @@ def tool_calls(
     calls = []
     for index, (position, name) in enumerate(order):
         start = 0 if index == 0 else position
-        end = next((p for p, _ in hits if p > position), len(text))
+        end = next((p for p, n in hits if p > position and n != name), len(text))
         arguments = next((value for s, _, value in objects if start <= s < end), {})
         calls.append(
             ToolCall(name, json.dumps(arguments, separators=(",", ":"), ensure_ascii=False))
@@ -198,10 +234,10 @@ def plan_response(
         text = words or ""
     else:
         reply = f"You said: {text}. {SPEAKING}"
-    names = [
-        str(t["name"]) for t in tools if t.get("type", "function") == "function" and t.get("name")
-    ]
-    calls = tool_calls(text, names, choice, parallel)
+    functions = [t for t in tools if t.get("type", "function") == "function" and t.get("name")]
+    names = [str(t["name"]) for t in functions]
+    phrases = {str(t["name"]): example_phrases(t) for t in functions}
+    calls = tool_calls(text, names, choice, parallel, phrases)
     if calls:
         return Plan("function_call", calls=calls)
     return Plan("message", reply_text or reply + note)

@@ -118,7 +118,7 @@ class Session(EventSocket, AudioInput, ConversationItems, ResponseRunner):
                     "conversation.created",
                     conversation={
                         "id": self.conversation_id,
-                        "object": "realtime.records.conversation",
+                        "object": "realtime.conversation",
                     },
                 )
             )

@@ -2,6 +2,9 @@
 
 ``relay_site/asgi.py`` builds it from the environment for any ASGI server; ``manage.py serve``
 and the tests build their own runtime (e.g. pointed at an embedded simulator) and pass it.
+Building it installs the framework patches of a serving process (realtime/compat: each
+checked against what it patches, off with one warning if that changed); other ``manage.py``
+commands never load them.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ def build_application(runtime: Runtime | None = None) -> Any:
 
     from django.conf import settings
 
+    from realtime import compat
+    from realtime.compat import redis_pools
     from realtime.edge.access import RelayAccessMiddleware, auth_stack
     from realtime.edge.proxy import ForwardedMiddleware
     from realtime.edge.routing import RefuseUnknownPaths, websocket_urlpatterns
-    from realtime.ops import drain, metrics, redis_conn
+    from realtime.ops import drain, metrics
     from realtime.ops import runtime as relay_runtime
 
     if runtime is None:  # another ASGI server (relay_site/asgi.py): manage.py's checks never ran
@@ -36,9 +41,10 @@ def build_application(runtime: Runtime | None = None) -> Any:
     except ConfigError as exc:
         sys.exit(f"Configuration error: {exc}")
     if settings.REDIS_URL:  # said once here if unreachable, not by every later call
-        redis_conn.probe_at_start(settings.REDIS_URL, runtime.config.redis_timeout_s)
+        redis_pools.probe_at_start(settings.REDIS_URL, runtime.config.redis_timeout_s)
     metrics.setup_process()
-    drain.install(runtime)
+    compat.install_server_patches()
+    drain.install(runtime.drain)
     router = ProtocolTypeRouter(
         {
             "http": django_app,

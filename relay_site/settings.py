@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # request.relay: the runtime serving the request (realtime/ops/runtime.py).
+    "realtime.ops.runtime.RequestRuntimeMiddleware",
     # A database outage is a 503 with Retry-After, not a 500 (realtime/ops/dbdown.py).
     "realtime.ops.dbdown.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -148,6 +150,7 @@ LOGGING = {
     "filters": {
         "session_id": {"()": "realtime.ops.logs.SessionIdFilter"},
         "redact": {"()": "realtime.ops.logs.RedactFilter"},
+        "daphne_notices": {"()": "realtime.ops.logs.DaphneNoticeFilter"},
         # Control characters in messages (paths, usernames …) escaped: one record, one line.
         "escape": {"()": "realtime.ops.logs.EscapeFilter"},
         # /readyz answering 503 is not an ERROR line per probe (realtime.ops.health logs
@@ -169,5 +172,15 @@ LOGGING = {
         "realtime": {"handlers": ["console"], "level": _relay.log_level, "propagate": False},
         # Not propagated: daphne gives the root logger a handler too (each line twice).
         "django": {"handlers": ["console"], "level": "WARNING", "propagate": False},
+        # The SDK's upstream sockets (and the simulator's): "connection open" per session is
+        # noise; their warnings and errors stay, labelled. Everything at RELAY_LOG_LEVEL=DEBUG.
+        "websockets": {
+            "handlers": ["console"],
+            "level": "DEBUG" if _relay.log_level == "DEBUG" else "WARNING",
+            "propagate": False,
+        },
+        # daphne's own lines go through the root handler it sets up (-v 1); a notice about
+        # HTTP/2 (which the relay does not use) is dropped.
+        "daphne.server": {"filters": ["daphne_notices"]},
     },
 }

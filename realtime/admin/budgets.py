@@ -77,7 +77,7 @@ class UserBudgetInline(admin.StackedInline):
 
 User = get_user_model()
 if admin.site.is_registered(User):
-    base = type(admin.site._registry[User])
+    base = type(admin.site.get_model_admin(User))  # Django ≥ 5.0
     admin.site.unregister(User)
 else:
     base = UserAdmin

@@ -17,7 +17,7 @@ from realtime.admin.conversations import ACTIONS as CONVERSATION_ACTIONS
 from realtime.admin.conversations import ConversationAdminMixin
 from realtime.kernel import counters
 from realtime.models import Note, RealtimeSession
-from realtime.ops import presence as registry
+from realtime.ops import control, reaper
 from realtime.ops import runtime as relay_runtime
 
 TERMINATE_PERMISSION = "realtime.terminate_realtimesession"
@@ -25,7 +25,7 @@ TERMINATE_PERMISSION = "realtime.terminate_realtimesession"
 
 def _stale_cutoff() -> Any:
     beat = relay_runtime.current().config.heartbeat_seconds
-    return timezone.now() - timedelta(seconds=beat * registry.STALE_AFTER_BEATS)
+    return timezone.now() - timedelta(seconds=beat * reaper.STALE_AFTER_BEATS)
 
 
 def _format_ms(ms: int) -> str:
@@ -155,8 +155,8 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     def _terminate(self, request: HttpRequest, sessions: list[RealtimeSession]) -> None:
         open_sessions = [s for s in sessions if s.is_open or s.status == "stale"]
         try:
-            asked = registry.terminate_sessions(open_sessions, by=request.user.get_username())
-        except registry.ControlUnavailable as exc:  # fail closed, and say so
+            asked = control.terminate_sessions(open_sessions, by=request.user.get_username())
+        except control.ControlUnavailable as exc:  # fail closed, and say so
             text = (
                 "The channel layer (Redis) did not answer: no live session was asked to end; "
                 "try again once it answers."

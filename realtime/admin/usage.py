@@ -20,7 +20,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from realtime.kernel.counters import USAGE_COLUMNS
-from realtime.records.csvsafe import safe_row
+from realtime.records.spreadsheets import safe_row
 
 SUMMED = USAGE_COLUMNS  # realtime.kernel.counters: the counters marked usage=True
 DEFAULT_DAYS = 30

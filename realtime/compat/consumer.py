@@ -26,7 +26,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
-from realtime.ops import redis_conn
+from realtime.compat import redis_pools
 
 log = logging.getLogger("realtime.layer")
 
@@ -42,7 +42,7 @@ class DirectWebsocketConsumer(AsyncWebsocketConsumer):
                 self.channel_name = await self.channel_layer.new_channel()
                 layer_task = asyncio.create_task(self._layer_loop(), name="realtime-layer")
             except Exception as exc:  # the in-memory layer never fails; Redis may
-                redis_conn.unreachable("channel layer at connect", exc)
+                redis_pools.unreachable("channel layer at connect", exc)
         try:
             while True:
                 await self.dispatch(await receive())
@@ -84,11 +84,11 @@ class DirectWebsocketConsumer(AsyncWebsocketConsumer):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # reported once per outage, not per consumer and retry
-                redis_conn.unreachable("channel layer receive, retrying", exc)
+                redis_pools.unreachable("channel layer receive, retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
             else:
-                redis_conn.answered()
+                redis_pools.answered()
                 return message
 
     def _layer_deadline(self) -> asyncio.Timeout:
@@ -101,16 +101,16 @@ class DirectWebsocketConsumer(AsyncWebsocketConsumer):
         Fails open within the layer's timeout: a hung Redis delays a connect by at most that."""
         if self.channel_layer is None or not getattr(self, "channel_name", None):
             return
-        if not redis_conn.may_try("channel layer groups"):
+        if not redis_pools.may_try("channel layer groups"):
             return  # Redis is down: a later heartbeat joins (one try every few seconds)
         try:
             async with self._layer_deadline():
                 for group in self.groups:
                     await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
-            redis_conn.unreachable("channel layer group_add", exc)
+            redis_pools.unreachable("channel layer group_add", exc)
         else:
-            redis_conn.answered()
+            redis_pools.answered()
 
     async def leave_groups(self) -> None:
         if self.channel_layer is not None and getattr(self, "channel_name", None):

@@ -1,37 +1,49 @@
 """Guards daphne lacks: oversized WebSocket messages, slow and silent HTTP clients.
 
-**Oversized messages.** autobahn checks ``maxMessagePayloadSize`` when a frame *begins*
-(``onMessageFrameBegin``, before its payload is read) and then drops the TCP connection
-(``failByDrop``): the client sees a bare 1006 and no reason. Here the check instead discards
-the rest of that message as it streams in (nothing of it is kept, whatever its size) and
-hands the application a ``websocket.receive`` with ``relay_frame_too_large`` (the declared
+**Oversized messages** (``FRAME_GUARD``). autobahn checks ``maxMessagePayloadSize`` when a
+frame *begins* (``onMessageFrameBegin``, before its payload is read) and then drops the TCP
+connection (``failByDrop``): the client sees a bare 1006 and no reason. Here the check instead
+discards the rest of that message as it streams in (nothing of it is kept, whatever its size)
+and hands the application a ``websocket.receive`` with ``relay_frame_too_large`` (the declared
 size) and ``relay_binary``; the consumer ends the session as for any frame over its limit:
 ``frame_too_large`` and 1009. A client that keeps sending after the close frame is cut by
-autobahn's close-handshake timeout.
+autobahn's close-handshake timeout. Checked at install: the hooks' signatures, then a probe
+sends an in-memory daphne connection a frame over its limit and sees the message above, the
+connection still open and nothing buffered. Off: autobahn's own drop (1006).
 
-**Slow and silent HTTP clients.** Twisted's only request timeout is an inactivity timer
-(60 s) that every byte resets: a client that trickles a header line every few seconds
-(slowloris) holds its socket forever. ``install_request_deadlines`` adds two deadlines per
+**Slow and silent HTTP clients** (``REQUEST_DEADLINES``, installed by ``serve``). Twisted's only
+request timeout is an inactivity timer (60 s) that every byte resets: a client that trickles a
+header line every few seconds (slowloris) holds its socket forever. Two deadlines per
 connection, counted from the moment it is ready for a request (accepted, or its previous
-response sent): the first byte within ``first_message`` seconds (else the socket is
-closed) and the whole request head, WebSocket upgrade included, within ``handshake``
-seconds (else ``408 Request Timeout`` and close). They follow the life of Twisted's own
-timer: off once a head is complete (an upgraded WebSocket is never touched again), on again
-after a response on a kept-alive connection.
+response sent): the first byte within ``first_message`` seconds (else the socket is closed)
+and the whole request head, WebSocket upgrade included, within ``handshake`` seconds (else
+``408 Request Timeout`` and close). They follow the life of Twisted's own timer, on the same
+clock (the channel's ``callLater``): off once a head is complete (an upgraded WebSocket is
+never touched again), on again after a response on a kept-alive connection. Checked at
+install: ``HTTPChannel``'s steps, then a probe on a fake clock sees a silent client closed, a
+slow head answered 408 and a whole head left alone. Off: Twisted's idle timer only.
 
-Checked against daphne 4.2.3, autobahn 26.10.2 and Twisted 26.10.0 (``tests/compat``).
+Written against daphne 4.2, autobahn 26.10 and Twisted 26.10.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from realtime.compat.patching import (
+    Patch,
+    Replacer,
+    expect,
+    expect_attributes,
+    expect_parameters,
+    install,
+    served_by_daphne,
+)
+
 if TYPE_CHECKING:
     from realtime.kernel.config import RelayConfig
     from realtime.kernel.endings import Ending
 
-_FRAME_MARK = "_relay_frame_guard"
-_DEADLINE_MARK = "_relay_request_deadlines"
 TIMEOUT_RESPONSE = (
     b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: text/plain\r\n"
     b"Content-Length: 41\r\n\r\nThe request head did not arrive in time.\n"
@@ -57,13 +69,29 @@ def oversize_ending(message: dict[str, Any], config: RelayConfig) -> Ending:
     )
 
 
-def install_frame_guard() -> None:
-    try:
-        from daphne.ws_protocol import WebSocketProtocol
-    except ImportError:  # not served by daphne
-        return
-    if getattr(WebSocketProtocol, _FRAME_MARK, False):
-        return
+_HOOKS = ("onMessageFrameData", "onMessageFrameEnd", "onMessageEnd")
+
+
+def _check_frame_guard() -> None:
+    from daphne.ws_protocol import WebSocketProtocol
+
+    expect_parameters(
+        WebSocketProtocol._max_message_size_exceeded,
+        ("self", "msg_size", "max_msg_size", "reason"),
+        "autobahn WebSocketProtocol._max_message_size_exceeded",
+        "autobahn",
+    )
+    expect_parameters(
+        WebSocketProtocol.onMessageFrameData, ("self", "payload"), "onMessageFrameData", "autobahn"
+    )
+    for name in ("onMessageFrameEnd", "onMessageEnd"):
+        expect_parameters(getattr(WebSocketProtocol, name, None), ("self",), name, "autobahn")
+    expect_attributes(WebSocketProtocol, ("muted", "sendCloseFrame"), "daphne WebSocketProtocol")
+
+
+def _apply_frame_guard(replace: Replacer) -> None:
+    from daphne.ws_protocol import WebSocketProtocol
+
     frame_data = WebSocketProtocol.onMessageFrameData
     frame_end = WebSocketProtocol.onMessageFrameEnd
     message_end = WebSocketProtocol.onMessageEnd
@@ -103,16 +131,53 @@ def install_frame_guard() -> None:
             return
         message_end(self)
 
-    WebSocketProtocol._max_message_size_exceeded = max_message_size_exceeded
-    WebSocketProtocol.onMessageFrameData = on_frame_data
-    WebSocketProtocol.onMessageFrameEnd = on_frame_end
-    WebSocketProtocol.onMessageEnd = on_message_end
-    setattr(WebSocketProtocol, _FRAME_MARK, True)
+    replace(WebSocketProtocol, "_max_message_size_exceeded", max_message_size_exceeded)
+    replace(WebSocketProtocol, "onMessageFrameData", on_frame_data)
+    replace(WebSocketProtocol, "onMessageFrameEnd", on_frame_end)
+    replace(WebSocketProtocol, "onMessageEnd", on_message_end)
+
+
+def _probe_frame_guard() -> None:
+    from realtime.compat.probes import MemoryConnection, client_frame
+
+    connection = MemoryConnection(maxMessagePayloadSize=64, maxFramePayloadSize=64)
+    try:
+        frame = client_frame(bytes(200), 2)
+        connection.feed_raw(frame[:60])  # the header and the start of the payload
+        expect(
+            connection.received()
+            == [{"type": "websocket.receive", "relay_frame_too_large": 200, "relay_binary": True}],
+            "a frame over the limit did not reach the application as relay_frame_too_large",
+            "autobahn",
+        )
+        connection.feed_raw(frame[60:])
+        expect(connection.received() == [], "the discarded message reached the application")
+        expect(not connection.transport.disconnecting, "autobahn dropped the connection")
+        expect(connection.written() == b"", "autobahn answered the oversized frame itself")
+    finally:
+        connection.close()
+
+
+FRAME_GUARD = Patch(
+    name="daphne_frame_guard",
+    packages=("autobahn", "daphne"),
+    targets=(
+        "autobahn WebSocketProtocol._max_message_size_exceeded",
+        *(f"autobahn WebSocketProtocol.{hook}" for hook in _HOOKS),
+    ),
+    check=_check_frame_guard,
+    apply=_apply_frame_guard,
+    probe=_probe_frame_guard,
+    needed=served_by_daphne,
+)
 
 
 # ---------------------------------------------------------------------------------------------
 # Request deadlines
 # ---------------------------------------------------------------------------------------------
+
+_STEPS = ("connectionMade", "dataReceived", "allHeadersReceived", "requestDone", "connectionLost")
+_settings = {"first": 0.0, "head": 0.0}
 
 
 class _Deadlines:
@@ -136,26 +201,21 @@ class _Deadlines:
         self.head = None
 
 
-def install_request_deadlines(*, first_message: float, handshake: float) -> None:
-    """Deadlines for every HTTP connection of this process (0 turns one off)."""
-    from twisted.internet import reactor
+def _check_deadlines() -> None:
     from twisted.web.http import HTTPChannel
 
-    settings = {"first": float(first_message), "head": float(handshake)}
-    previous = getattr(HTTPChannel, _DEADLINE_MARK, None)
-    if previous is not None:  # installed: only the numbers change
-        previous.update(settings)
-        return
-    originals = {
-        name: getattr(HTTPChannel, name)
-        for name in (
-            "connectionMade",
-            "dataReceived",
-            "allHeadersReceived",
-            "requestDone",
-            "connectionLost",
-        )
-    }
+    expect_parameters(HTTPChannel.dataReceived, ("self", "data"), "HTTPChannel.dataReceived")
+    expect_parameters(HTTPChannel.requestDone, ("self", "request"), "HTTPChannel.requestDone")
+    expect_parameters(HTTPChannel.connectionLost, ("self", "reason"), "HTTPChannel.connectionLost")
+    for name in ("connectionMade", "allHeadersReceived"):
+        expect_parameters(getattr(HTTPChannel, name, None), ("self",), f"HTTPChannel.{name}")
+    expect_attributes(HTTPChannel(), ("persistent", "callLater", "transport"), "HTTPChannel")
+
+
+def _apply_deadlines(replace: Replacer) -> None:
+    from twisted.web.http import HTTPChannel
+
+    originals = {name: getattr(HTTPChannel, name) for name in _STEPS}
 
     def expire(channel: Any, silent: bool) -> None:
         deadlines(channel).cancel()
@@ -166,15 +226,16 @@ def install_request_deadlines(*, first_message: float, handshake: float) -> None
             transport.write(TIMEOUT_RESPONSE)
         transport.loseConnection()
         # A client that reads nothing would hold the socket until the 408 is flushed.
-        reactor.callLater(2, transport.abortConnection)
+        channel.callLater(2, transport.abortConnection)
 
     def arm(channel: Any) -> None:
         timers = deadlines(channel)
         timers.cancel()
-        if settings["first"] > 0:
-            timers.first = reactor.callLater(settings["first"], expire, channel, True)
-        if settings["head"] > 0:
-            timers.head = reactor.callLater(settings["head"], expire, channel, False)
+        first, head = _settings["first"], _settings["head"]
+        if first > 0:
+            timers.first = channel.callLater(first, lambda: expire(channel, True))
+        if head > 0:
+            timers.head = channel.callLater(head, lambda: expire(channel, False))
 
     def deadlines(channel: Any) -> _Deadlines:
         timers = channel.__dict__.get("_relay_deadlines")
@@ -203,9 +264,53 @@ def install_request_deadlines(*, first_message: float, handshake: float) -> None
         deadlines(self).cancel()
         originals["connectionLost"](self, reason)
 
-    HTTPChannel.connectionMade = connection_made
-    HTTPChannel.dataReceived = data_received
-    HTTPChannel.allHeadersReceived = all_headers_received
-    HTTPChannel.requestDone = request_done
-    HTTPChannel.connectionLost = connection_lost
-    setattr(HTTPChannel, _DEADLINE_MARK, settings)
+    replace(HTTPChannel, "connectionMade", connection_made)
+    replace(HTTPChannel, "dataReceived", data_received)
+    replace(HTTPChannel, "allHeadersReceived", all_headers_received)
+    replace(HTTPChannel, "requestDone", request_done)
+    replace(HTTPChannel, "connectionLost", connection_lost)
+
+
+def _probe_deadlines() -> None:
+    from twisted.internet.error import ConnectionDone
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.python.failure import Failure
+    from twisted.web.http import HTTPChannel
+
+    saved = dict(_settings)
+    _settings.update(first=1.0, head=2.0)
+    try:
+        outcomes = []
+        for data in (b"", b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nHost: probe\r\n\r\n"):
+            clock, transport, channel = Clock(), StringTransport(), HTTPChannel()
+            channel.callLater = clock.callLater  # as Twisted's own HTTPFactory sets it
+            channel.makeConnection(transport)
+            if data:
+                channel.dataReceived(data)
+            clock.advance(1.5)
+            silent = transport.disconnecting
+            clock.advance(1.0)
+            outcomes.append((silent, transport.value().startswith(b"HTTP/1.1 408")))
+            channel.connectionLost(Failure(ConnectionDone()))
+        expect(outcomes[0] == (True, False), "a silent connection was not closed")
+        expect(outcomes[1] == (False, True), "a slow request head was not answered 408")
+        expect(outcomes[2] == (False, False), "a whole request head was cut")
+    finally:
+        _settings.update(saved)
+
+
+REQUEST_DEADLINES = Patch(
+    name="twisted_request_deadlines",
+    packages=("twisted",),
+    targets=tuple(f"twisted.web.http.HTTPChannel.{name}" for name in _STEPS),
+    check=_check_deadlines,
+    apply=_apply_deadlines,
+    probe=_probe_deadlines,
+)
+
+
+def install_request_deadlines(*, first_message: float, handshake: float) -> bool:
+    """Deadlines for every HTTP connection of this process (0 turns one off); True if on."""
+    _settings.update(first=float(first_message), head=float(handshake))
+    return install(REQUEST_DEADLINES)

@@ -3,7 +3,7 @@
 ``RedisChannelLayer`` builds each shard's pool with ``create_pool(index)`` from its ``hosts``
 entry: a plain ``redis.asyncio.ConnectionPool`` (no socket timeouts, no size limit that waits).
 ``BoundedRedisChannelLayer`` overrides that method to build the relay's pool
-(``realtime.ops.redis_conn``: connect/read/pool-wait timeouts, ``max_connections``), and lowers
+(``realtime.compat.redis_pools``: connect/read/pool-wait timeouts, ``max_connections``), and lowers
 ``brpop_timeout`` (the layer's blocking receive, a class attribute, 5 s) below the read
 timeout, or every idle receive would end in a read timeout. Each operation the relay awaits is
 also bounded as a whole by ``timeout`` (``realtime.compat.consumer``).
@@ -16,7 +16,7 @@ from typing import Any
 
 from channels_redis.core import RedisChannelLayer
 
-from realtime.ops import redis_conn
+from realtime.compat import redis_pools
 
 
 class BoundedRedisChannelLayer(RedisChannelLayer):
@@ -34,5 +34,5 @@ class BoundedRedisChannelLayer(RedisChannelLayer):
         address = host.pop("address", None)
         if address is None:  # sentinel or host/port entries: channels-redis builds those
             return super().create_pool(index)
-        options = redis_conn.pool_options(self.timeout, self.max_connections, "relay-layer")
-        return redis_conn.aioredis.BlockingConnectionPool.from_url(address, **(options | host))
+        options = redis_pools.pool_options(self.timeout, self.max_connections, "relay-layer")
+        return redis_pools.aioredis.BlockingConnectionPool.from_url(address, **(options | host))

@@ -4,8 +4,10 @@ The SDK's ``send_raw`` adds a reconnect queue and a lock per message, and ``recv
 log call and reconnect bookkeeping: at 50 audio appends a second per session that is pure
 overhead, and the relay never reconnects mid-conversation (the session would be lost
 anyway). Both the Realtime and the GPT-Live connection classes keep the websockets
-connection in ``_connection`` (checked against openai 3.57 with websockets 15). If a
-release renames it, the relay falls back to ``send_raw``/``recv_bytes`` and logs once.
+connection in ``_connection`` (written against openai 3.57 with websockets 15). Decided per
+connection (patch ``openai_raw_socket``): if a release renames it, the relay falls back to
+``send_raw``/``recv_bytes``, logs one warning naming the openai version and sets
+``relay_compat_patch_active{patch="openai_raw_socket"}`` to 0.
 
 Sending a text frame on websockets' ``Connection.send`` enters an async context manager
 (``send_context``) that checks the state before and after and then waits for the write
@@ -16,13 +18,18 @@ protocol's ``send_text``, then ``send_data``); in every other case, ``send`` its
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-log = logging.getLogger("realtime.compat")
-_warned = False
+from realtime.compat import patching
+from realtime.compat.patching import Mismatch, Patch
+
+RAW_SOCKET = Patch(
+    name="openai_raw_socket",
+    packages=("openai", "websockets"),
+    targets=("the openai SDK connection's _connection (a websockets connection)",),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,15 +52,18 @@ def raw_socket(connection: Any) -> RawSocket:
         async def recv_raw() -> bytes | str:
             return await recv(decode=False)
 
+        if not patching.active(RAW_SOCKET.name):
+            patching.report(RAW_SOCKET, True)
         quick = _quick_send(ws)
         if quick is None:
             return RawSocket(send=send, recv=recv_raw, direct=True)
         write_now, send_quickly = quick
         return RawSocket(send=send_quickly, recv=recv_raw, direct=True, write_now=write_now)
-    global _warned
-    if not _warned:
-        _warned = True
-        log.warning("openai SDK connection has no raw websocket; using send_raw/recv_bytes")
+    patching.report(
+        RAW_SOCKET,
+        False,
+        Mismatch(f"{type(connection).__name__} has no websocket in _connection", "openai"),
+    )
     return RawSocket(send=connection.send_raw, recv=connection.recv_bytes, direct=False)
 
 

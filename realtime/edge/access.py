@@ -14,7 +14,8 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
-from channels.auth import AuthMiddleware
+from channels import auth as channels_auth
+from channels.middleware import BaseMiddleware
 from channels.security.websocket import OriginValidator
 from channels.sessions import CookieMiddleware, SessionMiddleware
 from django.conf import settings
@@ -109,24 +110,29 @@ DATABASE_DOWN = endings.REGISTRY_UNAVAILABLE.because(
 )
 
 
-class GuardedAuthMiddleware(AuthMiddleware):
-    """Channels' AuthMiddleware, but a database outage while loading the user (session row,
-    user row) becomes a refusal the consumer explains (``registry_unavailable``, 1011)
-    instead of an exception that kills the handshake.
+class GuardedAuthMiddleware(BaseMiddleware):
+    """Channels' AuthMiddleware (``scope["user"]`` from the Django session, through Channels'
+    public ``get_user``), but a database outage while loading the user (session row, user
+    row) becomes a refusal the consumer explains (``registry_unavailable``, 1011) instead of
+    an exception that kills the handshake.
 
     A connection without a session cookie is anonymous at once: channels would find the same
     after a hop to the database thread, which every connect of a storm queues for."""
 
-    async def resolve_scope(self, scope: dict[str, Any]) -> None:
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        if "session" not in scope:
+            raise ValueError("GuardedAuthMiddleware needs SessionMiddleware above it")
+        scope = dict(scope)
         if settings.SESSION_COOKIE_NAME not in (scope.get("cookies") or {}):
-            scope["user"]._wrapped = AnonymousUser()
-            return
-        try:
-            await super().resolve_scope(scope)
-        except DatabaseError as exc:
-            log.warning("websocket auth: database unavailable (%s)", type(exc).__name__)
-            scope["user"]._wrapped = AnonymousUser()
-            scope["relay_refusal"] = DATABASE_DOWN
+            scope["user"] = AnonymousUser()
+        else:
+            try:
+                scope["user"] = await channels_auth.get_user(scope)
+            except DatabaseError as exc:
+                log.warning("websocket auth: database unavailable (%s)", type(exc).__name__)
+                scope["user"] = AnonymousUser()
+                scope["relay_refusal"] = DATABASE_DOWN
+        return await super().__call__(scope, receive, send)
 
 
 def auth_stack(inner: Any) -> Any:

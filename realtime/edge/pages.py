@@ -16,6 +16,7 @@ def index(request: HttpRequest) -> HttpResponse:
     """The demo page. It opens the relay's WebSocket at /realtime from the browser."""
     user = request.user
     login_url = f"{resolve_url(settings.LOGIN_URL)}?next={quote(request.path, safe='/')}"
+    relay = request.relay  # type: ignore[attr-defined]  (RequestRuntimeMiddleware)
     return render(
         request,
         "realtime/index.html",
@@ -23,6 +24,15 @@ def index(request: HttpRequest) -> HttpResponse:
             "user_authenticated": user.is_authenticated,
             "username": user.get_username() if user.is_authenticated else "",
             "login_url": login_url,
+            "tools": [
+                {
+                    "name": spec.name,
+                    "description": spec.description.split("\n", 1)[0],
+                    "try": spec.examples[0] if spec.examples else f"use {spec.name}",
+                }
+                for spec in relay.extensions.tools
+            ],
+            "simulator": relay.config.provider == "simulator",
         },
     )
 

@@ -29,6 +29,7 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "max_session_seconds": (0, 3540),
     "idle_timeout_seconds": (0, 86_400),
     "max_messages_per_minute": (0, 10_000),
+    "max_control_messages_per_minute": (0, 10_000),
 }
 
 PolicyFunction = Callable[[Any, Mapping[str, Any]], "SessionPolicy | Awaitable[SessionPolicy]"]
@@ -56,6 +57,7 @@ class SessionPolicy:
     max_session_seconds: int | None = None
     idle_timeout_seconds: int | None = None
     max_messages_per_minute: int | None = None
+    max_control_messages_per_minute: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("instructions", "voice"):

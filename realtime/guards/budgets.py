@@ -17,11 +17,16 @@ A staff member can override any of the three for one user (``UserBudget``, in th
 empty = the deployment's setting, 0 = no limit). The remaining budget goes to the client in
 ``session_info`` (``budget``) and is shown in the admin.
 
-**During a session** the daily budget is enforced too: at every heartbeat
-(``RELAY_HEARTBEAT_SECONDS``, after the row has been written) the sums are taken again, and a
-session whose user has reached a limit ends with ``budget_exhausted``. A session may thus
-overrun by up to one heartbeat (and tokens by the answer in progress); with several
-concurrent sessions the sums include all of them, as each heartbeat writes its own row.
+**During a session** the daily budget is enforced too, after **every answer** (its usage
+counted: ``response.done`` on the Realtime API, the derived end of an answer and each
+delegated backend response on GPT-Live) and at every heartbeat (``RELAY_HEARTBEAT_SECONDS``):
+the session's row is written with its counters, the sums are taken again, and a session
+whose user has reached a limit ends with ``budget_exhausted``. While the check after an
+answer runs, the session sends nothing upstream (``session/answer_budget.py``), so no new
+answer starts on a spent budget: a session overruns by at most the answer that crossed the
+limit (seconds: by at most one answer or one heartbeat). With several concurrent sessions
+the sums include all of them (each writes its row at every answer and heartbeat), so a user
+overruns by at most one answer per open session. The largest overrun is in docs/security.md.
 """
 
 from __future__ import annotations
@@ -38,12 +43,11 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
-from realtime.guards import throttle
+from realtime.guards.throttle import Limiter
 from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.models import RealtimeSession, UserBudget
-from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.guards.budgets")
 
@@ -86,15 +90,6 @@ class Budget:
         if not self.limits.daily_tokens:
             return None
         return max(0, self.limits.daily_tokens - self.usage.tokens)
-
-    def info(self) -> dict[str, Any]:
-        """``session_info``'s ``budget``: what is left today (null = no limit)."""
-        return {
-            "seconds_left": self.seconds_left,
-            "tokens_left": self.tokens_left,
-            "connects_per_minute": self.limits.connects_per_minute or None,
-            "resets_at": self.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
 
     def exhausted(self, now: datetime) -> Ending | None:
         spent = []
@@ -178,7 +173,7 @@ def budget_for(config: RelayConfig, user_id: int, now: datetime) -> Budget:
 
 
 async def admit(
-    *, scope: dict[str, Any], runtime: Runtime, config: RelayConfig, user: Any
+    *, scope: dict[str, Any], limiter: Limiter, config: RelayConfig, user: Any
 ) -> Budget | None:
     """Refuse (``SessionEnded``) a connect over a budget; else the user's budget (or None
     for anonymous clients and users without limits)."""
@@ -195,7 +190,7 @@ async def admit(
         raise SessionEnded(endings.REGISTRY_UNAVAILABLE) from None
     who = f"user:{user_id}" if user_id is not None else f"addr:{_client_host(scope)}"
     per_minute = limits.connects_per_minute
-    verdict = await throttle.limiter(runtime).ahit(per_minute, CONNECT_WINDOW_S, "connect", who)
+    verdict = await limiter.ahit(per_minute, CONNECT_WINDOW_S, "connect", who)
     if not verdict.allowed:
         raise SessionEnded(
             endings.TOO_MANY_CONNECTS.because(
@@ -238,6 +233,41 @@ def heartbeat(
             await current.end(ending)
 
     return beat
+
+
+def usage_after_answer(
+    *, session_id: Any, counters: dict[str, int], user_id: int, now: datetime
+) -> Usage:
+    """Write this session's counters to its row, then sum the user's usage today (the
+    other sessions' rows are as of their last answer or heartbeat)."""
+    RealtimeSession.objects.filter(id=session_id).update(**counters)
+    return usage_today(user_id, now)
+
+
+def answer_check(admitted: Any) -> Callable[[dict[str, int]], Awaitable[Ending | None]] | None:
+    """The check a session runs after every answer (``session/answer_budget.py``): the
+    ending when its user's daily budget is used up; None (no check) without daily limits."""
+    budget: Budget | None = getattr(admitted, "budget", None)
+    if budget is None or not budget.limits.daily or admitted.user is None:
+        return None
+    limits, user_id, session_id = budget.limits, admitted.user.pk, admitted.session_id
+
+    async def check(counters: dict[str, int]) -> Ending | None:
+        now = timezone.now()
+        try:
+            usage = await db_call(
+                usage_after_answer,
+                session_id=session_id,
+                counters=counters,
+                user_id=user_id,
+                now=now,
+            )
+        except DatabaseError as exc:  # the presence guard ends a session without its row
+            log.warning("budget of session %s not checked after an answer: %s", session_id, exc)
+            return None
+        return Budget(limits, usage, day_start(now) + timedelta(days=1)).exhausted(now)
+
+    return check
 
 
 def _client_host(scope: dict[str, Any]) -> str:

@@ -27,7 +27,6 @@ import logging
 import math
 import time
 import unicodedata
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -45,10 +44,9 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from realtime.compat import redis_pools
+from realtime.guards.credentials import basic_credentials
 from realtime.kernel.config import RelayConfig
-from realtime.ops import redis_conn
-from realtime.ops import runtime as relay_runtime
-from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.guards.throttle")
 
@@ -75,7 +73,7 @@ class Limiter:
     With Redis, each call is bounded (``RELAY_REDIS_TIMEOUT_SECONDS`` to connect, to read and to
     wait for one of at most ``RELAY_REDIS_MAX_CONNECTIONS`` pooled connections; the async hit
     also as a whole) and fails open: a limit that cannot be checked lets the request through,
-    and the outage is logged once (``realtime.ops.redis_conn``)."""
+    and the outage is logged once (``realtime.compat.redis_pools``)."""
 
     def __init__(self, config: RelayConfig | None = None) -> None:
         url = getattr(settings, "REDIS_URL", "")
@@ -86,14 +84,14 @@ class Limiter:
             prefix = _prefix()
             self.storage: Any = RedisStorage(
                 url,
-                connection_pool=redis_conn.sync_pool(url, self.timeout_s, cap, "relay-limits"),
+                connection_pool=redis_pools.sync_pool(url, self.timeout_s, cap, "relay-limits"),
                 wrap_exceptions=True,
                 key_prefix=prefix,
             )
             self.astorage: Any = AsyncRedisStorage(
                 url,
                 implementation="redispy",
-                connection_pool=redis_conn.async_pool(url, self.timeout_s, cap, "relay-limits"),
+                connection_pool=redis_pools.async_pool(url, self.timeout_s, cap, "relay-limits"),
                 wrap_exceptions=True,
                 key_prefix=prefix,
             )
@@ -154,16 +152,16 @@ class Limiter:
         return result
 
     def _may_try(self) -> bool:
-        return not self.redis or redis_conn.may_try("rate limits")
+        return not self.redis or redis_pools.may_try("rate limits")
 
     def _answered(self) -> None:
         if self.redis:
-            redis_conn.answered()
+            redis_pools.answered()
 
     def _unchecked(self, key: tuple[str, ...], exc: BaseException) -> None:
         """Fail open; the outage is logged once, not per request."""
         if self.redis:
-            redis_conn.unreachable(f"rate limit {key[0]} not checked", exc)
+            redis_pools.unreachable(f"rate limit {key[0]} not checked", exc)
         else:
             log.warning("rate limit %s not checked (storage: %s)", key[0], type(exc).__name__)
 
@@ -172,16 +170,16 @@ def _seconds_until(reset_time: float) -> int:
     return max(1, math.ceil(reset_time - time.time()))
 
 
-_limiters: weakref.WeakKeyDictionary[Runtime, Limiter] = weakref.WeakKeyDictionary()
-
-
-def limiter(runtime: Runtime | None = None) -> Limiter:
-    """The runtime's limiter (one per worker process; tests get one per runtime)."""
-    runtime = runtime or relay_runtime.current()
-    found = _limiters.get(runtime)
-    if found is None:
-        found = _limiters[runtime] = Limiter(runtime.config)
-    return found
+def relay_of(request: HttpRequest) -> Any:
+    """The runtime serving ``request`` (``request.relay``, set by
+    realtime.ops.runtime.RequestRuntimeMiddleware): its ``config`` and ``limiter``."""
+    try:
+        return request.relay  # type: ignore[attr-defined]
+    except AttributeError:
+        raise RuntimeError(
+            "request.relay is not set: put realtime.ops.runtime.RequestRuntimeMiddleware "
+            "in MIDDLEWARE before realtime.guards.throttle.LoginThrottleMiddleware"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,8 +203,7 @@ def _address(request: HttpRequest | None) -> str:
     return str((request.META.get("REMOTE_ADDR") if request is not None else "") or "?")
 
 
-def login_blocked(config: RelayConfig, runtime: Runtime, username: str, address: str) -> Verdict:
-    limits = limiter(runtime)
+def login_blocked(config: RelayConfig, limits: Limiter, username: str, address: str) -> Verdict:
     window = config.login_failure_window_s
     verdicts = [limits.blocked(config.login_failures_per_address, window, "login-addr", address)]
     if username:
@@ -218,12 +215,11 @@ def login_blocked(config: RelayConfig, runtime: Runtime, username: str, address:
 
 @receiver(user_login_failed, dispatch_uid="realtime.guards.throttle.failed")
 def _count_failure(sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any) -> None:
-    if request is None:
+    relay = getattr(request, "relay", None)
+    if relay is None:  # no request, or one the relay did not serve (the test client's login)
         return
-    runtime = relay_runtime.of(request)
-    config = runtime.config
+    config, limits = relay.config, relay.limiter
     window = config.login_failure_window_s
-    limits = limiter(runtime)
     limits.hit(config.login_failures_per_address, window, "login-addr", _address(request))
     username = login_identity(credentials.get("username"))
     if username:
@@ -232,16 +228,15 @@ def _count_failure(sender: Any, credentials: dict[str, Any], request: Any = None
 
 @receiver(user_logged_in, dispatch_uid="realtime.guards.throttle.success")
 def _logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
-    if request is not None and user is not None:
-        login_succeeded(request, user)
+    relay = getattr(request, "relay", None)
+    if relay is not None and user is not None:
+        login_succeeded(relay.config, relay.limiter, user)
 
 
-def login_succeeded(request: HttpRequest, user: Any) -> None:
+def login_succeeded(config: RelayConfig, limits: Limiter, user: Any) -> None:
     """A right password (a login, or HTTP Basic without one) clears its username's count."""
-    runtime = relay_runtime.of(request)
-    config = runtime.config
     username = login_identity(user.get_username())
-    limiter(runtime).clear(
+    limits.clear(
         config.login_failures_per_user, config.login_failure_window_s, "login-user", username
     )
 
@@ -269,8 +264,8 @@ class LoginThrottleMiddleware:
         if request.method == "POST" and request.path in (*LOGIN_PATHS, TICKET_PATH):
             username = _presented_username(request)
             if username is not None:
-                runtime = relay_runtime.of(request)
-                verdict = login_blocked(runtime.config, runtime, username, _address(request))
+                relay = relay_of(request)
+                verdict = login_blocked(relay.config, relay.limiter, username, _address(request))
                 if not verdict.allowed:
                     return too_many(
                         request,
@@ -283,8 +278,6 @@ class LoginThrottleMiddleware:
 def _presented_username(request: HttpRequest) -> str | None:
     """The username this request asks to check a password for, or None (no credentials)."""
     if request.path == TICKET_PATH:
-        from realtime.edge.tickets import basic_credentials
-
         credentials = basic_credentials(request)
         return login_identity(credentials[0]) if credentials is not None else None
     return login_identity(request.POST.get("username"))

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from realtime.edge.proxy import Network, parse_networks
 from realtime.kernel import envvars as ev
 from realtime.kernel.envvars import ConfigError
+from realtime.kernel.networks import Network, parse_networks
 from realtime.kernel.providers import (
     DEFAULT_RESPONSES_MODEL,
     REALTIME_ENTRA_SCOPE,
@@ -81,7 +81,8 @@ class RelayConfig:
     max_session_seconds: int = 1800
     session_warning_seconds: int = 60
     idle_timeout_seconds: int = 300
-    max_messages_per_minute: int = 20
+    max_messages_per_minute: int = 20  # user_message
+    max_control_messages_per_minute: int = 60  # every other client message (session/core.py)
     drain_seconds: float = 10.0
     workers: int = 0  # serve's worker processes; 0 = every core with Redis, else one
     # Realtime API session settings (GA; the legacy preview path takes what its shape has).
@@ -117,7 +118,7 @@ class RelayConfig:
     max_connects_per_minute: int | None = None  # None = 20 with a paid upstream, else off
     user_daily_seconds: int = 0
     user_daily_tokens: int = 0
-    # Redis (realtime/ops/redis_conn.py): every call bounded, every pool capped, per process.
+    # Redis (realtime/compat/redis_pools.py): every call bounded, every pool capped, per process.
     redis_timeout_s: float = 2.0
     redis_max_connections: int = 20
 
@@ -240,6 +241,9 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "session_warning_seconds": ev.integer(env, "RELAY_SESSION_WARNING_SECONDS", 60, 0, 600),
         "idle_timeout_seconds": ev.integer(env, "RELAY_IDLE_TIMEOUT_SECONDS", 300, 0, 86_400),
         "max_messages_per_minute": ev.integer(env, "RELAY_MAX_MESSAGES_PER_MINUTE", 20, 0, 10_000),
+        "max_control_messages_per_minute": ev.integer(
+            env, "RELAY_MAX_CONTROL_MESSAGES_PER_MINUTE", 60, 0, 10_000
+        ),
         "drain_seconds": ev.decimal(env, "RELAY_DRAIN_SECONDS", 10.0, 0.0, 300.0),
         "workers": ev.integer(env, "RELAY_WORKERS", 0, 0, 1024),
         **_session_settings(env),

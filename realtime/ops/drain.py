@@ -21,9 +21,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from realtime.ops.runtime import Runtime
+from realtime.compat import daphne_server
 
 _done = asyncio.Event()
 SETTLE_S = 1.0  # at most, for connections accepted before the port closed to be answered
@@ -39,28 +40,29 @@ def serving(server: Any, port: Any) -> None:
     _listeners.append(port)
 
 
-def install(runtime: Runtime) -> None:
-    """Hook the runtime's drain into daphne's reactor (no-op when not served by Twisted)."""
+def install(drain: Callable[[], Awaitable[Any]]) -> None:
+    """Hook a drain (the runtime's: ``Runtime.drain``) into daphne's reactor, to run before
+    it shuts down (no-op when not served by Twisted)."""
     if "twisted.internet.reactor" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
     def before_shutdown() -> Any:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(runtime)))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(drain)))
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
 
 
-async def shutdown(runtime: Runtime) -> None:
+async def shutdown(drain: Callable[[], Awaitable[Any]]) -> None:
     try:
-        await runtime.drain()
+        await drain()
         await close_listeners()
     finally:
         _done.set()
 
 
 async def finished(timeout: float) -> None:
-    """Until the drain is over (``serve`` holds daphne's cancel-everything step until then)."""
+    """Until the drain is over, at most ``timeout`` seconds."""
     try:
         async with asyncio.timeout(timeout):
             await _done.wait()
@@ -68,36 +70,27 @@ async def finished(timeout: float) -> None:
         pass
 
 
+async def until_drained() -> None:
+    """``serve`` holds daphne's cancel-everything step until the drain is over."""
+    await finished(300 + 2 * SETTLE_S)  # RELAY_DRAIN_SECONDS is at most 300 s
+
+
 async def close_listeners() -> None:
     """Stop accepting, then give accepted connections a moment to be answered and closed."""
     loop = asyncio.get_running_loop()
     ports, _listeners[:] = list(_listeners), []
     for port in ports:
-        _accept_before_close(port)
+        daphne_server.accept_queued_before_close(port)
         stopped = port.stopListening()
         if stopped is not None:
             await stopped.asFuture(loop)
     started = time.monotonic()
     await asyncio.sleep(SETTLE_MIN_S)
-    # Polled: daphne's connection table has no event to wait on.
-    while time.monotonic() - started < SETTLE_S and any(_open_connections(s) for s in _servers):  # noqa: ASYNC110
+    # Polled: daphne's connection table has no event to wait on (unknown: the whole time).
+    while time.monotonic() - started < SETTLE_S and any(_serving(s) for s in _servers):  # noqa: ASYNC110
         await asyncio.sleep(0.02)
 
 
-def _accept_before_close(port: Any) -> None:
-    """Closing a listening socket resets the connections the kernel queued on it, whose
-    clients saw their connect succeed. Twisted closes the socket one loop turn after
-    ``stopListening`` (``Port.connectionLost``): accept what is queued right before (the
-    port's ``doRead``, as when it is readable), in the same turn as the close."""
-    close = port.connectionLost
-
-    def accept_then_close(reason: Any) -> Any:
-        port.doRead()
-        return close(reason)
-
-    port.connectionLost = accept_then_close  # read by stopListening when it schedules it
-
-
-def _open_connections(server: Any) -> int:
-    connections = getattr(server, "connections", None) or {}
-    return sum(1 for details in list(connections.values()) if "disconnected" not in details)
+def _serving(server: Any) -> bool:
+    count = daphne_server.open_connections(server)
+    return count is None or count > 0

@@ -21,9 +21,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from realtime.compat import redis_pools
 from realtime.kernel.config import RelayConfig
-from realtime.ops import redis_conn
-from realtime.ops import runtime as relay_runtime
 
 log = logging.getLogger("realtime.ops.health")
 
@@ -43,7 +42,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 async def readyz(request: HttpRequest) -> JsonResponse:
-    runtime = relay_runtime.of(request)
+    runtime = request.relay  # type: ignore[attr-defined]
     checks = await run_checks(runtime.config)
     draining = runtime.draining
     ready = not draining and all(result == "ok" for result in checks.values())
@@ -75,7 +74,7 @@ async def _bounded(name: str, check: Callable[[], Awaitable[None]]) -> str:
     except TimeoutError as exc:
         reason = f"timeout after {CHECK_TIMEOUT_S:g} s"
         if name == "channel_layer" and hasattr(get_channel_layer(), "ring_size"):
-            redis_conn.unreachable("readiness check", exc)  # a hung Redis
+            redis_pools.unreachable("readiness check", exc)  # a hung Redis
     except CheckFailed as exc:
         reason = f"error: {exc}"
     except Exception as exc:
@@ -88,7 +87,7 @@ async def _bounded(name: str, check: Callable[[], Awaitable[None]]) -> str:
         return "ok"
     if name not in _failing:
         _failing.add(name)
-        if name == "channel_layer" and redis_conn.OUTAGE.down:
+        if name == "channel_layer" and redis_pools.OUTAGE.down:
             return reason  # "REDIS_URL unreachable" was said once already
         log.warning("readiness check %s failed: %s (logged once until it passes)", name, reason)
     log.debug("readiness check %s failed after %.3f s", name, time.monotonic() - started)
@@ -120,9 +119,9 @@ async def _check_channel_layer() -> None:
             for index in range(ring_size):
                 await connection(index).ping()
         except Exception as exc:
-            redis_conn.unreachable("readiness check", exc)
+            redis_pools.unreachable("readiness check", exc)
             raise
-        redis_conn.answered()
+        redis_pools.answered()
         return
     # Any other layer: a round trip on a channel of our own.
     channel = await layer.new_channel("readyz.")

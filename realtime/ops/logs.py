@@ -90,6 +90,17 @@ class RedactFilter(logging.Filter):
         return True
 
 
+class DaphneNoticeFilter(logging.Filter):
+    """Drops daphne's start-up notice that HTTP/2 is not enabled: the relay serves HTTP/1.1
+    and WebSockets, and the notice's advice (install Twisted's http2 and tls extras) is not
+    something to act on (tests/cli/test_serve_logs.py fails if daphne rewords it)."""
+
+    NOTICE = "HTTP/2 support not enabled"
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith(self.NOTICE)
+
+
 class EscapeFilter(logging.Filter):
     """Every log line is one line: a value someone else controls (a request path, a username,
     a header) cannot forge lines or send terminal escapes, whatever logged it (ours, Django's

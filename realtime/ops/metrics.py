@@ -39,7 +39,6 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.counters import COUNTERS, METRIC_FAMILIES, SessionCounters
-from realtime.ops import runtime as relay_runtime
 
 FLUSH_INTERVAL_S = 5.0
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
@@ -65,6 +64,12 @@ REPLY_SECONDS = Histogram(
 )
 UPSTREAM_ERRORS = Counter(
     "relay_upstream_errors", "Upstream error events, by the upstream's error code", ["code"]
+)
+CONVERSATION_ENTRIES_DROPPED = Counter(
+    "relay_conversation_entries_dropped",
+    "Conversation entries not written: rejected by the database one by one (the rest of "
+    "their batch was written), or lost with a write that failed as a whole",
+    ["reason"],
 )
 ASYNCIO_TASKS = Gauge(
     "relay_asyncio_tasks",
@@ -108,6 +113,12 @@ def count_refusal(code: str) -> None:
     """A connection refused before it became a session (auth, origin, limits, draining)."""
     SESSIONS_OPENED.inc()
     SESSIONS_CLOSED.labels(label(code)).inc()
+
+
+def count_dropped_entries(count: int, reason: str) -> None:
+    """Conversation entries not written (``reason``: ``rejected`` or ``unavailable``)."""
+    if count:
+        CONVERSATION_ENTRIES_DROPPED.labels(reason).inc(count)
 
 
 def count_upstream_error(code: object) -> None:
@@ -246,7 +257,7 @@ def setup_process() -> None:
 @never_cache
 @require_safe
 async def metrics_view(request: HttpRequest) -> HttpResponse:
-    denied = await access_denied(request, relay_runtime.of(request).config)
+    denied = await access_denied(request, request.relay.config)  # type: ignore[attr-defined]
     if denied is not None:
         return denied
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

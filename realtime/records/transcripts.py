@@ -1,7 +1,8 @@
 """Conversation records read back: readable lines, and JSON/CSV exports.
 
-``ConversationEntry`` rows are written by the sessions (realtime/records/conversation.py,
-realtime/ops/presence.py); the admin (realtime/admin/sessions.py) and a user's own pages
+``ConversationEntry`` rows are written by the sessions (gathered by
+realtime/records/conversation.py, written by realtime/records/entries.py with each heartbeat
+of realtime/ops/presence.py); the admin (realtime/admin/sessions.py) and a user's own pages
 (realtime/records/views.py) show and export them through this module. Entry text is
 data, never markup: templates escape it, and CSV cells a spreadsheet would run as a formula
 are quoted.
@@ -20,7 +21,7 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from realtime.models import ConversationEntry, RealtimeSession
-from realtime.records.csvsafe import safe_row
+from realtime.records.spreadsheets import safe_row
 
 CSV_COLUMNS = ("session_id", "user", "seq", "at", "role", "kind", "text", "data")
 

@@ -4,7 +4,9 @@ Bounded (≈10 s of 20 ms appends): a slow or not-yet-ready upstream can't grow 
 session's writer task is the only reader, so upstream order is the order things were put.
 Once the upstream is live, an audio append finding the queue empty is written at once
 (``write_now``) instead of waking the writer: nothing can be ahead of it, and a frame the
-writer took from the queue was written before the writer could wait again.
+writer took from the queue was written before the writer could wait again. While the
+session checks the user's daily budget after an answer, the outbox is held: nothing is
+written, everything queues in order.
 """
 
 from __future__ import annotations
@@ -73,9 +75,26 @@ class UpstreamOutbox:
         self._flush_handle: asyncio.TimerHandle | None = None
         self._encode = encode_audio
         self._on_dropped = on_dropped
-        self.get = self._queue.get
+        # Cleared while nothing may go upstream (``hold``): the writer waits, audio queues.
+        self._open = asyncio.Event()
+        self._open.set()
         # Set by the session when the upstream is live (see the module's docstring).
         self.write_now: Callable[[str], bool] | None = None
+
+    async def next(self) -> str:
+        """The next frame to write upstream (the writer's only source), once not held."""
+        frame = await self._queue.get()
+        if not self._open.is_set():
+            await self._open.wait()
+        return frame
+
+    def hold(self) -> None:
+        """Send nothing upstream until ``resume``: frames (audio included) queue, in order,
+        up to the bound (≈10 s); beyond it audio is dropped and commands refused (``busy``)."""
+        self._open.clear()
+
+    def resume(self) -> None:
+        self._open.set()
 
     def audio(self, data: bytes) -> None:
         chunk = self._coalescer.feed(data)
@@ -110,7 +129,7 @@ class UpstreamOutbox:
 
     def _put_audio(self, chunk: bytes) -> None:
         frame = self._encode(chunk)
-        write_now = self.write_now
+        write_now = self.write_now if self._open.is_set() else None  # held: it queues
         if write_now is not None and self._queue.empty() and write_now(frame):
             return
         try:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from realtime.kernel.counters import SessionCounters
@@ -31,9 +31,12 @@ class ToolTurns:
         runner_options: dict[str, Any],
         send: Callable[[list[str], list[str]], Any],
         notify: Callable[[ToolNotice], None],
+        spawn: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
     ) -> None:
-        """``send(frames, ask)``: give outputs (``frames``) and ask the model to go on."""
+        """``send(frames, ask)``: give outputs (``frames``) and ask the model to go on;
+        ``spawn(coro, name)``: start a task of the session (one that fails ends it)."""
         self.upstream = upstream
+        self._spawn = spawn
         self.counters = counters
         self._send = send
         self._notify = notify
@@ -56,8 +59,7 @@ class ToolTurns:
             for _, task in calls:  # the turn that asked for them was cut: drop their work
                 task.cancel()
         elif calls:
-            delivery = asyncio.ensure_future(self._deliver(calls))
-            delivery.set_name(f"realtime-tool-results-{calls[0][0]}")
+            delivery = self._spawn(self._deliver(calls), f"tool-results-{calls[0][0]}")
             self._deliveries.add(delivery)
             delivery.add_done_callback(self._deliveries.discard)
 
@@ -90,8 +92,10 @@ class ToolTurns:
         outputs = await asyncio.gather(*(task for _, task in calls), return_exceptions=True)
         frames: list[str] = []
         for (call_id, _), output in zip(calls, outputs, strict=True):
-            if isinstance(output, BaseException):
+            if isinstance(output, asyncio.CancelledError):
                 return  # cancelled (interrupt, close): the model gets no half answer
+            if isinstance(output, BaseException):
+                raise output  # a bug (a call never raises otherwise): the session ends
             frames += self.upstream.tool_result(call_id, output)
         self._send(frames, self.upstream.continue_after_tools())
 

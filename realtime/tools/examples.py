@@ -30,7 +30,12 @@ def _known_zone(name: str) -> str:
 TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
 
 
-@tool(show_arguments=True, show_result=True, timeout=2)
+@tool(
+    show_arguments=True,
+    show_result=True,
+    timeout=2,
+    examples=["what time is it", "what's the time", "what day is it"],
+)
 async def get_current_time(
     timezone: Annotated[
         TimeZoneName | None,
@@ -54,7 +59,7 @@ def _notes() -> Any:
     return Note
 
 
-@tool
+@tool(examples=["take a note", "add a note"])
 def add_note(
     ctx: ToolContext,
     text: Annotated[
@@ -74,7 +79,7 @@ def add_note(
     return {"id": note.pk, "saved": True, "created_at": note.created_at.isoformat()}
 
 
-@tool
+@tool(examples=["read my notes", "list my notes"])
 def list_notes(
     ctx: ToolContext,
     limit: Annotated[int, Field(ge=1, le=50, description="How many, newest first.")] = 10,

@@ -28,7 +28,8 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ToolNotice:
-    """A client-facing description of a call's progress.
+    """A client-facing description of a call's progress (a client event of the session;
+    the WebSocket edge sends it as ``{"type":"tool_call",…}``).
 
     ``arguments`` and ``result`` are set only for a tool marked safe to show them
     (``show_arguments``/``show_result``); ``error`` says why a call ended in "error".
@@ -42,22 +43,6 @@ class ToolNotice:
     arguments: dict[str, Any] | None = None
     result: Any = None
     duration_ms: int | None = None
-
-    def to_message(self) -> dict[str, Any]:
-        """The client message: ``{"type":"tool_call","name","call_id","status",…}``."""
-        message: dict[str, Any] = {
-            "type": "tool_call",
-            "name": self.name,
-            "call_id": self.call_id,
-            "status": self.status,
-        }
-        if self.error is not None:
-            message["error"] = self.error
-        if self.arguments is not None:
-            message["arguments"] = self.arguments
-        if self.result is not None:
-            message["result"] = self.result
-        return message
 
 
 @dataclass

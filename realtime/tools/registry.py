@@ -8,7 +8,7 @@ same decorator as a method: ``registry.tool(...)``.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar, overload
 
 from realtime.tools.spec import ToolDefinitionError, ToolSpec, build_spec
@@ -45,6 +45,7 @@ class ToolRegistry:
         timeout: float | None = None,
         show_arguments: bool = False,
         show_result: bool = False,
+        examples: Sequence[str] = (),
     ) -> Callable[[F], F]: ...
 
     def tool(
@@ -57,6 +58,7 @@ class ToolRegistry:
         timeout: float | None = None,
         show_arguments: bool = False,
         show_result: bool = False,
+        examples: Sequence[str] = (),
     ) -> F | Callable[[F], F]:
         """Register a function as a tool; the function itself is returned unchanged."""
 
@@ -69,6 +71,7 @@ class ToolRegistry:
                     timeout=timeout,
                     show_arguments=show_arguments,
                     show_result=show_result,
+                    examples=examples,
                 )
             )
             return func
@@ -141,6 +144,7 @@ def tool(
     timeout: float | None = None,
     show_arguments: bool = False,
     show_result: bool = False,
+    examples: Sequence[str] = (),
 ) -> Callable[[F], F]: ...
 
 
@@ -153,12 +157,15 @@ def tool(
     timeout: float | None = None,
     show_arguments: bool = False,
     show_result: bool = False,
+    examples: Sequence[str] = (),
 ) -> F | Callable[[F], F]:
     """Make a function a tool of its module (see the module docstring).
 
     ``name`` defaults to the function's name, ``description`` to its docstring; ``timeout``
     (seconds) overrides the runner's default; ``show_arguments``/``show_result`` allow the
-    client to see them in its ``tool_call`` notices (off: they may be personal data).
+    client to see them in its ``tool_call`` notices (off: they may be personal data);
+    ``examples`` are phrases a user might say to call it, published after the description
+    (the simulator calls the tool when the user's words contain one).
     """
 
     def register(func: F) -> F:
@@ -168,6 +175,7 @@ def tool(
             timeout=timeout,
             show_arguments=show_arguments,
             show_result=show_result,
+            examples=examples,
         )(func)
 
     return register(function) if function is not None else register

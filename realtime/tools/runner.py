@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import threading
 import time
@@ -15,6 +16,7 @@ from channels.db import database_sync_to_async
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
+from realtime.kernel import text as textrules
 from realtime.tools.context import ToolContext, ToolRefused
 from realtime.tools.outcomes import (
     ErrorKind,
@@ -122,9 +124,14 @@ class ToolRunner:
         started = time.monotonic()
         spec = self.registry.get(name)
         if spec is None:
-            name = name[:64]  # the model's text: keep logs and notices bounded
+            name = textrules.clean(name[:64])  # the model's text: bounded, valid for every sink
             self._notify(ToolNotice(call_id=call_id, name=name, status="started"))
             return self._fail(call_id, name, started, "unknown_tool", f"No tool is named {name!r}.")
+        invalid = _invalid_text(arguments)
+        if invalid is not None:
+            self._notify(ToolNotice(call_id=call_id, name=name, status="started"))
+            message = f"Invalid arguments: {invalid[0]} holds {invalid[1]}."
+            return self._fail(call_id, name, started, "invalid_arguments", message)
         try:
             parsed = spec.parse_arguments(arguments)
         except ValidationError as exc:
@@ -252,6 +259,19 @@ class ToolRunner:
             self._on_notice(notice)
         except Exception:
             log.exception("session %s: tool notice sink failed", self.session_id)
+
+
+def _invalid_text(arguments: str | Mapping[str, Any]) -> tuple[str, str] | None:
+    """A lone surrogate or NUL in the model's arguments (realtime/kernel/text.py): never passed
+    to a tool, whose result, notice or record could not be sent or stored."""
+    if isinstance(arguments, str):
+        if not textrules.may_hold_invalid(arguments):
+            return textrules.find_invalid(arguments)  # a raw one (JSON would refuse NUL anyway)
+        try:
+            arguments = json.loads(arguments)
+        except (ValueError, RecursionError):
+            return None  # not JSON: validation says so
+    return textrules.find_invalid(arguments)
 
 
 class _Expired(Exception):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import inspect
 import re
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,8 @@ from pydantic.json_schema import GenerateJsonSchema
 from realtime.tools.context import ToolContext
 
 NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+MAX_EXAMPLES = 10
+EXAMPLE_MAX_CHARS = 100
 
 
 class ToolDefinitionError(ValueError):
@@ -44,6 +46,16 @@ class ToolSpec:
     timeout: float | None  # None: the runner's default
     show_arguments: bool
     show_result: bool
+    examples: tuple[str, ...] = ()  # what a user might say to call it
+
+    def declared_description(self) -> str:
+        """The description the model reads: the tool's own, then its example phrases on a
+        line ``Examples: "…", "…"`` (a hint for a real model; the simulator calls the tool
+        when the user's words contain one of them, see docs/simulator.md)."""
+        if not self.examples:
+            return self.description
+        quoted = ", ".join(f'"{example}"' for example in self.examples)
+        return f"{self.description}\nExamples: {quoted}"
 
     def parameters_schema(self) -> dict[str, Any]:
         schema = self.arguments_model.model_json_schema(schema_generator=_NoFieldTitles)
@@ -56,7 +68,7 @@ class ToolSpec:
         return {
             "type": "function",
             "name": self.name,
-            "description": self.description,
+            "description": self.declared_description(),
             "parameters": self.parameters_schema(),
         }
 
@@ -94,6 +106,7 @@ def build_spec(
     timeout: float | None = None,
     show_arguments: bool = False,
     show_result: bool = False,
+    examples: Sequence[str] = (),
 ) -> ToolSpec:
     tool_name = function.__name__ if name is None else name
     if not NAME_PATTERN.match(tool_name):
@@ -106,6 +119,7 @@ def build_spec(
         raise ToolDefinitionError(f"tool {tool_name!r} needs a description (or a docstring)")
     if timeout is not None and not timeout > 0:
         raise ToolDefinitionError(f"tool {tool_name!r}: timeout must be > 0, got {timeout!r}")
+    phrases = _examples(examples, tool_name)
     context_parameter, model_parameter, model = _arguments_model(function, tool_name)
     return ToolSpec(
         name=tool_name,
@@ -118,7 +132,29 @@ def build_spec(
         timeout=timeout,
         show_arguments=show_arguments,
         show_result=show_result,
+        examples=phrases,
     )
+
+
+def _examples(examples: Sequence[str], tool_name: str) -> tuple[str, ...]:
+    if isinstance(examples, str):
+        raise ToolDefinitionError(f"tool {tool_name!r}: examples must be a list of phrases")
+    phrases = tuple(examples)
+    if len(phrases) > MAX_EXAMPLES:
+        raise ToolDefinitionError(f"tool {tool_name!r}: at most {MAX_EXAMPLES} examples")
+    for phrase in phrases:
+        if (
+            not isinstance(phrase, str)
+            or not phrase.strip()
+            or len(phrase) > EXAMPLE_MAX_CHARS
+            or '"' in phrase
+            or "\n" in phrase
+        ):
+            raise ToolDefinitionError(
+                f"tool {tool_name!r}: example {phrase!r} must be a phrase of 1 to "
+                f"{EXAMPLE_MAX_CHARS} characters without double quotes or line breaks"
+            )
+    return tuple(phrase.strip() for phrase in phrases)
 
 
 def _arguments_model(

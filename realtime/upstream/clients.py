@@ -19,6 +19,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.uri import get_proxy, parse_uri
 
+from realtime.compat.websockets_redaction import install_handshake_redaction
 from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import SessionEnded
@@ -32,6 +33,7 @@ class UpstreamClients:
     """The runtime's SDK clients (one per configuration) and its Entra ID credential."""
 
     def __init__(self) -> None:
+        install_handshake_redaction()  # keys never reach websockets' DEBUG handshake dump
         self._clients: dict[tuple[object, ...], Any] = {}
         self._override: TokenProvider | None = None
         self._providers: dict[str, TokenProvider] = {}  # one per Entra scope

@@ -37,7 +37,7 @@ from realtime.kernel.events import (
     UpstreamError,
     Usage,
 )
-from realtime.upstream import UpstreamAdapter
+from realtime.upstream.adapter import UpstreamAdapter
 from realtime.upstream.clients import close_connection, enter, websocket_options
 from realtime.upstream.realtime_session import session_update
 

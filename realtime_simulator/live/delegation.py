@@ -2,7 +2,8 @@
 
 Deterministic conventions (the real model decides for itself):
 - Responses delegation: the user's words (transcript, or typed text sent as commentary) name
-  one or more configured function tools (case-insensitive; `get_weather` or `get weather`).
+  one or more configured function tools (case-insensitive; `get_weather` or `get weather`),
+  or contain one of a tool's example phrases (`planning.example_phrases`).
   Each named tool becomes one function call; its arguments are the first JSON object after
   the name in the words, else the first anywhere, else `{}`.
 - Client delegation: the words contain one of CLIENT_CUES.
@@ -18,10 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .. import events as ev
+from ..planning import example_phrases, phrase_pattern
 from . import events as lev
 from .schema import LiveError, invalid, missing
 
@@ -66,9 +69,14 @@ def _first_json_object(text: str, start: int = 0) -> dict[str, Any] | None:
     return None
 
 
-def _position(name: str, lowered: str) -> int:
-    """Where a tool is named in the words (as is, or with spaces for underscores), or -1."""
+def _position(name: str, words: str, phrases: list[str]) -> int:
+    """Where a tool is named in the words (as is, or with spaces for underscores, anywhere),
+    or one of its example phrases appears (word by word), or -1."""
+    lowered = words.lower()
     found = [lowered.find(n) for n in {name.lower(), name.lower().replace("_", " ")}]
+    for phrase in phrases:
+        match = re.search(rf"(?<!\w){phrase_pattern(phrase)}(?!\w)", words, re.IGNORECASE)
+        found.append(match.start() if match else -1)
     return min((i for i in found if i >= 0), default=-1)
 
 
@@ -111,9 +119,9 @@ class Delegations:
     def _tool_calls(self, words: str) -> list[tuple[str, str]] | None:
         """The calls a delegation makes, or None when no function tool is named."""
         responses = self.config["responses"]
-        names = [t["name"] for t in responses.get("tools") or [] if t.get("type") == "function"]
-        lowered = words.lower()
-        named = sorted((_position(n, lowered), n) for n in names if _position(n, lowered) >= 0)
+        functions = [t for t in responses.get("tools") or [] if t.get("type") == "function"]
+        found = [(_position(t["name"], words, example_phrases(t)), t["name"]) for t in functions]
+        named = sorted((i, n) for i, n in found if i >= 0)
         if not named:
             return None
         choice = responses.get("tool_choice")

@@ -332,8 +332,12 @@ class LiveSession(EventSocket):
             return
         if delegation_id is not None:
             self.say(content, "delegation_result")
-        elif not await self.delegations.maybe_delegate(content, now):
+        else:
+            # The words the user typed, not the relay's wrapper around them: JSON arguments
+            # in them are escaped inside the wrapper's quotes.
             said = typed_text(content)
+            if await self.delegations.maybe_delegate(said, now):
+                return
             self.say(self.reply_text or f"You said: {said}. This is the simulator speaking.",
                      "commentary")  # fmt: skip
 

@@ -9,7 +9,8 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 
 from realtime.edge.access import issue_ticket
-from realtime.models import RealtimeSession
+from realtime.kernel.config import ConfigError, load_config
+from realtime.models import ConversationEntry, RealtimeSession
 from tests.access.test_access import Peer
 from tests.relay.conftest import Client, configure, relay_tasks
 
@@ -100,6 +101,54 @@ async def test_user_messages_are_rate_limited_without_closing(settings, simulato
     await client.close()
 
 
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"type": "system_message", "text": "be brief"},
+        {"type": "interrupt"},
+        {"type": "playback", "item_id": "item_1", "played_ms": 100},
+        {"type": "commit"},
+    ],
+    ids=lambda message: message["type"],
+)
+async def test_every_other_client_message_is_rate_limited_without_closing(
+    settings, simulator, message
+):
+    """Issue 25, finding 6: before, 3 000 × 4 KB system_messages in 0.5 s were all stored and
+    sent upstream; only user_message had a rate."""
+    configure(max_control_messages_per_minute=3, client_messages="system_message")
+    client = Client()
+    await client.connect()
+    info = await client.until(action="session_info")
+    for _ in range(5):
+        await client.send_json(message)
+    await client.send_json({"type": "user_message", "text": "still here?"})  # its own rate
+    await client.until(action="response_done")
+    limited = [e for e in client.of("error") if e["code"] == "rate_limited"]
+    assert len(limited) == 2 and not any(e["fatal"] for e in limited)
+    assert "3 control messages a minute" in limited[0]["message"]
+    await client.close()
+    if message["type"] == "system_message":
+        received = simulator.connections[-1].received
+        system = [e for e in received if e.get("item", {}).get("role") == "system"]
+        assert len(system) == 3  # the refused ones never went upstream…
+        stored = await sync_to_async(
+            lambda: ConversationEntry.objects.filter(
+                session_id=info["session_id"], kind="system_message"
+            ).count()
+        )()
+        assert stored == 3  # …nor into the record
+
+
+def test_the_control_message_rate_is_configured_and_validated():
+    assert load_config({}).max_control_messages_per_minute == 60
+    env = {"RELAY_MAX_CONTROL_MESSAGES_PER_MINUTE": "0"}
+    assert load_config(env).max_control_messages_per_minute == 0  # off
+    for bad in ("-1", "many", "10001"):
+        with pytest.raises(ConfigError, match="RELAY_MAX_CONTROL_MESSAGES_PER_MINUTE"):
+            load_config({"RELAY_MAX_CONTROL_MESSAGES_PER_MINUTE": bad})
+
+
 async def test_an_exception_inside_the_consumer_ends_with_1011_and_nothing_left(
     monkeypatch, simulator
 ):
@@ -125,7 +174,7 @@ async def test_an_exception_inside_the_consumer_ends_with_1011_and_nothing_left(
 
 
 async def test_an_exception_in_a_client_frame_handler_ends_with_1011(monkeypatch, simulator):
-    from realtime.session import RelaySession
+    from realtime.session.core import RelaySession
 
     client = Client()
     await client.connect()

@@ -29,11 +29,14 @@ def tools_relay_url(relays: Any, upstream_api: str) -> str:
 def test_asking_for_the_time_runs_the_tool(
     launch: Any, tools_relay_url: str, artifacts: Path, upstream_api: str
 ) -> None:
-    """On GPT-Live the voice delegates to the Responses backend, whose call the relay runs."""
+    """On GPT-Live the voice delegates to the Responses backend, whose call the relay runs.
+    "what time is it" is get_current_time's example phrase: the simulators call the tool."""
     page, wire = open_wired(launch(FIXTURES / "silence_2s_24k.wav"), tools_relay_url)
     wait_connected(page)
+    # The tools panel's hint, as a new user follows it: the phrase goes in the box, sent as is.
+    page.locator("#tools button.try", has_text="what time is it").click()
     box = page.get_by_label("Message to the assistant")
-    box.fill("what time is it — use get_current_time")
+    assert box.input_value() == "what time is it"
     box.press("Enter")
 
     line = page.locator('.tool-call[data-status="done"]', has_text="get_current_time")

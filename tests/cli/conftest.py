@@ -51,10 +51,14 @@ def base_env(tmp: Path) -> dict[str, str]:
 
 
 @contextmanager
-def serving(tmp: Path, *args: str, **extra_env: str) -> Iterator[Served]:
-    """`manage.py serve` on a free port given as $PORT (and its default host)."""
+def serving(tmp: Path, *args: str, port_flag: bool = False, **extra_env: str) -> Iterator[Served]:
+    """`manage.py serve` on a free port given as $PORT (or ``--port`` with ``port_flag``)."""
     port = free_port()
-    env = base_env(tmp) | {"PORT": str(port)} | extra_env
+    env = base_env(tmp) | extra_env
+    if port_flag:
+        args = (*args, "--port", str(port))
+    else:
+        env["PORT"] = str(port)
     log = tmp / f"serve-{port}.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -67,6 +71,18 @@ def serving(tmp: Path, *args: str, **extra_env: str) -> Iterator[Served]:
         yield served
     finally:
         served.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    from tests.multiprocess.conftest import redis_reachable
+
+    if not redis_reachable():
+        message = "Redis is not reachable at 127.0.0.1:6379 (multi-worker tests need it)"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)  # never a silent skip in CI
+        pytest.skip(message)
+    return "redis://127.0.0.1:6379/0"
 
 
 @pytest.fixture(scope="module")

@@ -4,12 +4,14 @@ once, no traceback when a browser leaves early, and a quiet shutdown when nothin
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import socket
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
@@ -34,6 +36,17 @@ async def leave_before_ready(port: int) -> None:
             raw.sendall(UPGRADE.format(port=port).encode())
 
 
+async def one_session(port: int) -> None:
+    """A client that waits until its session is live upstream, then leaves."""
+    url, origin = f"ws://127.0.0.1:{port}/realtime", f"http://127.0.0.1:{port}"
+    async with connect(url, origin=origin) as ws:
+        async with asyncio.timeout(20):
+            while True:
+                frame = await ws.recv()
+                if isinstance(frame, str) and json.loads(frame).get("action") == "connected":
+                    break
+
+
 async def unknown_path(port: int) -> int:
     """A WebSocket to a path no route serves: the handshake's HTTP status."""
     try:
@@ -53,6 +66,8 @@ def wait_for(served, text: str, timeout: float = 10) -> None:
 def test_serve_output_is_clean(tmp_path: Path) -> None:
     with serving(tmp_path) as served:
         wait_for(served, "Relay on ")
+        asyncio.run(one_session(served.port))
+        wait_for(served, "client disconnected (code 1000)")
         asyncio.run(leave_before_ready(served.port))
         wait_for(served, "closed; audio in")
         time.sleep(1.0)  # the embedded simulator sees the dropped upstream connects
@@ -80,3 +95,38 @@ def test_serve_output_is_clean(tmp_path: Path) -> None:
     warnings = [line for line in output.splitlines() if "WARNING" in line]
     assert len(warnings) == 1 and "Not Found: /no-such-page" in warnings[0], warnings
     assert not _BASE64_RUN.search(output)  # no audio in the log
+    # Nothing a person cannot act on: daphne's HTTP/2 notice, the SDK's websockets logger
+    # saying "connection open" for each session's upstream socket.
+    assert "Listening on TCP address" in output  # daphne's own lines are still there
+    assert "HTTP/2" not in output
+    assert " live on Simulator (gpt-realtime)" in output  # the session did connect upstream
+    assert "connection open" not in output
+
+
+def test_the_gpt_live_banner_names_gpt_live(tmp_path: Path) -> None:
+    with serving(tmp_path, RELAY_UPSTREAM_API="live") as served:
+        wait_for(served, "Relay on ")
+        output = served.stop()
+    banner = " ".join(output.split("Relay on ")[0].split())
+    assert "relay talks to its built-in simulator of GPT-Live at ws://127.0.0.1:" in banner
+    assert "Realtime API" not in banner
+    assert "→ Simulator (gpt-live-1); 1 worker process(es)" in output
+
+
+@pytest.mark.multiprocess
+def test_several_workers_print_one_banner_with_their_port_and_count(
+    tmp_path: Path, redis_url: str
+) -> None:
+    with serving(tmp_path, "--workers", "2", port_flag=True, REDIS_URL=redis_url) as served:
+        deadline = time.monotonic() + 30
+        while served.output().count("Listening on TCP address") < 2:
+            assert time.monotonic() < deadline, served.output()
+            time.sleep(0.1)
+        output = served.stop()
+    relay_lines = [line for line in output.splitlines() if line.startswith("Relay on ")]
+    assert relay_lines == [
+        f"Relay on http://localhost:{served.port}/ (WebSocket /realtime) → "
+        "Simulator (gpt-realtime); 2 worker process(es)"
+    ]
+    assert output.count("OFFLINE SIMULATOR") == 1
+    assert output.count(f"Listening on TCP address 0.0.0.0:{served.port}") == 2

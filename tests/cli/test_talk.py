@@ -8,6 +8,10 @@ import sys
 import wave
 from pathlib import Path
 
+import pytest
+
+from realtime.management.commands.talk import tool_line
+
 from .conftest import ROOT, Served, serving
 
 MANAGE = str(ROOT / "manage.py")
@@ -50,9 +54,39 @@ def test_talk_labels_speech_and_tool_calls(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert "you: (speech started)" in lines
     assert "you (transcribed): What time is it, use get current time." in lines
-    assert "tool: get_current_time done" in lines
-    tool = lines.index("tool: get_current_time done")
+    [tool] = [i for i, line in enumerate(lines) if line.startswith("tool: ")]
+    # get_current_time shows its arguments and result (show_arguments/show_result).
+    assert lines[tool].startswith(
+        'tool: get_current_time {"timezone": null} done → {"timezone": "UTC", "iso": '
+    )
     assert lines[tool + 1].startswith("assistant: The get_current_time function returned")
+
+
+@pytest.mark.parametrize("upstream_api", ["realtime", "live"])
+def test_what_a_new_user_types_first_calls_the_tool(tmp_path: Path, upstream_api: str) -> None:
+    """ "what time is it" is one of get_current_time's example phrases: the simulator calls the
+    tool without its name being said; typed JSON is the call's arguments (both API families)."""
+    with serving(tmp_path, RELAY_TOOLS="examples", RELAY_UPSTREAM_API=upstream_api) as relay:
+        asked = talk(relay.env, tmp_path, "--text", "what time is it")
+        tokyo = talk(
+            relay.env, tmp_path, "--text", 'use get_current_time {"timezone":"Asia/Tokyo"}'
+        )
+    assert asked.returncode == 0, asked.stderr
+    assert 'tool: get_current_time {"timezone": null} done → {"timezone": "UTC", ' in asked.stdout
+    assert tokyo.returncode == 0, tokyo.stderr
+    shown = 'tool: get_current_time {"timezone": "Asia/Tokyo"} done → {"timezone": "Asia/Tokyo", '
+    assert shown in tokyo.stdout
+
+
+def test_tool_lines_show_only_what_the_tool_allows() -> None:
+    hidden = {"type": "tool_call", "name": "add_note", "call_id": "c1", "status": "done"}
+    assert tool_line(hidden) == "tool: add_note done"
+    refused = {**hidden, "status": "error", "error": "refused"}
+    assert tool_line(refused) == "tool: add_note error: refused"
+    shown = {**hidden, "arguments": {"text": "milk"}, "result": "kept"}
+    assert tool_line(shown) == 'tool: add_note {"text": "milk"} done → kept'
+    long = tool_line({**hidden, "result": "x" * 1000})
+    assert long.endswith("x…") and len(long) < 330
 
 
 def test_help_documents_url_and_out(tmp_path: Path) -> None:

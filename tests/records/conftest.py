@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import uuid
+from collections.abc import Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
+import pytest
 from django.utils import timezone
 
 from realtime.models import ConversationEntry, RealtimeSession
@@ -62,3 +67,31 @@ A_CONVERSATION = (
     ("assistant", "answer", "The get_current_time function returned 12:00.", {}),
     ("session", "ended", "client_closed", {"close_code": 1000, "ended_by": ""}),
 )
+
+
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL database of its own (127.0.0.1:5432, trust auth), dropped afterwards."""
+    try:
+        import psycopg
+
+        admin = psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True)
+    except Exception as exc:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"PostgreSQL is not reachable: {exc}")
+        pytest.skip(f"PostgreSQL is not reachable: {exc}")
+    name = f"relay_records_{uuid.uuid4().hex[:8]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+    finally:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database for ``manage.py`` subprocesses: SQLite, then PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'relay.sqlite3'}"
+    else:
+        yield from postgres_url()

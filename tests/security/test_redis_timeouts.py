@@ -24,8 +24,8 @@ from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.test import AsyncClient, Client, override_settings
 
+from realtime.compat import redis_pools
 from realtime.guards.throttle import Limiter
-from realtime.ops import redis_conn
 from tests.records.conftest import make_session
 from tests.relay.conftest import Client as RelayClient
 from tests.relay.conftest import configure
@@ -47,9 +47,9 @@ def hung_layer(url: str, **config: Any) -> dict[str, Any]:
 
 @pytest.fixture(autouse=True)
 def fresh_outage() -> Iterator[None]:
-    redis_conn.OUTAGE.reset()
+    redis_pools.OUTAGE.reset()
     yield
-    redis_conn.OUTAGE.reset()
+    redis_pools.OUTAGE.reset()
 
 
 @pytest.fixture
@@ -179,11 +179,11 @@ async def test_readiness_says_503_without_an_error_line_per_probe(hung, log_line
 
 
 def test_an_unreachable_redis_is_said_once_at_start_and_once_when_back(hung, log_lines):
-    assert within_deadline(lambda: redis_conn.probe_at_start(hung.url, TIMEOUT_S)) is False
+    assert within_deadline(lambda: redis_pools.probe_at_start(hung.url, TIMEOUT_S)) is False
     for _ in range(5):  # every later failure, of any use
-        redis_conn.unreachable("channel layer receive, retrying", TimeoutError())
-    redis_conn.answered()
-    redis_conn.answered()
+        redis_pools.unreachable("channel layer receive, retrying", TimeoutError())
+    redis_pools.answered()
+    redis_pools.answered()
     text = log_lines.getvalue()
     [warning] = warnings_about_redis(text)
     assert "start-up check" in warning
@@ -191,8 +191,8 @@ def test_an_unreachable_redis_is_said_once_at_start_and_once_when_back(hung, log
 
 
 def test_the_log_line_never_shows_the_redis_password(log_lines):
-    redis_conn.OUTAGE.url = "redis://:hunter2-secret@cache.internal:6380/3"
-    redis_conn.unreachable("rate limit login-user not checked", ConnectionError())
+    redis_pools.OUTAGE.url = "redis://:hunter2-secret@cache.internal:6380/3"
+    redis_pools.unreachable("rate limit login-user not checked", ConnectionError())
     [line] = warnings_about_redis(log_lines.getvalue())
     assert "cache.internal:6380/3" in line and "hunter2" not in line
 
@@ -239,8 +239,8 @@ async def test_the_channel_layer_pool_is_capped(cap):
 async def test_the_rate_limit_pools_are_capped(settings, monkeypatch):
     settings.REDIS_URL = real_redis()
     name = f"t-limits-{uuid.uuid4().hex[:8]}"
-    real_options = redis_conn.pool_options
-    monkeypatch.setattr(redis_conn, "pool_options", lambda t, n, _name: real_options(t, n, name))
+    real_options = redis_pools.pool_options
+    monkeypatch.setattr(redis_pools, "pool_options", lambda t, n, _name: real_options(t, n, name))
     limiter = Limiter(configure(redis_max_connections=3))
     key = uuid.uuid4().hex
     verdicts = await asyncio.gather(*(limiter.ahit(100, 60, "cap-test", key) for _ in range(40)))

@@ -86,9 +86,10 @@ class AllRecords(logging.Handler):
 
 @pytest.fixture
 def records() -> Iterator[AllRecords]:
-    """Every record of every logger at DEBUG (``realtime`` does not propagate to the root)."""
+    """Every record of every logger at DEBUG (``realtime``, ``django`` and ``websockets`` do
+    not propagate to the root)."""
     handler = AllRecords()
-    targets = [logging.getLogger(), logging.getLogger("realtime"), logging.getLogger("django")]
+    targets = [logging.getLogger(name) for name in (None, "realtime", "django", "websockets")]
     saved = [(logger, logger.level) for logger in targets]
     for logger in targets:
         logger.addHandler(handler)
@@ -237,7 +238,8 @@ async def test_the_api_key_is_never_exposed(
 
     assert records.records, "no log records were captured"
     # websockets.server is the simulator (it stands in for the provider and logs what it
-    # received); websockets.client's handshake dump is redacted by realtime.compat.websockets.
+    # received); websockets.client's handshake dump is redacted by
+    # realtime.compat.websockets_redaction.
     found = record_leaks(records.records, key, skip=("websockets.server",))
     assert found == [], f"the key reached a log record: {found}"
 

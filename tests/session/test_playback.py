@@ -84,18 +84,41 @@ async def test_audio_is_written_at_once_only_when_nothing_is_queued_ahead_of_it(
     outbox.audio(b"\0" * 960)  # not live yet: queued
     outbox.write_now = write_now
     outbox.audio(b"\0" * 960)  # behind the queued one: queued too
-    assert written == [] and [await outbox.get(), await outbox.get()] == ["a960", "a960"]
+    assert written == [] and [await outbox.next(), await outbox.next()] == ["a960", "a960"]
 
     outbox.audio(b"\0" * 962)  # queue empty: written at once
     assert written == ["a962"]
     assert outbox.frames(["cmd"])  # a command goes through the queue
     outbox.audio(b"\0" * 960)
-    assert written == ["a962"] and [await outbox.get(), await outbox.get()] == ["cmd", "a960"]
+    assert written == ["a962"] and [await outbox.next(), await outbox.next()] == ["cmd", "a960"]
 
     socket_free = False
     outbox.audio(b"\0" * 960)
-    assert await outbox.get() == "a960" and written == ["a962"]
+    assert await outbox.next() == "a960" and written == ["a962"]
     outbox.close()
     socket_free = True
     outbox.audio(b"\0" * 960)  # a closed outbox writes nothing directly
     assert written == ["a962"]
+
+
+async def test_a_held_outbox_writes_nothing_until_resumed_and_keeps_the_order():
+    """While the session checks the daily budget after an answer, nothing goes upstream:
+    audio is not written at once, and the writer waits with what it took."""
+    from realtime.session.outbox import UpstreamOutbox
+
+    written: list[str] = []
+    outbox = UpstreamOutbox(coalesce_ms=20, encode_audio=lambda pcm: f"a{len(pcm)}",
+                            on_dropped=lambda n: None)  # fmt: skip
+    outbox.write_now = lambda frame: written.append(frame) is None
+    outbox.hold()
+    outbox.audio(b"\0" * 960)
+    assert outbox.frames(["response.create"])
+    assert written == []
+    writer = asyncio.ensure_future(outbox.next())
+    await asyncio.sleep(0.05)
+    assert not writer.done()  # held
+    outbox.resume()
+    assert await writer == "a960" and await outbox.next() == "response.create"
+    outbox.audio(b"\0" * 962)  # resumed, nothing queued: written at once again
+    assert written == ["a962"]
+    outbox.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from realtime_simulator import Simulator
@@ -254,4 +255,29 @@ async def test_arguments_come_from_the_first_json_object(sim: Simulator) -> None
         await answer(c, [call], ["ok"])
         expected.append("The get_weather function returned ok.")
         await c.until_spoken(expected[-1])
+    assert_all_sent_valid(sim)
+
+
+async def test_typed_text_in_the_relays_wrapper_keeps_its_json_arguments(sim: Simulator) -> None:
+    """The relay passes typed text as ``The user typed: "…"`` commentary, where the JSON's
+    quotes are escaped: the delegation reads the words the user typed."""
+    c = await open_live(sim)
+    await c.start(delegation=responses_delegation(WEATHER_TOOL))
+    typed = json.dumps('use get_weather {"city": "Oslo"}')
+    await c.say_typed(f"The user typed: {typed}. Reply to it now; do not read it back.")
+    (call,) = calls(await c.until(completed))
+    assert (call["name"], json.loads(call["arguments"])) == ("get_weather", {"city": "Oslo"})
+    assert_all_sent_valid(sim)
+
+
+async def test_an_example_phrase_in_the_description_delegates(sim: Simulator) -> None:
+    clock = {**TIME_TOOL, "description": 'The time.\nExamples: "what time is it"'}
+    c = await open_live(sim)
+    await c.start(delegation=responses_delegation(WEATHER_TOOL, clock))
+    typed = json.dumps('So... what TIME is it in {"tz": "Asia/Tokyo"}?')
+    await c.say_typed(f"The user typed: {typed}. Reply to it now; do not read it back.")
+    (call,) = calls(await c.until(completed))
+    assert (call["name"], json.loads(call["arguments"])) == ("get_time", {"tz": "Asia/Tokyo"})
+    await answer(c, [call], ["noon"])
+    await c.until_spoken("The get_time function returned noon.")
     assert_all_sent_valid(sim)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from realtime_simulator import Simulator
-from realtime_simulator.planning import mentions, tool_calls
+from realtime_simulator.planning import example_phrases, mentions, tool_calls
 
 from .conftest import Client, assert_all_sent_valid, open_client, types
 from .test_turns import text_item
@@ -53,6 +53,42 @@ def test_several_names_give_calls_in_order_of_mention_each_with_its_own_json() -
     text = 'get_current_time {"tz": "UTC"} and add_note {"text": "x"}'
     assert calls(text) == [("get_current_time", {"tz": "UTC"}), ("add_note", {"text": "x"})]
     assert calls(text, parallel=False) == [("get_current_time", {"tz": "UTC"})]
+
+
+def test_example_phrases_in_the_description_call_the_tool() -> None:
+    clock = tool("get_current_time")
+    clock["description"] = 'The time.\nExamples: "what time is it", "what\'s the time"'
+    phrases = {"get_current_time": example_phrases(clock)}
+    names = ["get_current_time", "add_note"]
+
+    def by_example(text: str) -> list[tuple[str, Any]]:
+        found = tool_calls(text, names, "auto", True, phrases)
+        return [(c.name, json.loads(c.arguments)) for c in found]
+
+    assert by_example("what time is it") == [("get_current_time", {})]
+    assert by_example("Hey, WHAT time   is it?") == [("get_current_time", {})]
+    assert by_example("what's the time") == [("get_current_time", {})]
+    assert by_example("what s the time") == [("get_current_time", {})]  # a transcript's spelling
+    assert by_example('what time is it {"timezone": "Asia/Tokyo"}') == [
+        ("get_current_time", {"timezone": "Asia/Tokyo"})
+    ]
+    # Named again after the phrase: its JSON still belongs to the same call.
+    assert by_example('what time is it? use get_current_time {"timezone": "UTC"}') == [
+        ("get_current_time", {"timezone": "UTC"})
+    ]
+    assert by_example("somewhat time is it") == []  # whole words only
+    assert by_example("what time is items") == []
+    assert by_example('add_note {"text": "what time is it"}') == [
+        ("add_note", {"text": "what time is it"})
+    ]
+    assert calls("what time is it") == []  # without the examples line: only names count
+    # Only the quoted phrases on a line that starts "Examples:".
+    assert example_phrases({"description": 'Say "hello" to call.\nexamples: "a b", "c"'}) == [
+        "a b",
+        "c",
+    ]
+    assert example_phrases({"description": "No examples here."}) == []
+    assert example_phrases({"name": "x"}) == []
 
 
 def test_overlapping_names_prefer_the_longest() -> None:

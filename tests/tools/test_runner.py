@@ -16,7 +16,7 @@ from pydantic import AfterValidator, BaseModel
 from pydantic_core import PydanticCustomError
 
 from realtime.tools import ToolContext, ToolRefused, ToolRegistry, ToolRunner
-from tests.tools.conftest import Notices
+from tests.tools.conftest import Notices, shown
 
 SESSION = "00000000-0000-4000-8000-000000000001"
 
@@ -87,7 +87,7 @@ async def test_an_async_call_round_trip(make_runner: Any, notices: Notices) -> N
     result = await runner.run("call_1", "echo", '{"text": "ab", "times": 2}')
     assert output(result) == {"text": "abab", "times": 2}
     assert notices.statuses("call_1") == ["started", "done"]
-    assert notices.last("call_1").to_message() == {
+    assert shown(notices.last("call_1")) == {
         "type": "tool_call",
         "name": "echo",
         "call_id": "call_1",
@@ -235,7 +235,7 @@ async def test_nothing_is_shown_for_a_tool_not_marked_safe(
 ) -> None:
     runner = make_runner(build_registry())
     await runner.run("w", "whoami", "{}")
-    assert [n.to_message() for n in notices] == [
+    assert [shown(n) for n in notices] == [
         {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "started"},
         {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "done"},
     ]
@@ -266,3 +266,31 @@ async def test_counters_add_up(make_runner: Any, notices: Notices) -> None:
     ended = [n.duration_ms or 0 for n in notices if n.status != "started"]
     assert max(ended) == stats.longest_ms and sum(ended) == stats.total_ms
     assert runner.stats.as_dict()["tool_calls"] == 5
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    ['{"text": "a\\u0000b"}', '{"text": "a\\udfffb"}', {"text": "a\x00b"}, {"text": "\udfff"}],
+    ids=["nul_escape", "surrogate_escape", "nul_decoded", "surrogate_decoded"],
+)
+async def test_arguments_holding_a_lone_surrogate_or_nul_are_invalid_and_never_reach_the_tool(
+    make_runner: Any, notices: Notices, arguments: Any
+) -> None:
+    """Issue 25, finding 1: what the tool would get (and echo, log, store) must be valid text."""
+    runner = make_runner(build_registry())
+    result = await runner.run("t", "echo", arguments)
+    parsed = output(result)
+    assert parsed["error"] == "invalid_arguments"
+    assert "\x00" not in result and "\udfff" not in result
+    result.encode("utf-8")  # the output can go to the model
+    assert notices.statuses("t") == ["started", "error"]
+    assert notices.last("t").error == "invalid_arguments"
+
+
+async def test_an_unknown_tool_s_name_is_made_valid_text(
+    make_runner: Any, notices: Notices
+) -> None:
+    runner = make_runner(build_registry())
+    result = await runner.run("u", "nope\udfff\x00", "{}")
+    assert notices.last("u").name == "nope\ufffd\ufffd"
+    result.encode("utf-8")

@@ -10,6 +10,7 @@ from openai.types.realtime.realtime_function_tool import RealtimeFunctionTool
 from pydantic import BaseModel, Field
 
 from realtime.tools import ToolContext, ToolDefinitionError, ToolRegistry, ToolRunner
+from realtime_simulator.planning import example_phrases, tool_calls
 
 
 class Booking(BaseModel):
@@ -105,6 +106,49 @@ def test_a_tool_without_parameters_has_an_empty_object_schema() -> None:
         "properties": {},
         "additionalProperties": False,
     }
+
+
+def test_example_phrases_follow_the_description_where_the_simulator_finds_them() -> None:
+    registry = ToolRegistry()
+
+    @registry.tool(examples=["what time is it", " what's the time? "])
+    def clock() -> str:
+        """The time."""
+        return "noon"
+
+    @registry.tool(description="Ping.")
+    def ping() -> str:
+        return "pong"
+
+    clock_tool, ping_tool = registry.realtime_tools()
+    examples = 'Examples: "what time is it", "what\'s the time?"'
+    assert clock_tool["description"] == f"The time.\n{examples}"
+    assert ping_tool["description"] == "Ping."  # no examples, no line
+    assert registry.live_tools()[0]["description"] == clock_tool["description"]
+    # The simulator reads them back from the declaration alone (it imports nothing of the relay).
+    assert example_phrases(clock_tool) == ["what time is it", "what's the time?"]
+    assert example_phrases(ping_tool) == []
+    phrases = {"clock": example_phrases(clock_tool)}
+    [call] = tool_calls("So, WHAT TIME is it?", ["clock", "ping"], "auto", phrases=phrases)
+    assert call.name == "clock"
+
+
+@pytest.mark.parametrize(
+    ("examples", "error"),
+    [
+        ("what time is it", "a list of phrases"),
+        (['say "cheese"'], "without double quotes"),
+        (["one\ntwo"], "without double quotes or line breaks"),
+        (["  "], "1 to 100 characters"),
+        (["x" * 101], "1 to 100 characters"),
+        ([f"phrase {n}" for n in range(11)], "at most 10 examples"),
+    ],
+)
+def test_bad_examples_are_refused_at_definition(examples: object, error: str) -> None:
+    with pytest.raises(ToolDefinitionError, match=error):
+        ToolRegistry().tool(name="ping", description="Ping.", examples=examples)(  # type: ignore[arg-type]
+            lambda: "pong"
+        )
 
 
 def test_only_keeps_the_named_tools() -> None:

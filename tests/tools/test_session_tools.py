@@ -92,6 +92,38 @@ async def test_a_tool_call_round_trip_with_a_spoken_answer(simulator, upstream_a
     assert (row.tool_calls, row.tool_errors) == (1, 0)
 
 
+@pytest.mark.both_apis
+async def test_an_example_phrase_calls_the_tool_and_typed_json_is_its_arguments(
+    simulator, upstream_api
+):
+    """What a new user types first: "what time is it" (get_current_time's example phrase,
+    published in its description), then a call with arguments."""
+    configure(tools="examples")
+    client = Client()
+    await client.connect()
+    session = simulator.connections[-1].received[0]["session"]
+    declared = session["tools"] if upstream_api == "realtime" else (
+        session["delegation"]["responses"]["tools"]
+    )  # fmt: skip
+    clock = next(t for t in declared if t["name"] == "get_current_time")
+    assert '\nExamples: "what time is it"' in clock["description"]
+    await client.send_json({"type": "user_message", "text": "What time is it?"})
+    done = await tool_ended(client, "get_current_time")
+    assert done["status"] == "done" and done["result"]["timezone"] == "UTC"
+    await until_answer_with(client, done["result"]["iso"])
+    await client.close()
+
+    client = Client()
+    await client.connect()
+    text = 'use get_current_time {"timezone":"Asia/Tokyo"}'
+    await client.send_json({"type": "user_message", "text": text})
+    done = await tool_ended(client, "get_current_time")
+    assert done["arguments"] == {"timezone": "Asia/Tokyo"}
+    assert done["result"]["timezone"] == "Asia/Tokyo"
+    await until_answer_with(client, done["result"]["iso"])
+    await client.close()
+
+
 async def test_parallel_calls_are_answered_together(simulator):
     configure(tools="examples")
     client = Client()

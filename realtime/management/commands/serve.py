@@ -8,12 +8,12 @@ import os
 import sys
 from typing import Any
 
-from daphne.cli import CommandLineInterface
-from daphne.server import Server
+import daphne.server  # noqa: F401  (first: it installs Twisted's asyncio reactor)
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from realtime.compat import daphne_server
 from realtime.compat.daphne_guards import install_request_deadlines
 from realtime.ops import drain
 from realtime.ops.runtime import Runtime
@@ -28,10 +28,11 @@ from realtime.ops.supervisor import (
 BANNER = """
 ==============================================================================
   OFFLINE SIMULATOR: no OPENAI_API_KEY or AZURE_OPENAI_* is configured, so the
-  relay talks to its built-in simulator of the Realtime API at
+  relay talks to its built-in simulator of {api} at
   {url}. No real model is called and nothing is billed.
 ==============================================================================
 """
+SIMULATED_API = {"realtime": "the Realtime API", "live": "GPT-Live"}
 
 
 class Command(BaseCommand):
@@ -87,6 +88,9 @@ class Command(BaseCommand):
 
         runtime = Runtime.from_environment()
         config = runtime.config
+        # A worker of `serve --workers N` (started with --supervisor): its supervisor already
+        # said what is served where; the worker says nothing of its own.
+        worker = options["supervisor"] is not None
         if options["proxy_headers"] and not config.trusted_proxies:
             # Believing every peer's X-Forwarded-For lets any client pick its address
             # (loopback opens /metrics): refuse rather than warn.
@@ -99,8 +103,9 @@ class Command(BaseCommand):
 
             simulator = start_simulator_thread()
             runtime.config = config.with_endpoint(simulator.base_url)
-            self.stdout.write(BANNER.format(url=simulator.base_url))
-        if config.provider == "azure" and config.dialect == "beta":
+            api = SIMULATED_API.get(config.upstream_api, config.upstream_api)
+            self.stdout.write(BANNER.format(api=api, url=simulator.base_url))
+        if config.provider == "azure" and config.dialect == "beta" and not worker:
             self.stderr.write(
                 "warning: AZURE_OPENAI_API_VERSION selects the legacy Azure preview (beta) "
                 "path, which Microsoft deprecated from 2026-04-30; unset it to use /openai/v1."
@@ -108,10 +113,14 @@ class Command(BaseCommand):
         port = options["port"] or config.port
         workers = self._workers(options, config.workers)
         shown = "localhost" if options["host"] in ("0.0.0.0", "::", "") else options["host"]
-        self.stdout.write(
-            f"Relay on http://{shown}:{port}/ (WebSocket /realtime) → "
-            f"{runtime.config.provider_label}; {workers} worker process(es)"
-        )
+        if not worker:
+            self.stdout.write(
+                f"Relay on http://{shown}:{port}/ (WebSocket /realtime) → "
+                f"{runtime.config.provider_label}; {workers} worker process(es)"
+            )
+            if config.trusted_proxies:
+                trusted = ", ".join(str(n) for n in config.trusted_proxies)
+                self.stdout.write(f"Forwarded headers believed from: {trusted}")
         if workers > 1:
             self._serve_workers(options, workers, port, runtime)
             return
@@ -136,15 +145,20 @@ class Command(BaseCommand):
             argv += ["-e", tcp_endpoint(options["host"], port)]
         # Never daphne's --proxy-headers (it believes the leftmost, client-written address):
         # realtime/edge/proxy.py resolves forwarded headers from RELAY_TRUSTED_PROXIES only.
-        if config.trusted_proxies:
-            trusted = ", ".join(str(n) for n in config.trusted_proxies)
-            self.stdout.write(f"Forwarded headers believed from: {trusted}")
         install_request_deadlines(
             first_message=options["first_message_timeout"], handshake=options["handshake_timeout"]
         )
-        application = build_application(runtime)
-        settle_heap()
-        RelayDaphne(application).run([*argv, "relay_site.asgi:application"])
+        if runtime.config.provider == "simulator" and runtime.config.endpoint:
+            # The embedded simulator, for an application daphne would build from the
+            # environment (compat/daphne_server.py, if its command line changed).
+            os.environ["REALTIME_SIMULATOR_URL"] = runtime.config.endpoint
+        daphne_server.run(
+            argv,
+            lambda: build_application(runtime),
+            before_run=settle_heap,
+            on_listen=drain.serving,
+            until_drained=drain.until_drained,
+        )
 
     def _workers(self, options: dict[str, Any], configured: int) -> int:
         redis = "redis" in settings.CHANNEL_LAYERS["default"]["BACKEND"].lower()
@@ -196,44 +210,3 @@ def tcp_endpoint(host: str, port: int) -> str:
     """daphne's ``-b HOST -p PORT`` as a Twisted endpoint, with a listen backlog for bursts."""
     interface = host.strip("[]").replace(":", r"\:")
     return f"tcp:port={port}:interface={interface}:backlog={LISTEN_BACKLOG}"
-
-
-class RelayServer(Server):
-    """daphne's server, telling the drain which sockets it listens on (realtime/ops/drain.py:
-    closed once the drain is done, before the reactor stops)."""
-
-    def listen_success(self, port: Any) -> None:
-        super().listen_success(port)
-        drain.serving(self, port)
-
-    def kill_all_applications(self) -> Any:
-        """daphne cancels every application as shutdown begins, handshakes in flight too
-        (their clients saw a dropped connection): first let the drain answer them."""
-        import asyncio
-
-        from twisted.internet import defer
-
-        async def after_drain() -> None:
-            limit = 300 + 2 * drain.SETTLE_S  # RELAY_DRAIN_SECONDS is at most 300 s
-            await drain.finished(limit)
-            await (
-                super(RelayServer, self)
-                .kill_all_applications()
-                .asFuture(asyncio.get_running_loop())
-            )
-
-        return defer.Deferred.fromFuture(asyncio.ensure_future(after_drain()))
-
-
-class RelayDaphne(CommandLineInterface):
-    """daphne's command line, serving an application built here (with this runtime) instead
-    of importing one by path: every daphne flag keeps working."""
-
-    server_class = RelayServer
-
-    def __init__(self, application: Any) -> None:
-        super().__init__()
-        self.application = application
-
-    def load_asgi_app(self, asgi_app_path: str) -> Any:
-        return self.application

@@ -22,6 +22,7 @@ from realtime.ops import runtime as relay_runtime
 
 FRAME_MS = 20
 RATE = 24000
+SHOWN_CHARS = 300  # a tool's arguments or result, on one line
 FOLLOW_UP_S = 1.0  # after an answer: how long a tool call or a next answer may take to show
 LOGIN_HINT = (
     "This relay requires a login: run again with --user NAME "
@@ -62,6 +63,25 @@ def read_wav_24k(path: Path) -> bytes:
 def _follow_up(message: dict) -> bool:
     """Another answer is coming: a tool runs, or the model started answering again."""
     return message.get("type") == "tool_call" or message.get("action") == "response_started"
+
+
+def _shown(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
+
+
+def tool_line(message: dict[str, Any]) -> str:
+    """``tool: NAME [ARGUMENTS] STATUS [→ RESULT]``: the arguments and the result only where
+    the tool lets the client see them (``show_arguments``/``show_result``), the error's kind
+    on an error."""
+    parts = ["tool:", str(message.get("name"))]
+    if "arguments" in message:
+        parts.append(_shown(message["arguments"]))
+    status = str(message.get("status"))
+    parts.append(f"{status}: {message['error']}" if message.get("error") else status)
+    if "result" in message:
+        parts += ["→", _shown(message["result"])]
+    return " ".join(parts)
 
 
 class Command(BaseCommand):
@@ -221,7 +241,7 @@ class Command(BaseCommand):
             self.stdout.write(f"you (transcribed): {message['text']}")
         elif kind == "tool_call" and message.get("status") != "started":
             self._end_answer()
-            self.stdout.write(f"tool: {message.get('name')} {message.get('status')}")
+            self.stdout.write(tool_line(message))
         elif kind == "error":
             self._end_answer()
             self._error_code = message.get("code")

@@ -704,6 +704,13 @@ ui.form.addEventListener("submit", (ev) => {
   state.awaitingFirstAudio = null;
   ui.input.value = "";
 });
+// The tools panel's "Try:" phrases fill the message box (sending stays the user's choice).
+for (const button of document.querySelectorAll("#tools button.try")) {
+  button.addEventListener("click", () => {
+    ui.input.value = button.dataset.text;
+    ui.input.focus();
+  });
+}
 // Escape stops the assistant from anywhere on the page.
 document.addEventListener("keydown", (ev) => {
   if (ev.key === "Escape" && !ui.stopButton.disabled) interrupt();

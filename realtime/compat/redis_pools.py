@@ -38,7 +38,7 @@ from urllib.parse import urlsplit
 import redis
 import redis.asyncio as aioredis
 
-log = logging.getLogger("realtime.ops.redis")
+log = logging.getLogger("realtime.compat.redis_pools")
 
 CONSEQUENCES = (
     "sessions are admitted but cannot be terminated from another worker, and the login, "

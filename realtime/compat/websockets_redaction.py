@@ -2,8 +2,11 @@
 
 ``websockets.client`` logs each request header at DEBUG ("> Authorization: Bearer …"). A
 filter on that logger runs before any handler an operator configures, so the secret never
-reaches a log line. Checked against websockets 15.0 (the logger name and the "> Name: value"
-line format).
+reaches a log line. Not a patch (it changes nothing of websockets, and a filter that matches
+nothing is harmless), so it is always installed: by ``UpstreamClients`` (realtime/upstream),
+wherever the relay builds upstream clients. Written against websockets 15 (the logger name
+and the "> Name: value" line format); ``tests/compat`` runs a real handshake at DEBUG and
+fails if a key reaches a log record.
 """
 
 from __future__ import annotations

@@ -1,0 +1,383 @@
+"""The daphne, autobahn and Twisted patches by what they do (on in-memory daphne connections,
+socket pairs and a fake clock), and each one left off, with one warning, when what it
+patches changed. The same paths through a real daphne: test_daphne_sessions.py."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import functools
+import logging
+import socket
+from pprint import pformat
+from types import SimpleNamespace
+
+import pytest
+
+from realtime.compat import autobahn_dump as autobahn_compat
+from realtime.compat import daphne_close_codes as daphne_compat
+from realtime.compat import daphne_fastpath, daphne_guards, patching
+from realtime.compat.probes import MemoryConnection, client_frame
+from tests.compat.conftest import fresh
+
+
+def warnings_of(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "realtime.compat"]
+
+
+# ---- close codes ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("code", "wire"), [(1008, b"\x03\xf0"), (1009, b"\x03\xf1"),
+                                            (1011, b"\x03\xf3"), (1012, b"\x03\xf4")])  # fmt: skip
+def test_daphne_sends_the_server_close_codes(redecide, code, wire):
+    assert patching.install(fresh(redecide, daphne_compat.CLOSE_CODES))
+    connection = MemoryConnection()
+    connection.protocol.handle_reply({"type": "websocket.close", "code": code})
+    assert connection.written() == b"\x88\x02" + wire
+    connection.close()
+
+
+def test_without_the_close_code_patch_daphne_refuses_them(redecide, monkeypatch, caplog):
+    """autobahn's sendCloseFrame changed (simulated): the patch stays off, daphne raises on
+    1009 as it always did (the client then sees 1006), and 4000-4999 still work."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.sendCloseFrame
+    monkeypatch.setattr(
+        WebSocketProtocol, "sendCloseFrame", lambda self, close_code=None, **kw: original(self)
+    )
+    with caplog.at_level(logging.WARNING, logger="realtime.compat"):
+        assert not patching.install(fresh(redecide, daphne_compat.CLOSE_CODES))
+    [warning] = warnings_of(caplog)
+    assert "daphne_close_codes" in warning and "autobahn 26." in warning
+    monkeypatch.undo()
+    connection = MemoryConnection()
+    with pytest.raises(Exception, match="invalid close code 1009"):
+        connection.protocol.handle_reply({"type": "websocket.close", "code": 1009})
+    connection.protocol.handle_reply({"type": "websocket.close", "code": 4001})
+    assert connection.written() == b"\x88\x02\x0f\xa1"
+    connection.close()
+
+
+# ---- frame guard ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("binary", [True, False])
+def test_an_oversized_message_is_discarded_as_it_streams_and_reported(redecide, binary):
+    assert patching.install(fresh(redecide, daphne_guards.FRAME_GUARD))
+    connection = MemoryConnection(maxMessagePayloadSize=1000, maxFramePayloadSize=1000)
+    frame = client_frame(b"x" * 5000, 2 if binary else 1)
+    for start in range(0, len(frame), 512):  # as it arrives: nothing of it is kept
+        connection.feed_raw(frame[start : start + 512])
+        assert not connection.protocol.message_data and not connection.protocol.frame_data
+    assert connection.received() == [
+        {"type": "websocket.receive", "relay_frame_too_large": 5000, "relay_binary": binary}
+    ]
+    assert not connection.transport.disconnecting and connection.written() == b""
+    connection.close()
+
+
+def test_an_autobahn_with_another_size_hook_leaves_the_frame_guard_off(
+    redecide, monkeypatch, caplog
+):
+    """Off, autobahn's own check drops such a connection (the client sees 1006)."""
+    from daphne.ws_protocol import WebSocketProtocol
+
+    monkeypatch.setattr(WebSocketProtocol, "_max_message_size_exceeded", lambda self, why: None)
+    with caplog.at_level(logging.WARNING, logger="realtime.compat"):
+        assert not patching.install(fresh(redecide, daphne_guards.FRAME_GUARD))
+    [warning] = warnings_of(caplog)
+    assert "daphne_frame_guard" in warning and "autobahn 26." in warning
+    assert "_max_message_size_exceeded" in warning
+
+
+# ---- request deadlines ------------------------------------------------------------------------
+
+
+def test_a_kept_alive_connection_gets_fresh_deadlines_after_each_response(redecide):
+    from twisted.internet.task import Clock
+    from twisted.internet.testing import StringTransport
+    from twisted.web.http import HTTPChannel
+
+    patch = fresh(redecide, daphne_guards.REQUEST_DEADLINES)
+    assert daphne_guards.install_request_deadlines(first_message=5, handshake=10)
+    assert patching.active(patch.name)
+    clock, transport, channel = Clock(), StringTransport(), HTTPChannel()
+    channel.callLater = clock.callLater
+
+    def respond(request):
+        request.setResponseCode(204)
+        request.finish()
+
+    channel.requestFactory = lambda *args, **kw: _Responding(respond, *args, **kw)
+    channel.makeConnection(transport)
+    clock.advance(4)
+    channel.dataReceived(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # answered at once
+    assert transport.value().startswith(b"HTTP/1.1 204")
+    clock.advance(4.5)  # the first deadline counts again from the response
+    assert not transport.disconnecting
+    clock.advance(1)
+    assert transport.disconnecting  # silent for 5 s after its response: closed
+    channel.connectionLost(None)
+
+
+class _Responding:
+    def __new__(cls, respond, *args, **kwargs):
+        from twisted.web.http import Request
+
+        class Answering(Request):
+            def process(self):
+                respond(self)
+
+        return Answering(*args, **kwargs)
+
+
+# ---- fast path --------------------------------------------------------------------------------
+
+
+class FakeTransport:
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+
+class FakeProtocol:
+    """The attributes of daphne's WebSocketProtocol the fast path uses."""
+
+    STATE_OPEN = 3
+    SEND_STATE_GROUND = 0
+
+    def __init__(self, **autobahn: object) -> None:
+        self.application_queue: asyncio.Queue = asyncio.Queue()
+        self.muted = False
+        self.state = self.STATE_OPEN
+        self.last_ping = 0.0
+        self.sent: list[tuple[bytes, bool]] = []
+        self.transport = FakeTransport()  # not Twisted's: no eager writes, no direct reads
+        self.factory = SimpleNamespace(isServer=True)
+        self._perMessageCompress = None
+        self.maskServerFrames = False
+        self.send_state = self.SEND_STATE_GROUND
+        self.send_queue: collections.deque = collections.deque()
+        self.autoFragmentSize = 65536
+        self.maxMessagePayloadSize = 0
+        self.__dict__.update(autobahn)
+
+    def onMessage(self, payload: bytes, is_binary: bool) -> None:
+        if self.muted:
+            return
+        key = "bytes" if is_binary else "text"
+        self.application_queue.put_nowait({"type": "websocket.receive", key: payload})
+
+    def sendMessage(self, payload: bytes, is_binary: bool) -> None:
+        self.sent.append((payload, is_binary))
+
+
+@pytest.mark.parametrize("stack", ["bare", "channels session middleware"])
+async def test_daphne_gives_the_application_a_send_the_fast_path_finds_its_protocol_behind(stack):
+    """A real daphne Server creating an application instance for a connection, the
+    application bare or behind channels' session middleware (as the relay's is). Anything
+    else (the test communicator's send): the ASGI path."""
+    from channels.sessions import CookieMiddleware, SessionMiddleware
+    from daphne.server import Server
+
+    sends = []
+
+    async def capture(scope, receive, send):
+        sends.append(send)
+
+    application = capture if stack == "bare" else CookieMiddleware(SessionMiddleware(capture))
+    server = Server(application=application, endpoints=["tcp:port=0"], signal_handlers=False)
+    server.connections = {}
+    connection = MemoryConnection()
+    server.protocol_connected(connection.protocol)
+    server.create_application(connection.protocol, {"type": "websocket", "headers": []})
+    await server.connections[connection.protocol]["application_instance"]
+    [send] = sends
+    assert daphne_fastpath.daphne_protocol(send) is connection.protocol
+    assert daphne_fastpath.daphne_protocol(lambda message: None) is None
+    assert daphne_fastpath.daphne_protocol(functools.partial(print, connection.protocol)) is None
+    connection.close()
+
+
+async def test_attach_takes_the_fast_path_only_while_its_patch_is_on(redecide):
+    connection = MemoryConnection()
+    send = functools.partial(_handle_reply, connection.protocol)
+    fresh(redecide, daphne_fastpath.FASTPATH)
+    assert daphne_fastpath.attach(send, lambda data: None, 64) is None  # not decided: off
+    assert patching.install(daphne_fastpath.FASTPATH)
+    assert isinstance(
+        daphne_fastpath.attach(send, lambda data: None, 64), daphne_fastpath.FastFrames
+    )
+    connection.close()
+
+
+async def _handle_reply(protocol, message):  # named like daphne's Server.handle_reply
+    return None
+
+
+_handle_reply.__name__ = "handle_reply"
+
+
+def test_a_changed_daphne_on_message_leaves_the_fast_path_off(redecide, monkeypatch, caplog):
+    """A daphne whose onMessage does more than the fast path copies (here: it tracks the
+    client's liveness in a new attribute) would time out clients that only send audio on
+    the fast path: the probe sees the difference and the patch stays off."""
+    import time
+
+    from daphne.ws_protocol import WebSocketProtocol
+
+    original = WebSocketProtocol.onMessage
+
+    def on_message(self, payload, isBinary):
+        self.last_seen = time.time()
+        original(self, payload, isBinary)
+
+    monkeypatch.setattr(WebSocketProtocol, "onMessage", on_message)
+    with caplog.at_level(logging.WARNING, logger="realtime.compat"):
+        assert not patching.install(fresh(redecide, daphne_fastpath.FASTPATH))
+    [warning] = warnings_of(caplog)
+    assert "daphne_fastpath" in warning and "daphne 4." in warning and "last_seen" in warning
+
+
+async def test_audio_takes_the_fast_path_only_while_nothing_is_queued_ahead_of_it():
+    protocol = FakeProtocol()
+    heard: list[bytes] = []
+    fast = daphne_fastpath.FastFrames(protocol, heard.append, max_bytes=8)
+
+    protocol.onMessage(b"\x01\x02", True)
+    assert heard == [b"\x01\x02"] and protocol.application_queue.empty()
+    assert protocol.last_ping > 0  # daphne's ping timeout still sees the client alive
+
+    protocol.onMessage(b'{"type":"x"}', False)  # text: ASGI
+    protocol.onMessage(b"\x03", True)  # queued behind the text: ASGI too, order kept
+    protocol.onMessage(b"\x00" * 9, True)  # over the limit: ASGI reports frame_too_large
+    queued = [protocol.application_queue.get_nowait() for _ in range(3)]
+    assert [m.get("bytes", m.get("text")) for m in queued] == [
+        b'{"type":"x"}',
+        b"\x03",
+        b"\x00" * 9,
+    ]
+    assert heard == [b"\x01\x02"]
+
+    protocol.muted = True  # closing: daphne drops frames, and so does the fast path
+    protocol.onMessage(b"\x04", True)
+    assert heard == [b"\x01\x02"] and protocol.application_queue.empty()
+
+    assert fast.send_text("hé") and fast.send_bytes(b"\x05")
+    assert protocol.transport.written == [b"\x81\x03h\xc3\xa9", b"\x82\x01\x05"]
+    protocol.state = 4  # closing
+    assert not fast.send_text("late") and not fast.send_bytes(b"late")
+    assert len(protocol.transport.written) == 2 and protocol.sent == []
+
+
+@pytest.mark.parametrize("size", [0, 125, 126, 960, 65535, 65536])
+def test_reply_frames_are_the_bytes_a_websocket_server_sends(size):
+    """Checked against websockets' own framing (an independent implementation)."""
+    from websockets.frames import OP_BINARY, OP_TEXT, Frame
+
+    protocol = FakeProtocol()
+    fast = daphne_fastpath.FastFrames(protocol, lambda data: None, max_bytes=8)
+    payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    fast.send_bytes(payload)
+    fast.send_text("é" * (size // 2))
+    assert protocol.transport.written == [
+        Frame(OP_BINARY, payload).serialize(mask=False),
+        Frame(OP_TEXT, ("é" * (size // 2)).encode()).serialize(mask=False),
+    ]
+
+
+@pytest.mark.parametrize(
+    "autobahn",
+    [
+        {"_perMessageCompress": object()},  # permessage-deflate negotiated
+        {"send_queue": collections.deque([(b"x", True)])},  # autobahn has bytes waiting
+        {"send_state": 1},  # autobahn is mid-message
+        {"autoFragmentSize": 4},  # the reply needs fragments
+        {"maxMessagePayloadSize": 4},  # over autobahn's limit: it raises, as it should
+        {"maskServerFrames": True},
+    ],
+)
+def test_replies_go_through_autobahn_whenever_it_would_frame_them_differently(autobahn):
+    protocol = FakeProtocol(**autobahn)
+    fast = daphne_fastpath.FastFrames(protocol, lambda data: None, max_bytes=8)
+    assert fast.send_bytes(b"\x00" * 8)
+    assert protocol.sent == [(b"\x00" * 8, True)] and protocol.transport.written == []
+
+
+async def test_an_error_in_the_session_sends_the_frame_down_the_asgi_path():
+    protocol = FakeProtocol()
+
+    def broken(data: bytes) -> None:
+        raise RuntimeError("boom")
+
+    daphne_fastpath.FastFrames(protocol, broken, max_bytes=8)
+    protocol.onMessage(b"\x01", True)
+    assert protocol.application_queue.get_nowait() == {
+        "type": "websocket.receive",
+        "bytes": b"\x01",
+    }
+
+
+# ---- eager writes, direct reads ---------------------------------------------------------------
+
+
+def test_eager_writes_reach_the_peer_at_once_and_keep_twisted_s_order(redecide):
+    from twisted.internet import tcp
+
+    assert patching.install(fresh(redecide, daphne_fastpath.EAGER_WRITES))
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    right.settimeout(2)
+    try:
+        connection = tcp.Connection(left, None, SimpleNamespace())
+        connection.connected = 1
+        started = []
+        connection.startWriting = lambda: started.append(True)  # no reactor loop in this test
+        connection.write(b"now")
+        assert right.recv(16) == b"now"  # on the socket without a reactor turn
+        assert not started and not connection._tempDataBuffer
+
+        connection._tempDataBuffer.append(b"held")  # Twisted has data waiting
+        connection._tempDataBufferSize = 4
+        connection.write(b"after")
+        assert connection._tempDataBuffer == [b"held", b"after"] and started
+    finally:
+        left.close()
+        right.close()
+
+
+def test_without_eager_writes_twisted_buffers_every_write(redecide, monkeypatch, caplog):
+    from twisted.internet import tcp
+
+    monkeypatch.setattr(tcp.Connection, "write", lambda self: None)  # another signature
+    with caplog.at_level(logging.WARNING, logger="realtime.compat"):
+        assert not patching.install(fresh(redecide, daphne_fastpath.EAGER_WRITES))
+    [warning] = warnings_of(caplog)
+    assert "twisted_eager_writes" in warning and "twisted 26." in warning
+
+
+def test_direct_reads_are_on_under_the_asyncio_reactor(redecide):
+    assert patching.install(fresh(redecide, daphne_fastpath.DIRECT_READS))
+
+
+# ---- autobahn ---------------------------------------------------------------------------------
+
+
+def test_autobahn_s_settings_dump_is_formatted_only_when_written(redecide):
+    from autobahn.websocket import protocol
+
+    assert patching.install(fresh(redecide, autobahn_compat.LAZY_CONFIG_LOG))
+    value = {"b": list(range(30)), "a": 1}
+    lazy = protocol.pformat(value)
+    assert isinstance(lazy, autobahn_compat.LazyFormat)
+    assert str(lazy) == pformat(value) and f"{lazy}" == pformat(value)
+    assert protocol.pformat(value, width=20) == pformat(value, width=20)
+    timings = protocol.Timings()
+    timings.track("x")
+    assert isinstance(str(timings), str)  # __str__ must return a real string
+    patching.reset(autobahn_compat.LAZY_CONFIG_LOG.name)
+    assert protocol.pformat is pformat
