@@ -118,9 +118,12 @@ REDIS_CHANNEL_PREFIX = os.environ.get("REDIS_CHANNEL_PREFIX", "relay")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis with a timeout on every call and a capped pool (issue 25).
+            "BACKEND": "realtime.compat.redis_layer.BoundedRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
+                "timeout": _relay.redis_timeout_s,  # RELAY_REDIS_TIMEOUT_SECONDS
+                "max_connections": _relay.redis_max_connections,  # RELAY_REDIS_MAX_CONNECTIONS
                 "prefix": REDIS_CHANNEL_PREFIX,
                 "capacity": 200,
                 "expiry": 30,
@@ -150,6 +153,9 @@ LOGGING = {
         "daphne_notices": {"()": "realtime.ops.logs.DaphneNoticeFilter"},
         # Control characters in messages (paths, usernames …) escaped: one record, one line.
         "escape": {"()": "realtime.ops.logs.EscapeFilter"},
+        # /readyz answering 503 is not an ERROR line per probe (realtime.ops.health logs
+        # when a check starts and stops failing).
+        "probes": {"()": "realtime.ops.logs.ProbeResponseFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -159,7 +165,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": _relay.log_format,
-            "filters": ["session_id", "redact", "escape"],
+            "filters": ["session_id", "redact", "escape", "probes"],
         }
     },
     "loggers": {

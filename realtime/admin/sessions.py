@@ -198,7 +198,17 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
 
     def _terminate(self, request: HttpRequest, sessions: list[RealtimeSession]) -> None:
         open_sessions = [s for s in sessions if s.is_open or s.status == "stale"]
-        asked = control.terminate_sessions(open_sessions, by=request.user.get_username())
+        try:
+            asked = control.terminate_sessions(open_sessions, by=request.user.get_username())
+        except control.ControlUnavailable as exc:  # fail closed, and say so
+            text = (
+                "The channel layer (Redis) did not answer: no live session was asked to end; "
+                "try again once it answers."
+            )
+            if exc.closed_stale:
+                text += f" Closed {exc.closed_stale} stale row(s) whose worker is gone."
+            self.message_user(request, text, messages.ERROR)
+            return
         cleared = len(open_sessions) - asked
         text = f"Asked {asked} live session(s) to end."
         if cleared:

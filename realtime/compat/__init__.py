@@ -35,8 +35,10 @@ Not patches (no framework internals changed), kept here because they lean on a f
 behaviour: ``consumer`` (a Channels consumer base without the per-message task and thread
 hop), ``cancellation`` (honour a cancellation an await swallowed: CPython 3.11
 ``wait_for``), ``websockets`` (a logging filter that redacts keys from websockets' DEBUG
-handshake dump; installed wherever upstream clients are built). ``tests/compat`` tests each
-by behaviour.
+handshake dump; installed wherever upstream clients are built), ``redis_layer`` (the
+channels-redis layer with the relay's pools: a subclass overriding ``create_pool`` and
+``brpop_timeout``) and ``redis_pools`` (Redis pools with timeouts and a cap, and the outage
+reporter and breaker every Redis use shares). ``tests/compat`` tests each by behaviour.
 """
 
 from __future__ import annotations

@@ -3,9 +3,10 @@
 Counting uses the ``limits`` library's moving window (exact: N hits in any window of the
 given length), stored in Redis when ``REDIS_URL`` is set (the same server as the channel
 layer, its own key prefix), else in this process's memory (one worker). A limit that
-cannot be checked because Redis is down lets the request through and logs a warning: these
-limits slow attackers down, while the session limits that protect the key (registry rows,
-database) fail closed.
+cannot be checked because Redis is down or hung (every call bounded by
+``RELAY_REDIS_TIMEOUT_SECONDS``) lets the request through, and the outage is logged once:
+these limits slow attackers down, while the session limits that protect the key (registry
+rows, database) fail closed.
 
 - **Failed logins** (``RELAY_LOGIN_FAILURES_PER_USER`` per username as Django's login
   resolves it (NFKC, case-folded: ``login_identity``),
@@ -21,6 +22,7 @@ database) fail closed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
@@ -42,6 +44,7 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from realtime.compat import redis_pools
 from realtime.guards.credentials import basic_credentials
 from realtime.kernel.config import RelayConfig
 
@@ -65,14 +68,32 @@ def _prefix() -> str:
 
 
 class Limiter:
-    """One worker's moving-window limiter (sync for views, async for admission)."""
+    """One worker's moving-window limiter (sync for views, async for admission).
 
-    def __init__(self) -> None:
+    With Redis, each call is bounded (``RELAY_REDIS_TIMEOUT_SECONDS`` to connect, to read and to
+    wait for one of at most ``RELAY_REDIS_MAX_CONNECTIONS`` pooled connections; the async hit
+    also as a whole) and fails open: a limit that cannot be checked lets the request through,
+    and the outage is logged once (``realtime.compat.redis_pools``)."""
+
+    def __init__(self, config: RelayConfig | None = None) -> None:
         url = getattr(settings, "REDIS_URL", "")
+        self.timeout_s = config.redis_timeout_s if config is not None else 2.0
+        self.redis = bool(url)
         if url:
-            self.storage: Any = RedisStorage(url, wrap_exceptions=True, key_prefix=_prefix())
+            cap = config.redis_max_connections if config is not None else 20
+            prefix = _prefix()
+            self.storage: Any = RedisStorage(
+                url,
+                connection_pool=redis_pools.sync_pool(url, self.timeout_s, cap, "relay-limits"),
+                wrap_exceptions=True,
+                key_prefix=prefix,
+            )
             self.astorage: Any = AsyncRedisStorage(
-                url, implementation="redispy", wrap_exceptions=True, key_prefix=_prefix()
+                url,
+                implementation="redispy",
+                connection_pool=redis_pools.async_pool(url, self.timeout_s, cap, "relay-limits"),
+                wrap_exceptions=True,
+                key_prefix=prefix,
             )
         else:
             self.storage, self.astorage = MemoryStorage(), AsyncMemoryStorage()
@@ -99,16 +120,19 @@ class Limiter:
             self._guard(lambda: self.sync.clear(item, *key), key)
 
     async def ahit(self, amount: int, seconds: int, *key: str) -> Verdict:
-        if not amount:
+        if not amount or not self._may_try():
             return ALLOW
         item = RateLimitItemPerSecond(amount, seconds)
         try:
-            if await self.aio.hit(item, *key):
-                return ALLOW
-            stats = await self.aio.get_window_stats(item, *key)
-        except StorageError as exc:
-            log.warning("rate limit %s not checked (storage: %s)", key[0], type(exc).__name__)
+            async with asyncio.timeout(self.timeout_s):
+                if await self.aio.hit(item, *key):
+                    self._answered()
+                    return ALLOW
+                stats = await self.aio.get_window_stats(item, *key)
+        except (StorageError, TimeoutError) as exc:
+            self._unchecked(key, exc)
             return ALLOW
+        self._answered()
         return Verdict(False, _seconds_until(stats.reset_time))
 
     def _verdict(self, allowed: bool, item: Any, key: tuple[str, ...]) -> Verdict:
@@ -116,13 +140,30 @@ class Limiter:
             return ALLOW
         return Verdict(False, _seconds_until(self.sync.get_window_stats(item, *key).reset_time))
 
-    @staticmethod
-    def _guard(check: Callable[[], Any], key: tuple[str, ...]) -> Any:
+    def _guard(self, check: Callable[[], Any], key: tuple[str, ...]) -> Any:
+        if not self._may_try():
+            return ALLOW  # Redis is down: fail open at once (one try every few seconds)
         try:
-            return check()
+            result = check()
         except StorageError as exc:
-            log.warning("rate limit %s not checked (storage: %s)", key[0], type(exc).__name__)
+            self._unchecked(key, exc)
             return ALLOW
+        self._answered()
+        return result
+
+    def _may_try(self) -> bool:
+        return not self.redis or redis_pools.may_try("rate limits")
+
+    def _answered(self) -> None:
+        if self.redis:
+            redis_pools.answered()
+
+    def _unchecked(self, key: tuple[str, ...], exc: BaseException) -> None:
+        """Fail open; the outage is logged once, not per request."""
+        if self.redis:
+            redis_pools.unreachable(f"rate limit {key[0]} not checked", exc)
+        else:
+            log.warning("rate limit %s not checked (storage: %s)", key[0], type(exc).__name__)
 
 
 def _seconds_until(reset_time: float) -> int:

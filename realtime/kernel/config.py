@@ -123,6 +123,9 @@ class RelayConfig:
     max_connects_per_minute: int | None = None  # None = 20 with a paid upstream, else off
     user_daily_seconds: int = 0
     user_daily_tokens: int = 0
+    # Redis (realtime/compat/redis_pools.py): every call bounded, every pool capped, per process.
+    redis_timeout_s: float = 2.0
+    redis_max_connections: int = 20
 
     @property
     def connects_per_minute(self) -> int:
@@ -327,6 +330,9 @@ def _security_settings(env: Mapping[str, str]) -> dict[str, Any]:
         else ev.integer(env, "RELAY_MAX_CONNECTS_PER_MINUTE", 0, 0, 100_000),
         "user_daily_seconds": ev.integer(env, "RELAY_USER_DAILY_SECONDS", 0, 0, 10_000_000),
         "user_daily_tokens": ev.integer(env, "RELAY_USER_DAILY_TOKENS", 0, 0, 10**12),
+        # Connect, read and pool-wait timeout of every Redis call; connections per pool.
+        "redis_timeout_s": ev.decimal(env, "RELAY_REDIS_TIMEOUT_SECONDS", 2.0, 0.5, 30.0),
+        "redis_max_connections": ev.integer(env, "RELAY_REDIS_MAX_CONNECTIONS", 20, 2, 10_000),
     }
 
 

@@ -119,6 +119,19 @@ class EscapeFilter(logging.Filter):
         return True
 
 
+PROBE_PATHS = ("/healthz", "/readyz")
+
+
+class ProbeResponseFilter(logging.Filter):
+    """Drops Django's per-request line for the probes (``Service Unavailable: /readyz`` at
+    ERROR every few seconds while a dependency is down): the probe's answer says it, and
+    ``realtime.ops.health`` logs when a check starts and stops failing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (record.name == "django.request" and getattr(request, "path", "") in PROBE_PATHS)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, session_id, and exc if any."""
 

@@ -99,7 +99,7 @@ class Runtime:
         if self._limiter is None:
             from realtime.guards.throttle import Limiter
 
-            self._limiter = Limiter()
+            self._limiter = Limiter(self.config)
         return self._limiter
 
     # ---- live sessions and drain ------------------------------------------------------------
