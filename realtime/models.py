@@ -9,8 +9,6 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-from realtime.kernel import counters
-
 
 class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
     def live(self) -> RealtimeSessionQuerySet:
@@ -31,9 +29,31 @@ class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
 
 
 class SessionCounterColumns(models.Model):
-    """The counter columns, one per stored counter of ``realtime.kernel.counters.COUNTERS``."""
+    """The counter columns: one per stored counter of ``realtime.kernel.counters.COUNTERS``
+    (its ``column``; ``big`` ones are BigIntegerField), in the order of that table. The
+    heartbeat writes them (``SessionCounters.columns``); tests/registry/test_counter_columns.py
+    checks they and the table agree. A new stored counter needs its field here and a migration.
+    """
 
-    locals().update(counters.model_fields())
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    input_text_tokens = models.BigIntegerField(default=0)
+    input_audio_tokens = models.BigIntegerField(default=0)
+    output_text_tokens = models.BigIntegerField(default=0)
+    output_audio_tokens = models.BigIntegerField(default=0)
+    cached_tokens = models.BigIntegerField(default=0)
+    audio_ms_in = models.BigIntegerField(default=0)
+    audio_ms_out = models.BigIntegerField(default=0)
+    text_messages = models.PositiveIntegerField(default=0)
+    responses = models.PositiveIntegerField(default=0)
+    barge_ins = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    upstream_seconds = models.PositiveIntegerField(default=0)
+    upstream_renewals = models.PositiveIntegerField(default=0)
+    upstream_recoveries = models.PositiveIntegerField(default=0)
+    tool_calls = models.PositiveIntegerField(default=0)
+    tool_errors = models.PositiveIntegerField(default=0)
+    tool_ms = models.BigIntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -73,12 +93,21 @@ class RealtimeSession(SessionCounterColumns):
     close_code = models.PositiveIntegerField(null=True, blank=True)
     close_reason = models.CharField(max_length=64, blank=True)
     ended_by = models.CharField(max_length=150, blank=True)
+    # The upstream sessions that served the conversation, once there was more than one
+    # (realtime/session/renewal.py): [{"n", "id", "started_at", "ended_at", "ended"}, …].
+    upstreams = models.JSONField(default=list, blank=True)
 
     objects = RealtimeSessionQuerySet.as_manager()
 
     class Meta:
         ordering = ["-started_at"]
         verbose_name = "realtime session"
+        # Beyond view: ending someone's session and taking records out are separate grants
+        # (issue 25); superusers have them, other staff only when given (docs/operations.md).
+        permissions = [
+            ("terminate_realtimesession", "Can end live realtime sessions"),
+            ("export_conversations", "Can export conversations and usage (JSON, CSV)"),
+        ]
         indexes = [
             models.Index(fields=["status", "last_seen_at"]),
             models.Index(fields=["user", "started_at"]),  # a user's usage today (budgets.py)

@@ -17,6 +17,12 @@ Tool-call convention (what the relay's server-side tools rely on):
 - ``tool_choice``: ``none`` never calls, ``required`` calls the first tool when none is
   mentioned, ``{"type": "function", "name": N}`` calls only N;
 - after ``function_call_output`` items the reply quotes every output verbatim.
+
+Recall convention (so a test can tell whether history reached a session): when the user's
+words ask "what did I say" (``RECALL``, any case) and name no tool, the reply quotes every
+earlier user message of the conversation verbatim, in order: ``Earlier you said: "A", then
+"B". This is the simulator speaking.`` (``You have not said anything before this.`` when there
+is none). ``reply_text`` does not replace it.
 """
 
 from __future__ import annotations
@@ -29,6 +35,32 @@ from typing import Any
 
 GREETING = "Hello from the simulator. How can I help?"
 SPEAKING = "This is the simulator speaking."
+RECALL = re.compile(r"\bwhat did i (?:just )?say\b", re.IGNORECASE)
+NOTHING_SAID = "You have not said anything before this."
+
+
+def asks_recall(words: str) -> bool:
+    return RECALL.search(words) is not None
+
+
+def recall_reply(earlier: Sequence[str]) -> str:
+    """The reply to "what did I say": the earlier user messages, verbatim and in order."""
+    if not earlier:
+        return f"{NOTHING_SAID} {SPEAKING}"
+    quoted = ", then ".join(f'"{text}"' for text in earlier)
+    return f"Earlier you said: {quoted}. {SPEAKING}"
+
+
+def user_words(items: Sequence[dict[str, Any]]) -> list[str]:
+    """What the user said in these items, in order: typed text, else the known utterance
+    heard, else the transcript (audio nobody could make out has no words)."""
+    words = []
+    for item in items:
+        if item.get("type") == "message" and item.get("role") == "user":
+            text = item_text(item) or heard_words(item)
+            if text:
+                words.append(text)
+    return words
 
 
 @dataclass(frozen=True)
@@ -240,4 +272,7 @@ def plan_response(
     calls = tool_calls(text, names, choice, parallel, phrases)
     if calls:
         return Plan("function_call", calls=calls)
+    if asks_recall(text):
+        before = next((i for i, h in enumerate(history) if h is last), len(history))
+        return Plan("message", recall_reply(user_words(history[:before])) + note)
     return Plan("message", reply_text or reply + note)

@@ -17,12 +17,18 @@ class Faults:
     underscores)."""
 
     refuse_status: int | None = None
-    close_mid_response: bool = False
+    close_mid_response: bool = False  # the same as close_mid_response_n=1
+    close_mid_response_n: int = 0  # close 1011 in the middle of the n-th answer (0: never)
     stall_after: str | None = None
     first_event_delay_ms: int = 0
     inject_error_after: str | None = None
     inject_error_code: str = "simulated_error"
     expire_after_s: float | None = None
+
+    @property
+    def close_mid_answer(self) -> int:
+        """The answer (1 = the first) in whose middle the connection drops; 0: none."""
+        return self.close_mid_response_n or (1 if self.close_mid_response else 0)
 
     def merged(self, other: Faults) -> Faults:
         """Fields set (non-default) in ``other`` win."""
@@ -48,6 +54,8 @@ class Faults:
             faults.refuse_status = int(raw.get("refuse") or raw["refuse_status"])
         if "close_mid_response" in raw:
             faults.close_mid_response = raw["close_mid_response"].lower() in ("1", "true", "yes")
+        if raw.get("close_mid_response_n"):
+            faults.close_mid_response_n = int(raw["close_mid_response_n"])
         if raw.get("stall_after"):
             faults.stall_after = raw["stall_after"]
         if raw.get("first_event_delay_ms"):

@@ -166,7 +166,7 @@ class ResponseRunner:
         response: ResponseBuilder,
     ) -> None:
         dialect = self.dialect
-        first_response = self.responses_started == 1
+        nth_response = self.responses_started
         item_id = ev.new_id("item")
         common = {"response_id": response_id, "item_id": item_id, "output_index": 0}
         item = ev.assistant_item(item_id, "in_progress", [])
@@ -200,7 +200,7 @@ class ResponseRunner:
                 )
                 self.audio_ms[item_id] += nbytes // 48
                 self.audio_sent = True
-                if await self._maybe_close_mid_response(first_response):
+                if await self._maybe_close_mid_response(nth_response):
                     return
                 delay = 0 if self.pace == "fast" else nbytes / 48 / 1000 * REALTIME_SPEEDUP
                 await self._pause(delay)
@@ -213,7 +213,7 @@ class ResponseRunner:
                 await self.send(
                     ev.event(self.names["text_delta"], **common, content_index=0, delta=piece)
                 )
-                if await self._maybe_close_mid_response(first_response):
+                if await self._maybe_close_mid_response(nth_response):
                     return
                 await self._pause(0 if self.pace == "fast" else TEXT_DELTA_DELAY_S)
         said = "".join(sent_text)
@@ -236,8 +236,8 @@ class ResponseRunner:
         audio_ms = self.audio_ms.get(item_id, 0)
         await self._response_done(response_id, [item], response, said, audio_ms)
 
-    async def _maybe_close_mid_response(self: Session, first_response: bool) -> bool:
-        if self.faults.close_mid_response and first_response:
+    async def _maybe_close_mid_response(self: Session, nth_response: int) -> bool:
+        if nth_response == self.faults.close_mid_answer:
             await self.close(1011, "simulated failure mid-response")
             return True
         return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import json
+import weakref
 from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -31,6 +32,9 @@ ROUTES = {
 LIVE_ROUTES = {"openai_live", "azure_live"}
 TRANSCRIPT_QUERY = "sim_transcript"  # GPT-Live scripted user words, "|"-separated
 TRANSCRIPT_HEADER = "x-sim-transcript"
+# Per-connection records (what each connection sent and received, for tests and
+# inspection) are kept for the newest connections only: a long-running simulator stays flat.
+DEFAULT_KEEP_RECORDS = 200
 MAX_MESSAGE_BYTES = 22 * 1024 * 1024  # a 15 MiB append, base64-encoded, plus JSON
 _REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
             429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
@@ -60,6 +64,7 @@ class Simulator:
         session_max_seconds: float = 3600.0,
         reply_text: str | None = None,
         live_usage_interval_s: float | None = 10.0,
+        keep_records: int | None = DEFAULT_KEEP_RECORDS,
     ) -> None:
         if pace not in ("realtime", "fast"):
             raise ValueError("pace must be 'realtime' or 'fast'")
@@ -69,13 +74,21 @@ class Simulator:
         self.session_max_seconds = session_max_seconds
         self.reply_text = reply_text
         self.live_usage_interval_s = live_usage_interval_s
+        if keep_records is not None and keep_records < 1:
+            raise ValueError("keep_records must be at least 1 (or None: keep every record)")
+        self.keep_records = keep_records
         self.host = "127.0.0.1"
         self.port = 0
+        # The newest ``keep_records`` connections' records, oldest first (None: all of them).
         self.connections: list[ConnectionRecord] = []
         self._faults: collections.deque[Faults] = collections.deque()
         self._transcripts: collections.deque[list[str]] = collections.deque()
         self._server: Server | None = None
-        self._pending: dict[ServerConnection, _Pending] = {}
+        # Handshakes accepted whose handler has not run yet; weak, so a connection that fails
+        # between the 101 and its handler leaves nothing behind.
+        self._pending: weakref.WeakKeyDictionary[ServerConnection, _Pending] = (
+            weakref.WeakKeyDictionary()
+        )
         self._sessions: set[Session | LiveSession] = set()
 
     @property
@@ -139,7 +152,7 @@ class Simulator:
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         headers = {name.lower(): value for name, value in request.headers.raw_items()}
         record = ConnectionRecord(path=parts.path, query=query, headers=headers)
-        self.connections.append(record)
+        self._keep(record)
         queued = self._faults.popleft() if self._faults else Faults()
         faults = queued.merged(Faults.from_request(query, headers))
         record.faults = faults
@@ -179,6 +192,12 @@ class Simulator:
         record.status = 101
         self._pending[connection] = _Pending(record, faults, model, transcripts)
         return None
+
+    def _keep(self, record: ConnectionRecord) -> None:
+        self.connections.append(record)
+        excess = len(self.connections) - (self.keep_records or len(self.connections))
+        if excess > 0:
+            del self.connections[:excess]  # a live session keeps its own record
 
     def _refuse(
         self, record: ConnectionRecord, status: int, message: str, type_: str, code: str | None

@@ -22,16 +22,17 @@ def build_application(runtime: Runtime | None = None) -> Any:
 
     django_app = get_asgi_application()  # sets Django up first
 
+    from django.conf import settings
+
     from realtime import compat
+    from realtime.compat import redis_pools
     from realtime.edge.access import RelayAccessMiddleware, auth_stack
     from realtime.edge.proxy import ForwardedMiddleware
-    from realtime.edge.routing import websocket_urlpatterns
+    from realtime.edge.routing import RefuseUnknownPaths, websocket_urlpatterns
     from realtime.ops import drain, metrics
     from realtime.ops import runtime as relay_runtime
 
     if runtime is None:  # another ASGI server (relay_site/asgi.py): manage.py's checks never ran
-        from django.conf import settings
-
         if settings.RELAY_SECRET_KEY_PROBLEM:
             sys.exit(f"Configuration error: {settings.RELAY_SECRET_KEY_PROBLEM}")
     runtime = relay_runtime.install(runtime or Runtime.from_environment())
@@ -39,16 +40,21 @@ def build_application(runtime: Runtime | None = None) -> Any:
         runtime.extensions  # noqa: B018 (tools, policy and client messages load at start-up)
     except ConfigError as exc:
         sys.exit(f"Configuration error: {exc}")
+    if settings.REDIS_URL:  # said once here if unreachable, not by every later call
+        redis_pools.probe_at_start(settings.REDIS_URL, runtime.config.redis_timeout_s)
     metrics.setup_process()
     compat.install_server_patches()
-    drain.install(runtime)
+    drain.install(runtime.drain)
     router = ProtocolTypeRouter(
         {
             "http": django_app,
             # Origin (ALLOWED_HOSTS + RELAY_ALLOWED_ORIGINS), session or ticket auth,
             # draining: refusals are explained to the client by the consumer (error + code).
             # A database outage while loading the user is a refusal too (access.auth_stack).
-            "websocket": auth_stack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns))),
+            # A path no route serves: 403 and one INFO line, before any of that.
+            "websocket": RefuseUnknownPaths(
+                auth_stack(RelayAccessMiddleware(URLRouter(websocket_urlpatterns)))
+            ),
         }
     )
     # The client's address behind trusted proxies only (RELAY_TRUSTED_PROXIES), before

@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # request.relay: the runtime serving the request (realtime/ops/runtime.py).
+    "realtime.ops.runtime.RequestRuntimeMiddleware",
     # A database outage is a 503 with Retry-After, not a 500 (realtime/ops/dbdown.py).
     "realtime.ops.dbdown.DatabaseUnavailableMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -116,9 +118,12 @@ REDIS_CHANNEL_PREFIX = os.environ.get("REDIS_CHANNEL_PREFIX", "relay")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels-redis with a timeout on every call and a capped pool (issue 25).
+            "BACKEND": "realtime.compat.redis_layer.BoundedRedisChannelLayer",
             "CONFIG": {
                 "hosts": [REDIS_URL],
+                "timeout": _relay.redis_timeout_s,  # RELAY_REDIS_TIMEOUT_SECONDS
+                "max_connections": _relay.redis_max_connections,  # RELAY_REDIS_MAX_CONNECTIONS
                 "prefix": REDIS_CHANNEL_PREFIX,
                 "capacity": 200,
                 "expiry": 30,
@@ -146,6 +151,11 @@ LOGGING = {
         "session_id": {"()": "realtime.ops.logs.SessionIdFilter"},
         "redact": {"()": "realtime.ops.logs.RedactFilter"},
         "daphne_notices": {"()": "realtime.ops.logs.DaphneNoticeFilter"},
+        # Control characters in messages (paths, usernames …) escaped: one record, one line.
+        "escape": {"()": "realtime.ops.logs.EscapeFilter"},
+        # /readyz answering 503 is not an ERROR line per probe (realtime.ops.health logs
+        # when a check starts and stops failing).
+        "probes": {"()": "realtime.ops.logs.ProbeResponseFilter"},
     },
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
@@ -155,7 +165,7 @@ LOGGING = {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": _relay.log_format,
-            "filters": ["session_id", "redact"],
+            "filters": ["session_id", "redact", "escape", "probes"],
         }
     },
     "loggers": {

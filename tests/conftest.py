@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from realtime.compat import redis_pools
 from realtime.kernel.config import RelayConfig, load_config
 from realtime.ops.runtime import Runtime, installed
 from realtime_simulator import Simulator
@@ -164,6 +165,7 @@ def relay_runtime() -> Iterator[Runtime]:
     another), without the per-worker reaper: a process-lifetime task that tests start
     themselves when they need it."""
     runtime = Runtime(load_config({}).replace(reaper_enabled=False))
+    redis_pools.OUTAGE.reset()  # a process-wide breaker: one test's Redis outage is not the next's
     with installed(runtime):
         yield runtime
 

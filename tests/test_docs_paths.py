@@ -39,3 +39,26 @@ def test_every_path_a_doc_names_exists(doc: Path) -> None:
 def test_the_check_finds_paths() -> None:
     # The pattern must see the paths the docs are full of, or the test above checks nothing.
     assert "realtime/session" in named_paths(ROOT / "docs" / "architecture.md")
+
+
+ARCHITECTURE = ROOT / "docs" / "architecture.md"
+PACKAGES = sorted(
+    p.parent.name
+    for p in (ROOT / "realtime").glob("*/__init__.py")
+    if p.parent.name != "migrations"
+)
+# A path inside realtime/ written short, e.g. `session/core.py` or `edge/protocol.py`.
+SHORT = re.compile(r"(?<![\w/.-])((?:" + "|".join(PACKAGES) + r")/[\w/]+\.py)")
+
+
+def test_architecture_names_every_package_of_realtime() -> None:
+    text = ARCHITECTURE.read_text()
+    missing = [p for p in PACKAGES if f"realtime/{p}/" not in text]
+    assert not missing, f"docs/architecture.md does not say what these packages are: {missing}"
+
+
+def test_every_module_architecture_names_short_exists() -> None:
+    names = sorted(set(SHORT.findall(ARCHITECTURE.read_text())))
+    assert "edge/protocol.py" in names  # the pattern sees what the doc is full of
+    missing = [n for n in names if not (ROOT / "realtime" / n).exists()]
+    assert not missing, f"docs/architecture.md names modules that do not exist: {missing}"

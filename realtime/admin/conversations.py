@@ -24,6 +24,11 @@ log = logging.getLogger("realtime.records")
 
 EXPORTS = {"json": transcripts.json_response, "csv": transcripts.csv_response}
 ACTIONS = ("export_conversations_json", "export_conversations_csv")
+EXPORT_PERMISSION = "realtime.export_conversations"  # not implied by view (issue 25)
+
+
+def may_export(request: HttpRequest) -> bool:
+    return bool(request.user.has_perm(EXPORT_PERMISSION))
 
 
 class ConversationAdminMixin(admin.ModelAdmin):
@@ -55,7 +60,7 @@ class ConversationAdminMixin(admin.ModelAdmin):
         self, request: HttpRequest, fmt: str, pk: Any = None, user_pk: str | None = None
     ) -> HttpResponse:
         """One session's conversation, or every conversation of one user."""
-        if not self.has_view_permission(request):
+        if not (self.has_view_permission(request) and may_export(request)):
             raise PermissionDenied
         if fmt not in EXPORTS:
             raise Http404("unknown export format")
@@ -84,18 +89,21 @@ class ConversationAdminMixin(admin.ModelAdmin):
         session = self.get_object(request, object_id)
         context = dict(extra_context or {})
         if session is not None:
-            context.update(conversation_context(session))
+            context.update(conversation_context(session, exports=may_export(request)))
         return super().change_view(request, object_id, form_url, extra_context=context)
 
-    @admin.action(description="Export the selected conversations (JSON)", permissions=["view"])
+    @admin.action(description="Export the selected conversations (JSON)", permissions=["export"])
     def export_conversations_json(self, request: HttpRequest, queryset: QuerySet) -> Any:
         _audit(request, f"{queryset.count()} selected conversation(s)", "json")
         return transcripts.json_response(queryset.order_by("started_at"), "conversations")
 
-    @admin.action(description="Export the selected conversations (CSV)", permissions=["view"])
+    @admin.action(description="Export the selected conversations (CSV)", permissions=["export"])
     def export_conversations_csv(self, request: HttpRequest, queryset: QuerySet) -> Any:
         _audit(request, f"{queryset.count()} selected conversation(s)", "csv")
         return transcripts.csv_response(queryset.order_by("started_at"), "conversations")
+
+    def has_export_permission(self, request: HttpRequest) -> bool:
+        return self.has_view_permission(request) and may_export(request)
 
 
 def _audit(request: HttpRequest, what: str, fmt: str) -> None:
@@ -103,8 +111,9 @@ def _audit(request: HttpRequest, what: str, fmt: str) -> None:
     log.info("%s exported %s as %s", request.user.get_username(), what, fmt.upper())
 
 
-def conversation_context(session: RealtimeSession) -> dict[str, Any]:
-    """What templates/admin/realtime/realtimesession/change_form.html shows."""
+def conversation_context(session: RealtimeSession, *, exports: bool = True) -> dict[str, Any]:
+    """What templates/admin/realtime/realtimesession/change_form.html shows (the export links
+    only to staff who may export)."""
     config = relay_runtime.current().config
     context: dict[str, Any] = {
         "conversation": transcripts.lines(session.entries.order_by("seq")),
@@ -113,9 +122,11 @@ def conversation_context(session: RealtimeSession) -> dict[str, Any]:
         "exports": [
             (fmt, reverse("admin:realtime_conversation_export", args=[session.pk, fmt]))
             for fmt in EXPORTS
-        ],
+        ]
+        if exports
+        else [],
     }
-    if session.user_id is not None:
+    if exports and session.user_id is not None:
         context["user_exports"] = [
             (
                 fmt,

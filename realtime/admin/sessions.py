@@ -11,19 +11,28 @@ from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from realtime.admin.conversations import ACTIONS as CONVERSATION_ACTIONS
 from realtime.admin.conversations import ConversationAdminMixin
 from realtime.kernel import counters
 from realtime.models import Note, RealtimeSession
-from realtime.ops import presence as registry
+from realtime.ops import control, reaper
 from realtime.ops import runtime as relay_runtime
+
+TERMINATE_PERMISSION = "realtime.terminate_realtimesession"
+
+WHY_ENDED = {
+    "max_age": "renewed: RELAY_UPSTREAM_MAX_SECONDS reached",
+    "upstream_closed": "recovered: the service closed it",
+    "upstream_session_expired": "recovered: the service's time limit",
+    "upstream_stalled": "recovered: the service stopped answering",
+}
 
 
 def _stale_cutoff() -> Any:
     beat = relay_runtime.current().config.heartbeat_seconds
-    return timezone.now() - timedelta(seconds=beat * registry.STALE_AFTER_BEATS)
+    return timezone.now() - timedelta(seconds=beat * reaper.STALE_AFTER_BEATS)
 
 
 def _format_ms(ms: int) -> str:
@@ -56,7 +65,10 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     date_hierarchy = "started_at"
     actions = ["terminate_sessions", "terminate_user_sessions", *CONVERSATION_ACTIONS]
     list_per_page = 50
-    readonly_fields = [field.name for field in RealtimeSession._meta.fields]
+    readonly_fields = [
+        *(field.name for field in RealtimeSession._meta.fields if field.name != "upstreams"),
+        "upstream_sessions",
+    ]
     fieldsets = (
         (None, {"fields": ("id", "status", "user", "provider", "model")}),
         ("Client", {"fields": ("client_addr", "origin", "user_agent")}),
@@ -75,6 +87,7 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
                 )
             },
         ),
+        ("Upstream", {"fields": ("upstream_sessions",)}),
         ("Activity", {"fields": [c.column for c in counters.STORED]}),
     )
 
@@ -128,6 +141,39 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     def audio_out(self, obj: RealtimeSession) -> str:
         return _format_ms(obj.audio_ms_out)
 
+    @admin.display(description="upstream sessions")
+    def upstream_sessions(self, obj: RealtimeSession) -> str:
+        """How many upstream sessions served the conversation, and why each ended (renewal
+        and recovery: realtime/session/renewal.py)."""
+        spans = obj.upstreams or []
+        if not spans:
+            ended = f", ended: {obj.close_reason}" if obj.close_reason else ""
+            return f"1 (never renewed{ended})"
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    span.get("n"),
+                    span.get("id") or "—",
+                    span.get("started_at") or "—",
+                    span.get("ended_at") or "—",
+                    WHY_ENDED.get(span.get("ended") or "", span.get("ended") or "open"),
+                )
+                for span in spans
+            ),
+        )
+        return format_html(
+            "{} upstream sessions ({} renewed on the timer, {} recovered)"
+            '<table style="margin-top:.5em"><thead><tr><th>#</th><th>upstream id</th>'
+            "<th>started</th><th>ended</th><th>why it ended</th></tr></thead><tbody>{}</tbody>"
+            "</table>",
+            len(spans),
+            obj.upstream_renewals,
+            obj.upstream_recoveries,
+            rows,
+        )
+
     @admin.display(description="tokens in/out")
     def tokens(self, obj: RealtimeSession) -> str:
         return f"{obj.input_tokens}/{obj.output_tokens}"
@@ -147,12 +193,22 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
         self._terminate(request, list(RealtimeSession.objects.live().of_users(users)))
 
     def has_terminate_permission(self, request: HttpRequest) -> bool:
-        user = request.user
-        return bool(user.is_active and user.is_staff)
+        # A permission, not the staff flag: view-only staff cannot end sessions (issue 25).
+        return request.user.has_perm(TERMINATE_PERMISSION)
 
     def _terminate(self, request: HttpRequest, sessions: list[RealtimeSession]) -> None:
         open_sessions = [s for s in sessions if s.is_open or s.status == "stale"]
-        asked = registry.terminate_sessions(open_sessions, by=request.user.get_username())
+        try:
+            asked = control.terminate_sessions(open_sessions, by=request.user.get_username())
+        except control.ControlUnavailable as exc:  # fail closed, and say so
+            text = (
+                "The channel layer (Redis) did not answer: no live session was asked to end; "
+                "try again once it answers."
+            )
+            if exc.closed_stale:
+                text += f" Closed {exc.closed_stale} stale row(s) whose worker is gone."
+            self.message_user(request, text, messages.ERROR)
+            return
         cleared = len(open_sessions) - asked
         text = f"Asked {asked} live session(s) to end."
         if cleared:

@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from realtime.kernel.counters import USAGE_COLUMNS
+from realtime.records.spreadsheets import safe_row
 
 SUMMED = USAGE_COLUMNS  # realtime.kernel.counters: the counters marked usage=True
 DEFAULT_DAYS = 30
@@ -50,7 +51,8 @@ def _date(value: str | None) -> date | None:
 
 
 def usage_view(request: HttpRequest) -> HttpResponse:
-    """Staff with view permission on sessions only (wrapped in admin_view in the URLconf)."""
+    """Staff with view permission on sessions only (wrapped in admin_view in the URLconf); the
+    CSV also needs ``realtime.export_conversations``."""
     if not request.user.has_perm("realtime.view_realtimesession"):
         raise PermissionDenied
     today = timezone.localdate()
@@ -58,6 +60,8 @@ def usage_view(request: HttpRequest) -> HttpResponse:
     end = _date(request.GET.get("end")) or today
     rows = list(usage_rollup(start=start, end=end))
     if request.GET.get("format") == "csv":
+        if not request.user.has_perm("realtime.export_conversations"):
+            raise PermissionDenied  # viewing is not exporting (issue 25)
         return _csv(rows, start, end)
     totals = {name: sum(row[name] or 0 for row in rows) for name in ("sessions", *SUMMED)}
     context: dict[str, Any] = {
@@ -67,6 +71,7 @@ def usage_view(request: HttpRequest) -> HttpResponse:
         "totals": totals,
         "start": start,
         "end": end,
+        "may_export": request.user.has_perm("realtime.export_conversations"),
         "presets": [
             ("Today", today, today),
             ("Last 7 days", today - timedelta(days=6), today),
@@ -84,5 +89,6 @@ def _csv(rows: list[dict[str, Any]], start: date, end: date) -> HttpResponse:
     writer.writerow(["day", "user", "sessions", *SUMMED])
     for row in rows:
         user = row["user__username"] or ""
-        writer.writerow([row["day"], user, row["sessions"], *(row[n] or 0 for n in SUMMED)])
+        cells = [row["day"], user, row["sessions"], *(row[n] or 0 for n in SUMMED)]
+        writer.writerow(safe_row(cells))  # usernames are user-controlled (issue 25)
     return response

@@ -35,8 +35,10 @@ Not patches (no framework internals changed), kept here because they lean on a f
 behaviour: ``consumer`` (a Channels consumer base without the per-message task and thread
 hop), ``cancellation`` (honour a cancellation an await swallowed: CPython 3.11
 ``wait_for``), ``websockets`` (a logging filter that redacts keys from websockets' DEBUG
-handshake dump; installed wherever upstream clients are built). ``tests/compat`` tests each
-by behaviour.
+handshake dump; installed wherever upstream clients are built), ``redis_layer`` (the
+channels-redis layer with the relay's pools: a subclass overriding ``create_pool`` and
+``brpop_timeout``) and ``redis_pools`` (Redis pools with timeouts and a cap, and the outage
+reporter and breaker every Redis use shares). ``tests/compat`` tests each by behaviour.
 """
 
 from __future__ import annotations
@@ -46,16 +48,22 @@ from realtime.compat.patching import Patch, install
 
 def server_patches() -> tuple[Patch, ...]:
     """The patches of a process that serves the relay, in install order."""
-    from realtime.compat import autobahn, daphne, daphne_fastpath, daphne_guards, masks
+    from realtime.compat import (
+        autobahn_dump,
+        daphne_close_codes,
+        daphne_fastpath,
+        daphne_guards,
+        masks,
+    )
 
     return (
-        daphne.CLOSE_CODES,
+        daphne_close_codes.CLOSE_CODES,
         daphne_guards.FRAME_GUARD,
         masks.BUFFERED_MASKS,
         daphne_fastpath.FASTPATH,
         daphne_fastpath.EAGER_WRITES,
         daphne_fastpath.DIRECT_READS,
-        autobahn.LAZY_CONFIG_LOG,
+        autobahn_dump.LAZY_CONFIG_LOG,
     )
 
 

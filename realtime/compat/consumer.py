@@ -26,6 +26,8 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import get_channel_layer
 
+from realtime.compat import redis_pools
+
 log = logging.getLogger("realtime.layer")
 
 
@@ -40,7 +42,7 @@ class DirectWebsocketConsumer(AsyncWebsocketConsumer):
                 self.channel_name = await self.channel_layer.new_channel()
                 layer_task = asyncio.create_task(self._layer_loop(), name="realtime-layer")
             except Exception as exc:  # the in-memory layer never fails; Redis may
-                log.warning("channel layer unavailable at connect: %s", type(exc).__name__)
+                redis_pools.unreachable("channel layer at connect", exc)
         try:
             while True:
                 await self.dispatch(await receive())
@@ -78,29 +80,44 @@ class DirectWebsocketConsumer(AsyncWebsocketConsumer):
         delay = 0.5
         while True:
             try:
-                return await self.channel_layer.receive(self.channel_name)
+                message = await self.channel_layer.receive(self.channel_name)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
-                log.warning("channel layer receive failed (%s); retrying", type(exc).__name__)
+            except Exception as exc:  # reported once per outage, not per consumer and retry
+                redis_pools.unreachable("channel layer receive, retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+            else:
+                redis_pools.answered()
+                return message
+
+    def _layer_deadline(self) -> asyncio.Timeout:
+        """A bound on one channel-layer operation as a whole: the layer's ``timeout`` (the
+        Redis layer, ``RELAY_REDIS_TIMEOUT_SECONDS``); none for the in-memory layer."""
+        return asyncio.timeout(getattr(self.channel_layer, "timeout", None))
 
     async def join_groups(self) -> None:
-        """(Re)join the broadcast groups: at connect, and every heartbeat after an outage."""
+        """(Re)join the broadcast groups: at connect, and every heartbeat after an outage.
+        Fails open within the layer's timeout: a hung Redis delays a connect by at most that."""
         if self.channel_layer is None or not getattr(self, "channel_name", None):
             return
+        if not redis_pools.may_try("channel layer groups"):
+            return  # Redis is down: a later heartbeat joins (one try every few seconds)
         try:
-            for group in self.groups:
-                await self.channel_layer.group_add(group, self.channel_name)
+            async with self._layer_deadline():
+                for group in self.groups:
+                    await self.channel_layer.group_add(group, self.channel_name)
         except Exception as exc:
-            log.warning("channel layer group_add failed: %s", type(exc).__name__)
+            redis_pools.unreachable("channel layer group_add", exc)
+        else:
+            redis_pools.answered()
 
     async def leave_groups(self) -> None:
         if self.channel_layer is not None and getattr(self, "channel_name", None):
-            for group in self.groups:
-                with contextlib.suppress(Exception):  # best effort: groups also expire
-                    await self.channel_layer.group_discard(group, self.channel_name)
+            with contextlib.suppress(Exception):  # best effort: groups also expire
+                async with self._layer_deadline():
+                    for group in self.groups:
+                        await self.channel_layer.group_discard(group, self.channel_name)
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         await self.connect()  # groups are joined by the subclass, once it admits the client

@@ -54,10 +54,17 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     user = scope.get("user")
     user = user if user is not None and user.is_authenticated else None
     config, tools = await _apply_policy(runtime, user, scope, session_id)
-    budget = await budgets.admit(scope=scope, runtime=runtime, config=config, user=user)
+    budget = await budgets.admit(scope=scope, limiter=runtime.limiter, config=config, user=user)
     counters = SessionCounters()
     conversation = Conversation(enabled=config.transcripts_stored)
-    presence = Presence(session_id, counters, runtime, conversation)
+    runtime.ensure_reaper()  # this worker's reaper runs on the sessions' loop
+    presence = Presence(
+        session_id,
+        counters,
+        runtime.presence_writes,
+        runtime.config.heartbeat_seconds,
+        conversation,
+    )
     try:
         over = await runtime.registrar.register(
             session_id, describe(scope, config, channel_name), config

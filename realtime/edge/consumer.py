@@ -2,9 +2,10 @@
 
 It accepts, admits (``realtime.edge.admission``), builds and starts the session, checks frame
 sizes, parses text frames into commands (``realtime.edge.protocol``) and forwards everything to
-the session. The session talks back through this consumer as its ``ClientPort``
-(``send_text``/``send_bytes``/``close``). Administrator terminate (channel layer) and drain
-(runtime) become ``session.end(...)``.
+the session. The session talks back through this consumer as its ``ClientPort``: its neutral
+client events are encoded here into the browser protocol (``protocol.encode``), reply audio
+goes out as binary frames, ``close(code)`` closes the socket. Administrator terminate
+(channel layer) and drain (runtime) become ``session.end(...)``.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.ops import metrics
 from realtime.ops import runtime as relay_runtime
-from realtime.ops.presence import SESSIONS_GROUP
-from realtime.session import RelaySession
+from realtime.ops.control import SESSIONS_GROUP
+from realtime.session import client_events as client
+from realtime.session.client_events import ClientEvent
+from realtime.session.core import RelaySession
 
 log = logging.getLogger("realtime.session")
 
@@ -55,8 +58,9 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)  # daily budget
         self.session = RelaySession(
             port=self,
-            runtime=runtime,
             admitted=admitted,
+            clients=runtime.clients,
+            roster=runtime,
             on_heartbeat=beat,
             answer_budget=budgets.answer_check(admitted),  # the daily budget, per answer
         )
@@ -121,19 +125,20 @@ class RealtimeConsumer(DirectWebsocketConsumer):
 
     # ---- ClientPort (close() is AsyncWebsocketConsumer's) -------------------------------------
 
-    async def send_text(self, text: str) -> None:
+    async def send_event(self, event: ClientEvent) -> None:
+        text = protocol.encode(event)
         fast = self.fast
         if fast is not None:
             fast.send_text(text)  # a closed connection drops it, as daphne would
         else:
             await self.base_send({"type": "websocket.send", "text": text})
 
-    async def send_bytes(self, data: bytes) -> None:
+    async def send_audio(self, pcm: bytes) -> None:
         fast = self.fast
         if fast is not None:
-            fast.send_bytes(data)
+            fast.send_bytes(pcm)  # a closed connection drops it, as daphne would
         else:
-            await self.base_send({"type": "websocket.send", "bytes": data})
+            await self.base_send({"type": "websocket.send", "bytes": pcm})
 
     # ---- Endings without a session, errors, cleanup ------------------------------------------
 
@@ -141,7 +146,7 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         log.info("connection refused (%s, close %d)", ending.code, ending.close_code)
         metrics.count_refusal(ending.code)
         try:
-            await self.send_text(protocol.error_message(ending.code, ending.message, fatal=True))
+            await self.send_event(client.Error(ending.code, ending.message, fatal=True))
             await self.close(ending.close_code)
         except Exception:  # the client may already be gone
             pass

@@ -10,15 +10,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render, resolve_url
 from django.views.decorators.http import require_safe
 
-from realtime.ops import runtime
-
 
 @require_safe
 def index(request: HttpRequest) -> HttpResponse:
     """The demo page. It opens the relay's WebSocket at /realtime from the browser."""
     user = request.user
     login_url = f"{resolve_url(settings.LOGIN_URL)}?next={quote(request.path, safe='/')}"
-    relay = runtime.current()
+    relay = request.relay  # type: ignore[attr-defined]  (RequestRuntimeMiddleware)
     return render(
         request,
         "realtime/index.html",

@@ -1,16 +1,32 @@
 """The client protocol (docs/protocol.md): pure code, no I/O, no Django.
 
 Client → relay: text frames are validated against an allow-list and parsed into commands.
-Relay → client: message builders. The canonical part is byte-compatible with the other
-middle tiers of the sample family: compact JSON, field names and order as documented.
+Relay → client: the session's client events (``realtime.session.client_events``) encoded as
+text frames (``encode``); reply audio goes in binary frames as it is. The canonical part is
+byte-compatible with the other middle tiers of the sample family: compact JSON, field names
+and order as documented.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from realtime.kernel.commands import (
+    ClientCommand,
+    ClientProtocolError,
+    Commit,
+    Interrupt,
+    Playback,
+    UserMessage,
+)
+from realtime.session import client_events as client
+from realtime.session.client_events import ClientEvent
+from realtime.tools import ToolNotice
+
+if TYPE_CHECKING:
+    from realtime.guards.budgets import Budget
 
 from realtime.kernel import text as textrules
 
@@ -20,45 +36,8 @@ def dumps(message: dict[str, Any]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# Client → relay
+# Client → relay (the commands: realtime.kernel.commands)
 # ---------------------------------------------------------------------------------------------
-
-
-class ClientProtocolError(Exception):
-    """Bad client input: reported to the client as a non-fatal error message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-@dataclass(frozen=True, slots=True)
-class UserMessage:
-    text: str
-
-
-@dataclass(frozen=True, slots=True)
-class Playback:
-    """The client's exact figure of how much of an assistant audio item it played."""
-
-    item_id: str
-    played_ms: int
-
-
-@dataclass(frozen=True, slots=True)
-class Interrupt:
-    """Stop the current answer; optionally with the client's exact playback figure."""
-
-    playback: Playback | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Commit:
-    """End a spoken turn (manual turns): commit the buffered audio and ask for an answer."""
-
-
-ClientCommand = UserMessage | Playback | Interrupt | Commit
 
 
 def _playback_fields(message: dict[str, Any]) -> Playback:
@@ -152,26 +131,102 @@ def control(action: str, **fields: Any) -> str:
     return dumps({"type": "control", "action": action, **fields})
 
 
-def text_delta(part_id: str, delta: str) -> str:
-    return dumps({"type": "text_delta", "id": part_id, "delta": delta})
-
-
-def transcription(item_id: str, text: str) -> str:
-    return dumps({"type": "transcription", "id": item_id, "text": text})
-
-
-def transcription_delta(item_id: str, delta: str) -> str:
-    return dumps({"type": "transcription_delta", "id": item_id, "delta": delta})
-
-
-def audio_start(item_id: str, content_index: int) -> str:
-    return control(
-        "audio_start",
-        id=f"{item_id}-{content_index}",
-        item_id=item_id,
-        content_index=content_index,
-    )
+def encode(event: ClientEvent) -> str:
+    """One of the session's client events as this protocol's text frame (docs/protocol.md)."""
+    return _ENCODERS[type(event)](event)
 
 
 SPEECH_STARTED = control("speech_started")
 SPEECH_STOPPED = control("speech_stopped")
+INPUT_TIMEOUT = control("input_timeout")
+
+
+def _session_info(event: client.SessionInfo) -> str:
+    budget = event.budget
+    return control(
+        "session_info",
+        session_id=event.session_id,
+        provider=event.provider,
+        api=event.api,
+        turn_detection=event.turn_detection,
+        **({"budget": _budget(budget)} if budget is not None else {}),
+    )
+
+
+def _budget(budget: Budget) -> dict[str, Any]:
+    """What is left of the user's budget today (null = no limit)."""
+    return {
+        "seconds_left": budget.seconds_left,
+        "tokens_left": budget.tokens_left,
+        "connects_per_minute": budget.limits.connects_per_minute or None,
+        "resets_at": budget.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def _answer_done(event: client.AnswerDone) -> str:
+    usage = event.usage
+    return control(
+        "response_done",
+        id=event.response_id,
+        status=event.status,
+        reason=event.reason,
+        usage={
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+    )
+
+
+def _tool_call(notice: ToolNotice) -> str:
+    """``{"type":"tool_call","name","call_id","status",…}``: arguments and result only where
+    the tool lets the client see them (the notice carries them only then)."""
+    message: dict[str, Any] = {
+        "type": "tool_call",
+        "name": notice.name,
+        "call_id": notice.call_id,
+        "status": notice.status,
+    }
+    if notice.error is not None:
+        message["error"] = notice.error
+    if notice.arguments is not None:
+        message["arguments"] = notice.arguments
+    if notice.result is not None:
+        message["result"] = notice.result
+    return dumps(message)
+
+
+_ENCODERS: dict[type, Callable[[Any], str]] = {
+    client.Connected: lambda e: control("connected", greeting=e.greeting),
+    client.SessionInfo: _session_info,
+    client.SessionEnding: lambda e: control("session_ending", seconds_left=e.seconds_left),
+    client.UpstreamRenewed: lambda e: control(
+        "upstream_renewed", reason=e.reason, upstream=e.upstream
+    ),
+    client.UsageUpdate: lambda e: control("usage", seconds=e.seconds),
+    client.Error: lambda e: error_message(e.code, e.message, fatal=e.fatal),
+    client.SpeechStarted: lambda e: SPEECH_STARTED,
+    client.SpeechStopped: lambda e: SPEECH_STOPPED,
+    client.TranscriptDelta: lambda e: dumps(
+        {"type": "transcription_delta", "id": e.item_id, "delta": e.delta}
+    ),
+    client.Transcript: lambda e: dumps({"type": "transcription", "id": e.item_id, "text": e.text}),
+    client.InputTimeout: lambda e: INPUT_TIMEOUT,
+    client.AnswerStarted: lambda e: control("response_started", id=e.response_id),
+    client.AnswerAudioStart: lambda e: control(
+        "audio_start",
+        id=f"{e.item_id}-{e.content_index}",
+        item_id=e.item_id,
+        content_index=e.content_index,
+    ),
+    client.AnswerAudioDone: lambda e: control("audio_done", id=e.part_id),
+    client.AnswerTextDelta: lambda e: dumps(
+        {"type": "text_delta", "id": e.part_id, "delta": e.delta}
+    ),
+    client.AnswerTextDone: lambda e: control("text_done", id=e.part_id),
+    client.AnswerDone: _answer_done,
+    client.AnswerTruncated: lambda e: control(
+        "truncated", item_id=e.item_id, audio_end_ms=e.audio_end_ms
+    ),
+    ToolNotice: _tool_call,
+}

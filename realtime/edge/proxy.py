@@ -19,27 +19,12 @@ import ipaddress
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from realtime.kernel.networks import Network
+
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 FORWARDED_FOR = b"x-forwarded-for"
 FORWARDED_PROTO = b"x-forwarded-proto"
-
-
-def parse_networks(raw: str, name: str = "RELAY_TRUSTED_PROXIES") -> tuple[Network, ...]:
-    """Comma-separated IPs/CIDRs; ValueError naming the variable on a bad item."""
-    networks = []
-    for item in raw.split(","):
-        item = item.strip()
-        if not item:
-            continue
-        try:
-            networks.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise ValueError(
-                f"{name} must list IP addresses or CIDR networks, got {item!r}"
-            ) from None
-    return tuple(networks)
 
 
 def _address(text: str) -> Address | None:

@@ -7,11 +7,9 @@ RELAY_TICKET_TTL_SECONDS. No long-lived secret ever goes into a URL.
 
 from __future__ import annotations
 
-import base64
-import binascii
 from typing import Any
 
-from django.contrib.auth import authenticate
+from django.contrib.auth import authenticate, get_user_model
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -19,28 +17,24 @@ from django.views.decorators.csrf import csrf_exempt
 
 from realtime.edge.access import issue_ticket, origin_allowed
 from realtime.guards import throttle
+from realtime.guards.credentials import basic_credentials
+from realtime.guards.throttle import Limiter
+from realtime.kernel.config import RelayConfig
 from realtime.ops import dbdown
-from realtime.ops import runtime as relay_runtime
-
-
-def basic_credentials(request: HttpRequest) -> tuple[str, str] | None:
-    header = request.headers.get("Authorization", "")
-    if not header.lower().startswith("basic "):
-        return None
-    try:
-        username, _, password = base64.b64decode(header[6:]).decode("utf-8").partition(":")
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return username, password
 
 
 def _basic_auth_user(request: HttpRequest) -> Any | None:
     credentials = basic_credentials(request)
     if credentials is None:
         return None
-    user = authenticate(request, username=credentials[0], password=credentials[1])
+    # The name as the login form resolves it (NFKC, as ``UsernameField``/``normalize_username``
+    # do): one account, one lockout, whichever way its name is typed.
+    username = get_user_model().normalize_username(credentials[0].strip())
+    user = authenticate(request, username=username, password=credentials[1])
     if user is not None:
-        throttle.login_succeeded(request, user)  # HTTP Basic logs no one in: no signal
+        relay = request.relay  # type: ignore[attr-defined]
+        # HTTP Basic logs no one in: no signal clears the count.
+        throttle.login_succeeded(relay.config, relay.limiter, user)
     return user
 
 
@@ -71,9 +65,9 @@ def _ticket(request: HttpRequest) -> HttpResponse:
         if CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}) is not None:
             return _error(403, "csrf_failed", "missing or wrong CSRF token")
         user = request.user
-    runtime = relay_runtime.of(request)
-    config = runtime.config
-    refused = _ticket_rate(request, runtime, user)
+    relay = request.relay  # type: ignore[attr-defined]
+    config = relay.config
+    refused = _ticket_rate(request, config, relay.limiter, user)
     if refused is not None:
         return refused
     ttl = config.ticket_ttl_s
@@ -89,10 +83,11 @@ def _ticket(request: HttpRequest) -> HttpResponse:
     return response
 
 
-def _ticket_rate(request: HttpRequest, runtime: Any, user: Any) -> HttpResponse | None:
+def _ticket_rate(
+    request: HttpRequest, config: RelayConfig, limits: Limiter, user: Any
+) -> HttpResponse | None:
     """RELAY_TICKETS_PER_MINUTE per user and per client address, across workers."""
-    per_minute = runtime.config.tickets_per_minute
-    limits = throttle.limiter(runtime)
+    per_minute = config.tickets_per_minute
     address = str(request.META.get("REMOTE_ADDR") or "?")
     for key in (("ticket-user", str(user.pk)), ("ticket-addr", address)):
         verdict = limits.hit(per_minute, 60, *key)

@@ -28,13 +28,13 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, StrictStr, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
-from realtime.edge.protocol import ClientProtocolError
+from realtime.kernel.commands import ClientProtocolError
 from realtime.kernel.config import ConfigError
 from realtime.tools.outcomes import describe_validation_error
 
 VARIABLE = "RELAY_CLIENT_MESSAGES"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-# The canonical client messages (realtime.edge.protocol) cannot be redefined.
+# The canonical client messages (realtime.kernel.commands) cannot be redefined.
 RESERVED = frozenset({"user_message", "playback", "interrupt", "commit"})
 DEFAULT_MAX_TEXT_CHARS = 4000
 

@@ -26,7 +26,7 @@ VARIABLE = "RELAY_SESSION_POLICY"
 
 # The limits a policy may override: RelayConfig field names, with RelayConfig's bounds.
 LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
-    "max_session_seconds": (0, 3540),
+    "max_session_seconds": (0, 86_400),
     "idle_timeout_seconds": (0, 86_400),
     "max_messages_per_minute": (0, 10_000),
     "max_control_messages_per_minute": (0, 10_000),

@@ -22,7 +22,7 @@ counted: ``response.done`` on the Realtime API, the derived end of an answer and
 delegated backend response on GPT-Live) and at every heartbeat (``RELAY_HEARTBEAT_SECONDS``):
 the session's row is written with its counters, the sums are taken again, and a session
 whose user has reached a limit ends with ``budget_exhausted``. While the check after an
-answer runs, the session sends nothing upstream (``RelaySession._check_budget``), so no new
+answer runs, the session sends nothing upstream (``session/answer_budget.py``), so no new
 answer starts on a spent budget: a session overruns by at most the answer that crossed the
 limit (seconds: by at most one answer or one heartbeat). With several concurrent sessions
 the sums include all of them (each writes its row at every answer and heartbeat), so a user
@@ -43,12 +43,11 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
-from realtime.guards import throttle
+from realtime.guards.throttle import Limiter
 from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.models import RealtimeSession, UserBudget
-from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.guards.budgets")
 
@@ -91,15 +90,6 @@ class Budget:
         if not self.limits.daily_tokens:
             return None
         return max(0, self.limits.daily_tokens - self.usage.tokens)
-
-    def info(self) -> dict[str, Any]:
-        """``session_info``'s ``budget``: what is left today (null = no limit)."""
-        return {
-            "seconds_left": self.seconds_left,
-            "tokens_left": self.tokens_left,
-            "connects_per_minute": self.limits.connects_per_minute or None,
-            "resets_at": self.resets_at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
 
     def exhausted(self, now: datetime) -> Ending | None:
         spent = []
@@ -183,7 +173,7 @@ def budget_for(config: RelayConfig, user_id: int, now: datetime) -> Budget:
 
 
 async def admit(
-    *, scope: dict[str, Any], runtime: Runtime, config: RelayConfig, user: Any
+    *, scope: dict[str, Any], limiter: Limiter, config: RelayConfig, user: Any
 ) -> Budget | None:
     """Refuse (``SessionEnded``) a connect over a budget; else the user's budget (or None
     for anonymous clients and users without limits)."""
@@ -200,7 +190,7 @@ async def admit(
         raise SessionEnded(endings.REGISTRY_UNAVAILABLE) from None
     who = f"user:{user_id}" if user_id is not None else f"addr:{_client_host(scope)}"
     per_minute = limits.connects_per_minute
-    verdict = await throttle.limiter(runtime).ahit(per_minute, CONNECT_WINDOW_S, "connect", who)
+    verdict = await limiter.ahit(per_minute, CONNECT_WINDOW_S, "connect", who)
     if not verdict.allowed:
         raise SessionEnded(
             endings.TOO_MANY_CONNECTS.because(
@@ -255,7 +245,7 @@ def usage_after_answer(
 
 
 def answer_check(admitted: Any) -> Callable[[dict[str, int]], Awaitable[Ending | None]] | None:
-    """The check a session runs after every answer (``RelaySession._check_budget``): the
+    """The check a session runs after every answer (``session/answer_budget.py``): the
     ending when its user's daily budget is used up; None (no check) without daily limits."""
     budget: Budget | None = getattr(admitted, "budget", None)
     if budget is None or not budget.limits.daily or admitted.user is None:

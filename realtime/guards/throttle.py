@@ -3,11 +3,13 @@
 Counting uses the ``limits`` library's moving window (exact: N hits in any window of the
 given length), stored in Redis when ``REDIS_URL`` is set (the same server as the channel
 layer, its own key prefix), else in this process's memory (one worker). A limit that
-cannot be checked because Redis is down lets the request through and logs a warning: these
-limits slow attackers down, while the session limits that protect the key (registry rows,
-database) fail closed.
+cannot be checked because Redis is down or hung (every call bounded by
+``RELAY_REDIS_TIMEOUT_SECONDS``) lets the request through, and the outage is logged once:
+these limits slow attackers down, while the session limits that protect the key (registry
+rows, database) fail closed.
 
-- **Failed logins** (``RELAY_LOGIN_FAILURES_PER_USER`` per username,
+- **Failed logins** (``RELAY_LOGIN_FAILURES_PER_USER`` per username as Django's login
+  resolves it (NFKC, case-folded: ``login_identity``),
   ``RELAY_LOGIN_FAILURES_PER_ADDRESS`` per client address, within
   ``RELAY_LOGIN_FAILURE_WINDOW_SECONDS``): counted from Django's ``user_login_failed``
   signal, so every ``authenticate()`` with a request counts (login page, admin login, HTTP
@@ -20,15 +22,17 @@ database) fail closed.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
-import weakref
+import unicodedata
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_in, user_login_failed
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -40,9 +44,9 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage, RedisStorage
 from limits.strategies import MovingWindowRateLimiter
 
+from realtime.compat import redis_pools
+from realtime.guards.credentials import basic_credentials
 from realtime.kernel.config import RelayConfig
-from realtime.ops import runtime as relay_runtime
-from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.guards.throttle")
 
@@ -64,14 +68,32 @@ def _prefix() -> str:
 
 
 class Limiter:
-    """One worker's moving-window limiter (sync for views, async for admission)."""
+    """One worker's moving-window limiter (sync for views, async for admission).
 
-    def __init__(self) -> None:
+    With Redis, each call is bounded (``RELAY_REDIS_TIMEOUT_SECONDS`` to connect, to read and to
+    wait for one of at most ``RELAY_REDIS_MAX_CONNECTIONS`` pooled connections; the async hit
+    also as a whole) and fails open: a limit that cannot be checked lets the request through,
+    and the outage is logged once (``realtime.compat.redis_pools``)."""
+
+    def __init__(self, config: RelayConfig | None = None) -> None:
         url = getattr(settings, "REDIS_URL", "")
+        self.timeout_s = config.redis_timeout_s if config is not None else 2.0
+        self.redis = bool(url)
         if url:
-            self.storage: Any = RedisStorage(url, wrap_exceptions=True, key_prefix=_prefix())
+            cap = config.redis_max_connections if config is not None else 20
+            prefix = _prefix()
+            self.storage: Any = RedisStorage(
+                url,
+                connection_pool=redis_pools.sync_pool(url, self.timeout_s, cap, "relay-limits"),
+                wrap_exceptions=True,
+                key_prefix=prefix,
+            )
             self.astorage: Any = AsyncRedisStorage(
-                url, implementation="redispy", wrap_exceptions=True, key_prefix=_prefix()
+                url,
+                implementation="redispy",
+                connection_pool=redis_pools.async_pool(url, self.timeout_s, cap, "relay-limits"),
+                wrap_exceptions=True,
+                key_prefix=prefix,
             )
         else:
             self.storage, self.astorage = MemoryStorage(), AsyncMemoryStorage()
@@ -98,16 +120,19 @@ class Limiter:
             self._guard(lambda: self.sync.clear(item, *key), key)
 
     async def ahit(self, amount: int, seconds: int, *key: str) -> Verdict:
-        if not amount:
+        if not amount or not self._may_try():
             return ALLOW
         item = RateLimitItemPerSecond(amount, seconds)
         try:
-            if await self.aio.hit(item, *key):
-                return ALLOW
-            stats = await self.aio.get_window_stats(item, *key)
-        except StorageError as exc:
-            log.warning("rate limit %s not checked (storage: %s)", key[0], type(exc).__name__)
+            async with asyncio.timeout(self.timeout_s):
+                if await self.aio.hit(item, *key):
+                    self._answered()
+                    return ALLOW
+                stats = await self.aio.get_window_stats(item, *key)
+        except (StorageError, TimeoutError) as exc:
+            self._unchecked(key, exc)
             return ALLOW
+        self._answered()
         return Verdict(False, _seconds_until(stats.reset_time))
 
     def _verdict(self, allowed: bool, item: Any, key: tuple[str, ...]) -> Verdict:
@@ -115,29 +140,46 @@ class Limiter:
             return ALLOW
         return Verdict(False, _seconds_until(self.sync.get_window_stats(item, *key).reset_time))
 
-    @staticmethod
-    def _guard(check: Callable[[], Any], key: tuple[str, ...]) -> Any:
+    def _guard(self, check: Callable[[], Any], key: tuple[str, ...]) -> Any:
+        if not self._may_try():
+            return ALLOW  # Redis is down: fail open at once (one try every few seconds)
         try:
-            return check()
+            result = check()
         except StorageError as exc:
-            log.warning("rate limit %s not checked (storage: %s)", key[0], type(exc).__name__)
+            self._unchecked(key, exc)
             return ALLOW
+        self._answered()
+        return result
+
+    def _may_try(self) -> bool:
+        return not self.redis or redis_pools.may_try("rate limits")
+
+    def _answered(self) -> None:
+        if self.redis:
+            redis_pools.answered()
+
+    def _unchecked(self, key: tuple[str, ...], exc: BaseException) -> None:
+        """Fail open; the outage is logged once, not per request."""
+        if self.redis:
+            redis_pools.unreachable(f"rate limit {key[0]} not checked", exc)
+        else:
+            log.warning("rate limit %s not checked (storage: %s)", key[0], type(exc).__name__)
 
 
 def _seconds_until(reset_time: float) -> int:
     return max(1, math.ceil(reset_time - time.time()))
 
 
-_limiters: weakref.WeakKeyDictionary[Runtime, Limiter] = weakref.WeakKeyDictionary()
-
-
-def limiter(runtime: Runtime | None = None) -> Limiter:
-    """The runtime's limiter (one per worker process; tests get one per runtime)."""
-    runtime = runtime or relay_runtime.current()
-    found = _limiters.get(runtime)
-    if found is None:
-        found = _limiters[runtime] = Limiter()
-    return found
+def relay_of(request: HttpRequest) -> Any:
+    """The runtime serving ``request`` (``request.relay``, set by
+    realtime.ops.runtime.RequestRuntimeMiddleware): its ``config`` and ``limiter``."""
+    try:
+        return request.relay  # type: ignore[attr-defined]
+    except AttributeError:
+        raise RuntimeError(
+            "request.relay is not set: put realtime.ops.runtime.RequestRuntimeMiddleware "
+            "in MIDDLEWARE before realtime.guards.throttle.LoginThrottleMiddleware"
+        ) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -145,16 +187,23 @@ def limiter(runtime: Runtime | None = None) -> Limiter:
 # ---------------------------------------------------------------------------------------------
 
 
-def _username(value: object) -> str:
-    return str(value or "").strip().lower()[:150]
+def login_identity(value: object) -> str:
+    """The key a username is throttled under: the identity Django's login resolves it to.
+
+    The login form (``UsernameField``) and the user model (``normalize_username``) apply
+    Unicode NFKC, so ``ａｌｉｃｅ`` (fullwidth) logs in as ``alice``; Django compares
+    case-insensitively as NFKC + ``casefold`` (``django.contrib.auth.forms``). The throttle uses
+    the same: look-alike and case variants of one name share one lockout (issue 25).
+    """
+    name = get_user_model().normalize_username(str(value or "").strip())
+    return unicodedata.normalize("NFKC", name).casefold()[:150]
 
 
 def _address(request: HttpRequest | None) -> str:
     return str((request.META.get("REMOTE_ADDR") if request is not None else "") or "?")
 
 
-def login_blocked(config: RelayConfig, runtime: Runtime, username: str, address: str) -> Verdict:
-    limits = limiter(runtime)
+def login_blocked(config: RelayConfig, limits: Limiter, username: str, address: str) -> Verdict:
     window = config.login_failure_window_s
     verdicts = [limits.blocked(config.login_failures_per_address, window, "login-addr", address)]
     if username:
@@ -166,30 +215,28 @@ def login_blocked(config: RelayConfig, runtime: Runtime, username: str, address:
 
 @receiver(user_login_failed, dispatch_uid="realtime.guards.throttle.failed")
 def _count_failure(sender: Any, credentials: dict[str, Any], request: Any = None, **_: Any) -> None:
-    if request is None:
+    relay = getattr(request, "relay", None)
+    if relay is None:  # no request, or one the relay did not serve (the test client's login)
         return
-    runtime = relay_runtime.of(request)
-    config = runtime.config
+    config, limits = relay.config, relay.limiter
     window = config.login_failure_window_s
-    limits = limiter(runtime)
     limits.hit(config.login_failures_per_address, window, "login-addr", _address(request))
-    username = _username(credentials.get("username"))
+    username = login_identity(credentials.get("username"))
     if username:
         limits.hit(config.login_failures_per_user, window, "login-user", username)
 
 
 @receiver(user_logged_in, dispatch_uid="realtime.guards.throttle.success")
 def _logged_in(sender: Any, request: Any = None, user: Any = None, **_: Any) -> None:
-    if request is not None and user is not None:
-        login_succeeded(request, user)
+    relay = getattr(request, "relay", None)
+    if relay is not None and user is not None:
+        login_succeeded(relay.config, relay.limiter, user)
 
 
-def login_succeeded(request: HttpRequest, user: Any) -> None:
+def login_succeeded(config: RelayConfig, limits: Limiter, user: Any) -> None:
     """A right password (a login, or HTTP Basic without one) clears its username's count."""
-    runtime = relay_runtime.of(request)
-    config = runtime.config
-    username = _username(user.get_username())
-    limiter(runtime).clear(
+    username = login_identity(user.get_username())
+    limits.clear(
         config.login_failures_per_user, config.login_failure_window_s, "login-user", username
     )
 
@@ -217,8 +264,8 @@ class LoginThrottleMiddleware:
         if request.method == "POST" and request.path in (*LOGIN_PATHS, TICKET_PATH):
             username = _presented_username(request)
             if username is not None:
-                runtime = relay_runtime.of(request)
-                verdict = login_blocked(runtime.config, runtime, username, _address(request))
+                relay = relay_of(request)
+                verdict = login_blocked(relay.config, relay.limiter, username, _address(request))
                 if not verdict.allowed:
                     return too_many(
                         request,
@@ -231,8 +278,6 @@ class LoginThrottleMiddleware:
 def _presented_username(request: HttpRequest) -> str | None:
     """The username this request asks to check a password for, or None (no credentials)."""
     if request.path == TICKET_PATH:
-        from realtime.edge.tickets import basic_credentials
-
         credentials = basic_credentials(request)
-        return _username(credentials[0]) if credentials is not None else None
-    return _username(request.POST.get("username"))
+        return login_identity(credentials[0]) if credentials is not None else None
+    return login_identity(request.POST.get("username"))

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from realtime.edge.proxy import Network, parse_networks
 from realtime.kernel import envvars as ev
 from realtime.kernel.envvars import ConfigError
+from realtime.kernel.networks import Network, parse_networks
 from realtime.kernel.providers import (
     DEFAULT_RESPONSES_MODEL,
     REALTIME_ENTRA_SCOPE,
@@ -68,6 +68,11 @@ class RelayConfig:
     connect_timeout_s: float = 10.0
     audio_coalesce_ms: int = 20
     stall_timeout_s: float = 15.0
+    # Renewal and recovery of the upstream session (realtime/session/renewal.py). None: the
+    # family's default (the Realtime API 3300 s; GPT-Live from its session's expires_at);
+    # 0: no renewal on a timer.
+    upstream_max_seconds: float | None = None
+    upstream_retries: int = 2
     playback_report_wait_ms: int = 300
     max_text_bytes: int = 64 * 1024
     max_binary_bytes: int = 256 * 1024
@@ -118,6 +123,9 @@ class RelayConfig:
     max_connects_per_minute: int | None = None  # None = 20 with a paid upstream, else off
     user_daily_seconds: int = 0
     user_daily_tokens: int = 0
+    # Redis (realtime/compat/redis_pools.py): every call bounded, every pool capped, per process.
+    redis_timeout_s: float = 2.0
+    redis_max_connections: int = 20
 
     @property
     def connects_per_minute(self) -> int:
@@ -219,6 +227,8 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "connect_timeout_s": ev.decimal(env, "RELAY_UPSTREAM_CONNECT_TIMEOUT", 10.0, 0.5, 120.0),
         "audio_coalesce_ms": ev.integer(env, "RELAY_AUDIO_COALESCE_MS", 20, 0, 200),
         "stall_timeout_s": ev.decimal(env, "RELAY_UPSTREAM_STALL_TIMEOUT", 15.0, 0.1, 600.0),
+        "upstream_max_seconds": _upstream_max_seconds(env),
+        "upstream_retries": ev.integer(env, "RELAY_UPSTREAM_RETRIES", 2, 0, 10),
         "playback_report_wait_ms": ev.integer(env, "RELAY_PLAYBACK_REPORT_WAIT_MS", 300, 0, 5000),
         "max_text_bytes": ev.integer(env, "RELAY_MAX_TEXT_BYTES", 64 * 1024, 256, 1024 * 1024 - 1),
         "max_binary_bytes": ev.integer(
@@ -233,8 +243,9 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "ticket_ttl_s": ev.integer(env, "RELAY_TICKET_TTL_SECONDS", 30, 5, 600),
         "max_sessions_per_user": ev.integer(env, "RELAY_MAX_SESSIONS_PER_USER", 3, 0, 100_000),
         "max_sessions_total": ev.integer(env, "RELAY_MAX_SESSIONS_TOTAL", 500, 0, 1_000_000),
-        # The upstream caps a session at 60 minutes: end ours first, with a warning.
-        "max_session_seconds": ev.integer(env, "RELAY_MAX_SESSION_SECONDS", 1800, 0, 3540),
+        # The relay renews the upstream session before its cap (60 minutes on the Realtime
+        # API), so a client session may outlast it.
+        "max_session_seconds": ev.integer(env, "RELAY_MAX_SESSION_SECONDS", 1800, 0, 86_400),
         "session_warning_seconds": ev.integer(env, "RELAY_SESSION_WARNING_SECONDS", 60, 0, 600),
         "idle_timeout_seconds": ev.integer(env, "RELAY_IDLE_TIMEOUT_SECONDS", 300, 0, 86_400),
         "max_messages_per_minute": ev.integer(env, "RELAY_MAX_MESSAGES_PER_MINUTE", 20, 0, 10_000),
@@ -319,7 +330,19 @@ def _security_settings(env: Mapping[str, str]) -> dict[str, Any]:
         else ev.integer(env, "RELAY_MAX_CONNECTS_PER_MINUTE", 0, 0, 100_000),
         "user_daily_seconds": ev.integer(env, "RELAY_USER_DAILY_SECONDS", 0, 0, 10_000_000),
         "user_daily_tokens": ev.integer(env, "RELAY_USER_DAILY_TOKENS", 0, 0, 10**12),
+        # Connect, read and pool-wait timeout of every Redis call; connections per pool.
+        "redis_timeout_s": ev.decimal(env, "RELAY_REDIS_TIMEOUT_SECONDS", 2.0, 0.5, 30.0),
+        "redis_max_connections": ev.integer(env, "RELAY_REDIS_MAX_CONNECTIONS", 20, 2, 10_000),
     }
+
+
+def _upstream_max_seconds(env: Mapping[str, str]) -> float | None:
+    if ev.text(env, "RELAY_UPSTREAM_MAX_SECONDS") is None:
+        return None
+    seconds = ev.decimal(env, "RELAY_UPSTREAM_MAX_SECONDS", 0.0, 0.0, 86_400.0)
+    if 0 < seconds < 1:
+        raise ConfigError("RELAY_UPSTREAM_MAX_SECONDS must be 0 (no renewal) or at least 1")
+    return seconds
 
 
 def _transcription_model(env: Mapping[str, str]) -> str | None:

@@ -2,10 +2,12 @@
 
 ``COUNTERS`` lists every number a session keeps. From it come:
 - ``SessionCounters``, the in-memory object the session increments on its hot paths;
-- the ``RealtimeSession`` columns (``column``) and the heartbeat's row update (``columns``);
+- the heartbeat's row update (``columns``) of the ``RealtimeSession`` columns (``column``;
+  written out in realtime/models.py, checked against this table by a test);
 - the usage page's summed columns (``usage``);
 - the Prometheus counters (``metric``/``label``, families in ``METRIC_FAMILIES``).
-Adding a counter here adds it everywhere (a migration is needed when it has a column).
+Adding a counter here adds it everywhere; one with a column also needs its field in
+realtime/models.py and a migration.
 """
 
 from __future__ import annotations
@@ -115,6 +117,10 @@ COUNTERS: tuple[Counter, ...] = (
         usage=True,
         metric="relay_upstream_seconds",
     ),
+    # Upstream sessions replaced (realtime/session/renewal.py); Prometheus counts them by
+    # reason in relay_upstream_renewals (metrics.py).
+    Counter("upstream_renewals", "upstream renewals (timer)", "upstream_renewals"),
+    Counter("upstream_recoveries", "upstream recoveries (failures)", "upstream_recoveries"),
     Counter("tool_calls", "tool calls", "tool_calls", metric="relay_tool_calls"),
     Counter("tool_errors", "tool call errors", "tool_errors", metric="relay_tool_errors"),
     Counter(
@@ -178,13 +184,3 @@ class SessionCounters(_Base):  # type: ignore[misc, valid-type]
             f"{self.barge_ins} barge-ins, {self.errors} errors, "
             f"tokens in {self.input_tokens} out {self.output_tokens}"
         )
-
-
-def model_fields() -> dict[str, Any]:
-    """The RealtimeSession counter columns, as Django model fields (realtime/models.py)."""
-    from django.db import models
-
-    return {
-        c.column: (models.BigIntegerField if c.big else models.PositiveIntegerField)(default=0)
-        for c in STORED
-    }

@@ -45,11 +45,13 @@ class Ending:
 
 
 class SessionEnded(Exception):
-    """Raised inside a session's tasks to end it with this ending."""
+    """Raised inside a session's tasks to end it with this ending. ``upstream_code``: the
+    upstream's own reason, when it ended the session (e.g. ``session_closed_content``)."""
 
-    def __init__(self, ending: Ending) -> None:
+    def __init__(self, ending: Ending, upstream_code: str = "") -> None:
         super().__init__(ending.message)
         self.ending = ending
+        self.upstream_code = upstream_code
 
 
 def _ending(code: str, close: Close, message: str) -> Ending:

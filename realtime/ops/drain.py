@@ -36,10 +36,10 @@ import socket
 import struct
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from realtime.compat import daphne_server
-from realtime.ops.runtime import Runtime
 
 log = logging.getLogger("realtime.ops.drain")
 
@@ -65,21 +65,22 @@ def serving(server: Any, port: Any) -> None:
         admit_new_handshakes(sock)
 
 
-def install(runtime: Runtime) -> None:
-    """Hook the runtime's drain into daphne's reactor (no-op when not served by Twisted)."""
+def install(drain: Callable[[], Awaitable[Any]]) -> None:
+    """Hook a drain (the runtime's: ``Runtime.drain``) into daphne's reactor, to run before
+    it shuts down (no-op when not served by Twisted)."""
     if "twisted.internet.reactor" not in sys.modules:
         return
     from twisted.internet import defer, reactor
 
     def before_shutdown() -> Any:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(runtime)))
+        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(drain)))
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
 
 
-async def shutdown(runtime: Runtime) -> None:
+async def shutdown(drain: Callable[[], Awaitable[Any]]) -> None:
     try:
-        await runtime.drain()
+        await drain()
         await close_listeners()
     finally:
         _done.set()

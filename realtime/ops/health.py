@@ -21,8 +21,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 
+from realtime.compat import redis_pools
 from realtime.kernel.config import RelayConfig
-from realtime.ops import runtime as relay_runtime
 
 log = logging.getLogger("realtime.ops.health")
 
@@ -42,7 +42,7 @@ async def healthz(request: HttpRequest) -> JsonResponse:
 @never_cache
 @require_safe
 async def readyz(request: HttpRequest) -> JsonResponse:
-    runtime = relay_runtime.of(request)
+    runtime = request.relay  # type: ignore[attr-defined]
     checks = await run_checks(runtime.config)
     draining = runtime.draining
     ready = not draining and all(result == "ok" for result in checks.values())
@@ -61,21 +61,35 @@ async def run_checks(config: RelayConfig) -> dict[str, str]:
     return dict(zip(names, results, strict=True))
 
 
+# The checks failing now, in this process: a failure is logged when it starts and when it
+# ends, not at every probe (a load balancer probes every few seconds).
+_failing: set[str] = set()
+
+
 async def _bounded(name: str, check: Callable[[], Awaitable[None]]) -> str:
     started = time.monotonic()
     try:
         async with asyncio.timeout(CHECK_TIMEOUT_S):
             await check()
-    except TimeoutError:
+    except TimeoutError as exc:
         reason = f"timeout after {CHECK_TIMEOUT_S:g} s"
+        if name == "channel_layer" and hasattr(get_channel_layer(), "ring_size"):
+            redis_pools.unreachable("readiness check", exc)  # a hung Redis
     except CheckFailed as exc:
         reason = f"error: {exc}"
     except Exception as exc:
         # Only the exception type goes out: driver messages may name hosts or users.
         reason = f"error: {type(exc).__name__}"
-        log.warning("readiness check %s failed: %s", name, type(exc).__name__)
     else:
+        if name in _failing:
+            _failing.discard(name)
+            log.info("readiness check %s passes again", name)
         return "ok"
+    if name not in _failing:
+        _failing.add(name)
+        if name == "channel_layer" and redis_pools.OUTAGE.down:
+            return reason  # "REDIS_URL unreachable" was said once already
+        log.warning("readiness check %s failed: %s (logged once until it passes)", name, reason)
     log.debug("readiness check %s failed after %.3f s", name, time.monotonic() - started)
     return reason
 
@@ -101,8 +115,13 @@ async def _check_channel_layer() -> None:
     connection = getattr(layer, "connection", None)
     ring_size = getattr(layer, "ring_size", 0)
     if callable(connection) and ring_size:  # channels_redis RedisChannelLayer: PING each shard
-        for index in range(ring_size):
-            await connection(index).ping()
+        try:
+            for index in range(ring_size):
+                await connection(index).ping()
+        except Exception as exc:
+            redis_pools.unreachable("readiness check", exc)
+            raise
+        redis_pools.answered()
         return
     # Any other layer: a round trip on a channel of our own.
     channel = await layer.new_channel("readyz.")

@@ -1,4 +1,5 @@
-"""Logging helpers (stdlib only): a JSON formatter, the session-id field, secret redaction.
+"""Logging helpers (stdlib only): a JSON formatter, the session-id field, secret redaction,
+and escaping of control characters (no forged lines, no terminal escapes).
 
 Named ``logutil`` so that nothing inside the package shadows the stdlib ``logging`` module.
 Wired in relay_site/settings.py (``RELAY_LOG_FORMAT=json`` selects the JSON formatter).
@@ -18,6 +19,25 @@ _SESSION = re.compile(r"^session ([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4
 _BASE64_RUN = re.compile(r"[A-Za-z0-9+/]{120,}={0,2}")
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 8
+# What can break a log line or drive a terminal: C0 controls (newline, CR, tab, ESC …), DEL,
+# C1 controls (NEL U+0085 …), the Unicode line/paragraph separators, and surrogates (not
+# encodable as UTF-8: the handler would fail on them). str.splitlines breaks on no other.
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_SHORT = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    if char in _SHORT:
+        return _SHORT[char]
+    code = ord(char)
+    return f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}"
+
+
+def escape_controls(text: str) -> str:
+    """Control characters as visible escapes (``\\n``, ``\\x1b``, ``\\u2028``); other text,
+    non-ASCII letters included, unchanged. Idempotent."""
+    return _CONTROLS.sub(_escaped, text) if _CONTROLS.search(text) else text
 
 
 class SessionIdFilter(logging.Filter):
@@ -81,6 +101,37 @@ class DaphneNoticeFilter(logging.Filter):
         return not str(record.msg).startswith(self.NOTICE)
 
 
+class EscapeFilter(logging.Filter):
+    """Every log line is one line: a value someone else controls (a request path, a username,
+    a header) cannot forge lines or send terminal escapes, whatever logged it (ours, Django's
+    ``Not Found: <path>``) and in either format. Escapes the merged message; a traceback keeps
+    its line breaks (its other control characters are escaped)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = escape_controls(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = "\n".join(map(escape_controls, record.exc_text.split("\n")))
+        return True
+
+
+PROBE_PATHS = ("/healthz", "/readyz")
+
+
+class ProbeResponseFilter(logging.Filter):
+    """Drops Django's per-request line for the probes (``Service Unavailable: /readyz`` at
+    ERROR every few seconds while a dependency is down): the probe's answer says it, and
+    ``realtime.ops.health`` logs when a check starts and stops failing."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        request = getattr(record, "request", None)
+        return not (record.name == "django.request" and getattr(request, "path", "") in PROBE_PATHS)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, message, session_id, and exc if any."""
 
@@ -89,7 +140,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": escape_controls(record.getMessage()),  # also without EscapeFilter
         }
         session_id = getattr(record, "session_id", None)
         if session_id is not None:

@@ -39,7 +39,6 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.counters import COUNTERS, METRIC_FAMILIES, SessionCounters
-from realtime.ops import runtime as relay_runtime
 
 FLUSH_INTERVAL_S = 5.0
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
@@ -65,6 +64,17 @@ REPLY_SECONDS = Histogram(
 )
 UPSTREAM_ERRORS = Counter(
     "relay_upstream_errors", "Upstream error events, by the upstream's error code", ["code"]
+)
+UPSTREAM_RENEWALS = Counter(
+    "relay_upstream_renewals",
+    "Upstream sessions replaced without the client noticing, by reason: max_age (the timer, "
+    "RELAY_UPSTREAM_MAX_SECONDS) or the upstream ending recovered from",
+    ["reason"],
+)
+UPSTREAM_RENEWAL_FAILURES = Counter(
+    "relay_upstream_renewal_failures",
+    "Attempts to open a replacement upstream session that failed, by the renewal's reason",
+    ["reason"],
 )
 CONVERSATION_ENTRIES_DROPPED = Counter(
     "relay_conversation_entries_dropped",
@@ -130,6 +140,14 @@ def count_upstream_error(code: object) -> None:
             name = "other"
         child = _error_children.setdefault(name, UPSTREAM_ERRORS.labels(name))
     child.inc()
+
+
+def count_renewal(reason: str) -> None:
+    UPSTREAM_RENEWALS.labels(label(reason)).inc()
+
+
+def count_renewal_failure(reason: str) -> None:
+    UPSTREAM_RENEWAL_FAILURES.labels(label(reason)).inc()
 
 
 class SessionMeter:
@@ -258,7 +276,7 @@ def setup_process() -> None:
 @never_cache
 @require_safe
 async def metrics_view(request: HttpRequest) -> HttpResponse:
-    denied = await access_denied(request, relay_runtime.of(request).config)
+    denied = await access_denied(request, request.relay.config)  # type: ignore[attr-defined]
     if denied is not None:
         return denied
     return HttpResponse(render(), content_type=CONTENT_TYPE_LATEST)

@@ -1,10 +1,10 @@
-"""Sessions across workers: presence rows, the reaper, and control over the channel layer.
+"""Sessions across workers: each session's row in the registry, and its presence.
 
 Each session owns a ``Presence``: it writes the session's row, heartbeats it with the
 in-memory counters every ``RELAY_HEARTBEAT_SECONDS`` (never on the per-frame path), and
-closes it. Each worker process runs one reaper that marks rows of dead workers ``stale``.
-Control goes through the channel layer: a consumer is addressed by its ``channel_name``
-(stored in its row), and every consumer joins ``SESSIONS_GROUP`` for broadcasts.
+closes it. The writes of a worker's sessions go to the database in batches
+(``realtime.ops.batching``); the reaper (``realtime.ops.reaper``) marks rows of dead workers
+``stale``; terminate goes through the channel layer (``realtime.ops.control``).
 """
 
 from __future__ import annotations
@@ -14,36 +14,28 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
-from django.db import DatabaseError, DataError, IntegrityError, transaction
+from django.db import DatabaseError
 from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from realtime.compat.cancellation import db_call
 from realtime.guards.session_limits import Claim, concurrency_refusals
 from realtime.kernel import endings
-from realtime.kernel import text as textrules
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.counters import SessionCounters
 from realtime.kernel.endings import TOO_MANY_SESSIONS, SessionEnded
-from realtime.models import ConversationEntry, RealtimeSession
+from realtime.models import RealtimeSession
 from realtime.ops import metrics
-from realtime.records.conversation import Conversation, Entry
+from realtime.records.conversation import Conversation
+from realtime.records.entries import save_entries
 
 if TYPE_CHECKING:
-    from realtime.ops.runtime import Runtime
+    from realtime.ops.batching import PresenceWrites
 
 log = logging.getLogger("realtime.ops.presence")
-
-SESSIONS_GROUP = "realtime_sessions"
-TERMINATE = "realtime.terminate"
-STALE_AFTER_BEATS = 2  # rows silent this many intervals are stale; the reaper runs twice per beat
 
 
 def worker_id() -> str:
@@ -92,103 +84,6 @@ def register_sessions(*, sessions: list[tuple[Any, dict[str, Any], RelayConfig]]
     except DatabaseError as exc:
         return [exc] * len(sessions)
     return [refused.get(session_id) for session_id, _, _ in sessions]
-
-
-class GroupCommit:
-    """Database calls of many sessions gathered into one call on the database thread: every
-    call that arrives while one runs goes into the next. A connect storm (or the heartbeats
-    of sessions that started together) then costs a few thread hops and commits instead of
-    one per session (Channels runs every database call of a worker on one thread)."""
-
-    def __init__(self) -> None:
-        self._pending: list[tuple[Any, asyncio.Future[Any]]] = []
-        self._running: asyncio.Task[None] | None = None
-
-    async def _submit(self, item: Any) -> Any:
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending.append((item, future))
-        if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._drain())
-        outcome = await asyncio.shield(future)  # a cancelled waiter leaves the batch alone
-        if isinstance(outcome, BaseException):
-            raise outcome
-        return outcome
-
-    def _execute(self, items: list[Any]) -> list[Any]:
-        """On the database thread: one outcome (a result or an exception) per item."""
-        raise NotImplementedError
-
-    async def _drain(self) -> None:
-        while self._pending:
-            batch, self._pending = self._pending, []
-            try:
-                outcomes = await db_call(self._execute, items=[item for item, _ in batch])
-            except BaseException as exc:  # the whole call failed: every waiter learns it
-                outcomes = [exc] * len(batch)
-            for (_, future), outcome in zip(batch, outcomes, strict=True):
-                if not future.done():
-                    future.set_result(outcome)
-
-
-class Registrar(GroupCommit):
-    """New sessions' rows and their concurrency check, per batch (``register_sessions``)."""
-
-    async def register(self, session_id: Any, fields: dict[str, Any], config: RelayConfig) -> Any:
-        """None when admitted, else the refusal message; raises DatabaseError."""
-        return await self._submit((session_id, fields, config))
-
-    def _execute(self, items: list[Any]) -> list[Any]:
-        return register_sessions(sessions=items)
-
-
-class PresenceWrites(GroupCommit):
-    """Rows going live, heartbeats, conversation entries and closes of every session of a
-    worker, written in one transaction per batch."""
-
-    async def write(self, func: Callable[..., Any], **kwargs: Any) -> Any:
-        """What ``func`` returned (None for rows going live); raises DatabaseError when this
-        write failed."""
-        return await self._submit((func, kwargs))
-
-    def _execute(self, items: list[Any]) -> list[Any]:
-        try:
-            with transaction.atomic():
-                results: list[Any] = [None] * len(items)
-                for indexes, func, kwargs in _merge_going_live(items):
-                    result = func(**kwargs)
-                    if func is not sessions_live:
-                        results[indexes[0]] = result
-            return results
-        except DatabaseError:
-            pass  # nothing was written: each write once more on its own, to learn which failed
-        outcomes: list[Any] = []
-        for func, kwargs in items:
-            try:
-                result = func(**kwargs)
-                outcomes.append(None if func is session_live else result)
-            except DatabaseError as exc:
-                outcomes.append(exc)
-        return outcomes
-
-
-def _merge_going_live(items: list[Any]) -> list[Any]:
-    """Consecutive rows going live with the same counters become one UPDATE: the sessions of
-    a connect storm go live together, and one statement for them all keeps the database
-    thread (and the GIL it holds while Django builds SQL) short. The order of writes is kept.
-    Each write comes with the indexes of the items it stands for."""
-    merged: list[Any] = []
-    for index, (func, kwargs) in enumerate(items):
-        if func is not session_live:
-            merged.append(([index], func, kwargs))
-            continue
-        last = merged[-1] if merged else ([], None, {})
-        if last[1] is sessions_live and last[2]["counters"] == kwargs["counters"]:
-            last[0].append(index)
-            last[2]["session_ids"].append(kwargs["session_id"])
-        else:
-            ids, counters = [kwargs["session_id"]], kwargs["counters"]
-            merged.append(([index], sessions_live, {"session_ids": ids, "counters": counters}))
-    return merged
 
 
 def sessions_live(*, session_ids: list[Any], counters: dict[str, int]) -> None:
@@ -245,65 +140,6 @@ class ClosedRow:
         )
 
 
-def save_entries(*, session_id: Any, entries: list[Entry]) -> int:
-    """Write gathered conversation entries in one insert (heartbeat and close); returns how
-    many the database refused. Each entry is made storable first (``stored_entry``); should
-    the database still refuse the insert for what an entry holds, the entries are written one
-    by one and only the refused ones are dropped (logged, and counted by the caller). A
-    database that is unavailable fails the whole write (``DatabaseError``)."""
-    if not entries:
-        return 0
-    rows = [stored_entry(session_id, entry) for entry in entries]
-    try:
-        with transaction.atomic():  # a savepoint inside the batch's transaction
-            ConversationEntry.objects.bulk_create(rows)
-        return 0
-    except REJECTED_ENTRY:
-        pass
-    dropped = 0
-    for row in rows:
-        try:
-            with transaction.atomic():
-                ConversationEntry.objects.bulk_create([row])
-        except REJECTED_ENTRY as exc:
-            dropped += 1
-            log.warning(
-                "session %s: conversation entry %d (%s %s) refused by the database: %s",
-                session_id,
-                row.seq,
-                row.role,
-                row.kind,
-                type(exc).__name__,
-            )
-    return dropped
-
-
-# What the database (or its driver) raises for an entry's content rather than for its own
-# state: PostgreSQL's DataError for NUL in text or jsonb; a driver's ValueError (including
-# UnicodeEncodeError for a lone surrogate); IntegrityError (e.g. a duplicate seq).
-REJECTED_ENTRY = (DataError, IntegrityError, ValueError)
-
-
-def stored_entry(session_id: Any, entry: Entry) -> ConversationEntry:
-    """The row for an entry, its text made storable on every database (realtime/kernel/text.py:
-    a lone surrogate or NUL becomes U+FFFD; PostgreSQL refuses NUL in ``text`` and ``jsonb``,
-    and no database takes a surrogate): what the upstream said is recorded whatever it holds."""
-    try:
-        data = textrules.clean_json(entry.data)
-    except RecursionError:
-        data = {"unrecorded": "nested too deeply"}
-    return ConversationEntry(
-        session_id=session_id,
-        seq=entry.seq,
-        at=entry.at,
-        role=textrules.clean(entry.role),
-        kind=textrules.clean(entry.kind),
-        text=textrules.clean(entry.text),
-        item_id=textrules.clean(entry.item_id[:128]),
-        data=data,
-    )
-
-
 def session_close(
     *, session_id: Any, code: int | None, reason: str, ended_by: str, counters: dict[str, int]
 ) -> None:
@@ -323,76 +159,8 @@ def session_close(
         rows.update(ended_at=now, last_seen_at=now, **counters)
 
 
-def reap_stale(*, heartbeat_seconds: float, now: Any = None) -> int:
-    """Mark open rows whose worker stopped heartbeating as stale; return how many."""
-    now = now or timezone.now()
-    cutoff = now - timedelta(seconds=heartbeat_seconds * STALE_AFTER_BEATS)
-    count = RealtimeSession.objects.silent_since(cutoff).update(
-        status=RealtimeSession.Status.STALE, ended_at=now, close_reason="worker_gone"
-    )
-    if count:
-        log.warning("marked %d session(s) stale: their worker stopped heartbeating", count)
-    return count
-
-
-def close_left_behind(*, worker: str, before: Any) -> int:
-    """A worker that starts closes rows an earlier process with its id left open (rows of
-    this worker id that started before this process did)."""
-    count = (
-        RealtimeSession.objects.filter(worker_id=worker, started_at__lt=before)
-        .exclude(status=RealtimeSession.Status.CLOSED)
-        .update(
-            status=RealtimeSession.Status.CLOSED,
-            ended_at=timezone.now(),
-            close_reason="worker_restarted",
-        )
-    )
-    if count:
-        log.warning("closed %d session row(s) left behind by a previous %s", count, worker)
-    return count
-
-
 # ---------------------------------------------------------------------------------------------
-# Control over the channel layer
-# ---------------------------------------------------------------------------------------------
-
-
-async def send_terminate(channel_names: Iterable[str], *, by: str) -> None:
-    layer = get_channel_layer()
-    for name in channel_names:
-        await layer.send(name, {"type": TERMINATE, "by": by})
-
-
-async def broadcast_terminate(*, by: str) -> None:
-    await get_channel_layer().group_send(SESSIONS_GROUP, {"type": TERMINATE, "by": by})
-
-
-def terminate_sessions(sessions: Iterable[RealtimeSession], *, by: str) -> int:
-    """End these sessions wherever they live; rows of dead workers are closed directly.
-
-    Returns how many live sessions were asked to end. One event loop for the whole batch:
-    async_to_sync per message would open a loop and a Redis connection per call.
-    """
-    live, dead = [], []
-    for session in sessions:
-        if session.status == RealtimeSession.Status.STALE:
-            dead.append(session.id)
-        elif session.is_open and session.channel_name:
-            live.append(session.channel_name)
-    if live:
-        async_to_sync(send_terminate)(live, by=by)
-    if dead:
-        RealtimeSession.objects.filter(id__in=dead).update(
-            status=RealtimeSession.Status.CLOSED,
-            ended_at=timezone.now(),
-            close_reason="terminated_stale",
-            ended_by=by[:150],
-        )
-    return len(live)
-
-
-# ---------------------------------------------------------------------------------------------
-# Per-session presence and the per-worker reaper
+# Per-session presence
 # ---------------------------------------------------------------------------------------------
 
 
@@ -407,21 +175,29 @@ class Presence:
         self,
         session_id: Any,
         counters: SessionCounters,
-        runtime: Runtime,
+        writes: PresenceWrites,
+        heartbeat_seconds: float,
         conversation: Conversation | None = None,
     ) -> None:
         self.session_id = session_id
         self.stats = counters
-        self.runtime = runtime
+        self.writes = writes  # the worker's batched writes (Runtime.presence_writes)
+        self.heartbeat_seconds = heartbeat_seconds
         self.conversation = conversation or Conversation(enabled=False)
         self.opened = False
+        # The upstream sessions that served it, set by a renewal (session/renewal.py).
+        self.upstreams: list[dict[str, Any]] = []
 
-    def counters(self) -> dict[str, int]:
-        return self.stats.columns()
+    def counters(self) -> dict[str, Any]:
+        """The row's counter columns, and its list of upstream sessions once there is one."""
+        columns: dict[str, Any] = self.stats.columns()
+        if self.upstreams:
+            columns["upstreams"] = self.upstreams
+        return columns
 
     async def _call(self, func: Any, **kwargs: Any) -> bool:
         try:
-            await self.runtime.presence_writes.write(func, **kwargs)
+            await self.writes.write(func, **kwargs)
         except DatabaseError as exc:
             log.warning("session %s: registry write failed: %s", self.session_id, exc)
             return False
@@ -434,8 +210,7 @@ class Presence:
 
     async def run(self, ready: asyncio.Event, on_beat: Any = None) -> None:
         """Mark the row live when the session is ready, then heartbeat."""
-        self.runtime.ensure_reaper()
-        interval = self.runtime.config.heartbeat_seconds
+        interval = self.heartbeat_seconds
         marked_live = False
         while True:
             if marked_live:
@@ -472,14 +247,14 @@ class Presence:
         """Write the row, retrying (every quarter heartbeat, at most 1 s apart) for up to one
         heartbeat; then end the session (``SessionEnded``): the reaper marks a row stale after
         two silent heartbeats, so a session never runs on while its row is not kept."""
-        interval = self.runtime.config.heartbeat_seconds
+        interval = self.heartbeat_seconds
         loop = asyncio.get_running_loop()
         deadline = loop.time() + interval
         pause = min(1.0, interval / 4)
         while True:
             try:
                 async with asyncio.timeout_at(deadline):
-                    return await self.runtime.presence_writes.write(func, **kwargs)
+                    return await self.writes.write(func, **kwargs)
             except DatabaseError as exc:
                 log.warning("session %s: registry write failed: %s", self.session_id, exc)
             except TimeoutError:
@@ -500,7 +275,7 @@ class Presence:
         if not entries:
             return
         try:
-            dropped = await self.runtime.presence_writes.write(
+            dropped = await self.writes.write(
                 save_entries, session_id=self.session_id, entries=entries
             )
         except DatabaseError as exc:
@@ -533,18 +308,3 @@ class Presence:
             ended_by=ended_by,
             counters=self.counters(),
         )
-
-
-async def reap_forever(runtime: Runtime) -> None:
-    """The per-worker reaper: rows an earlier life of this worker left, then stale rows."""
-    try:
-        await db_call(close_left_behind, worker=worker_id(), before=runtime.started_at)
-    except DatabaseError as exc:
-        log.warning("could not close rows left behind: %s", exc)
-    while True:
-        interval = runtime.config.heartbeat_seconds
-        await asyncio.sleep(interval / 2)
-        try:
-            await db_call(reap_stale, heartbeat_seconds=interval)
-        except DatabaseError as exc:
-            log.warning("reaper: %s", exc)

@@ -3,9 +3,10 @@
 A ``Runtime`` carries the configuration, the upstream SDK clients and credential, the live
 sessions (for drain), the draining flag and the registry reaper. ``build_application``
 (relay_site/application.py) creates it and hands it to every connection through the ASGI
-scope (``scope["relay"]``); HTTP views and management commands that have no scope use
-``current()``. Nothing here runs at import: ``serve`` and the tests build a runtime
-explicitly (``Runtime(config)``, ``install``).
+scope (``scope["relay"]``); Django views, middleware and signal receivers find it as
+``request.relay`` (``RequestRuntimeMiddleware``) and take the parts they need from it;
+management commands use ``current()``. Nothing here runs at import: ``serve`` and the
+tests build a runtime explicitly (``Runtime(config)``, ``install``).
 """
 
 from __future__ import annotations
@@ -19,13 +20,15 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.utils import timezone
 
 from realtime.extensions import Extensions
 from realtime.kernel.config import RelayConfig, load_config
 
 if TYPE_CHECKING:
-    from realtime.ops.presence import PresenceWrites, Registrar
+    from realtime.guards.throttle import Limiter
+    from realtime.ops.batching import PresenceWrites, Registrar
     from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.ops.runtime")
@@ -47,6 +50,7 @@ class Runtime:
         self._sessions: weakref.WeakSet[Drainable] = weakref.WeakSet()
         self._registrar: Registrar | None = None
         self._presence_writes: PresenceWrites | None = None
+        self._limiter: Limiter | None = None
         self._reapers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     @classmethod
@@ -73,21 +77,30 @@ class Runtime:
 
     @property
     def registrar(self) -> Registrar:
-        """Registers new sessions in batches (realtime.ops.presence.Registrar)."""
+        """Registers new sessions in batches (realtime.ops.batching.Registrar)."""
         if self._registrar is None:
-            from realtime.ops.presence import Registrar
+            from realtime.ops.batching import Registrar
 
             self._registrar = Registrar()
         return self._registrar
 
     @property
     def presence_writes(self) -> PresenceWrites:
-        """Writes of the sessions' rows in batches (realtime.ops.presence.PresenceWrites)."""
+        """Writes of the sessions' rows in batches (realtime.ops.batching.PresenceWrites)."""
         if self._presence_writes is None:
-            from realtime.ops.presence import PresenceWrites
+            from realtime.ops.batching import PresenceWrites
 
             self._presence_writes = PresenceWrites()
         return self._presence_writes
+
+    @property
+    def limiter(self) -> Limiter:
+        """This worker's rate limiter (realtime.guards.throttle.Limiter: Redis when set)."""
+        if self._limiter is None:
+            from realtime.guards.throttle import Limiter
+
+            self._limiter = Limiter(self.config)
+        return self._limiter
 
     # ---- live sessions and drain ------------------------------------------------------------
 
@@ -124,7 +137,7 @@ class Runtime:
         """Start this worker's reaper on the running loop (once per loop)."""
         if not self.config.reaper_enabled:
             return
-        from realtime.ops.presence import reap_forever
+        from realtime.ops.reaper import reap_forever
 
         loop = asyncio.get_running_loop()
         task = self._reapers.get(loop)
@@ -191,3 +204,21 @@ class RuntimeMiddleware:
             scope = {**scope, "relay": self.runtime}
             self.runtime.ensure_reaper()  # once per loop: a worker reaps from its first request
         return await self.inner(scope, receive, send)
+
+
+class RequestRuntimeMiddleware:
+    """Django middleware: ``request.relay`` is the runtime that serves the request (the ASGI
+    scope's, else this process's). Views, the login throttle and its signal receivers take
+    the parts they need from it instead of looking the runtime up themselves."""
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
+
+    def __call__(self, request: Any) -> Any:
+        request.relay = of(request)
+        return self.get_response(request)

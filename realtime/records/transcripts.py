@@ -1,7 +1,8 @@
 """Conversation records read back: readable lines, and JSON/CSV exports.
 
-``ConversationEntry`` rows are written by the sessions (realtime/records/conversation.py,
-realtime/ops/presence.py); the admin (realtime/admin/sessions.py) and a user's own pages
+``ConversationEntry`` rows are written by the sessions (gathered by
+realtime/records/conversation.py, written by realtime/records/entries.py with each heartbeat
+of realtime/ops/presence.py); the admin (realtime/admin/sessions.py) and a user's own pages
 (realtime/records/views.py) show and export them through this module. Entry text is
 data, never markup: templates escape it, and CSV cells a spreadsheet would run as a formula
 are quoted.
@@ -20,9 +21,9 @@ from django.db.models import Prefetch, QuerySet
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 
 from realtime.models import ConversationEntry, RealtimeSession
+from realtime.records.spreadsheets import safe_row
 
 CSV_COLUMNS = ("session_id", "user", "seq", "at", "role", "kind", "text", "data")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 SPEAKERS = {
     ("user", "typed"): "User (typed)",
@@ -145,16 +146,10 @@ def csv_rows(sessions: QuerySet[RealtimeSession]) -> Iterator[list[Any]]:
 def csv_response(sessions: QuerySet[RealtimeSession], filename: str) -> StreamingHttpResponse:
     """One row per entry, streamed (a user's export may be long)."""
     writer = csv.writer(_Echo())
-    rows = (writer.writerow([safe_cell(c) for c in row]) for row in csv_rows(sessions))
+    rows = (writer.writerow(safe_row(row)) for row in csv_rows(sessions))
     response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
     return response
-
-
-def safe_cell(value: Any) -> str:
-    """What people typed or said, made inert for spreadsheets (no formula runs on open)."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(_FORMULA_START) else text
 
 
 class _Echo:

@@ -16,7 +16,6 @@ from django.shortcuts import get_object_or_404, render
 from django.views.decorators.http import require_safe
 
 from realtime.models import RealtimeSession
-from realtime.ops import runtime as relay_runtime
 from realtime.records import transcripts
 
 PER_PAGE = 50
@@ -34,10 +33,11 @@ def conversation_list(request: HttpRequest) -> HttpResponse:
     for session in page:
         seconds = int(session.duration.total_seconds())
         session.length = f"{seconds // 60}:{seconds % 60:02d}"
+    config = request.relay.config  # type: ignore[attr-defined]
     context: dict[str, Any] = {
         "page": page,
-        "stored": relay_runtime.of(request).config.transcripts_stored,
-        "retention_days": relay_runtime.of(request).config.transcript_retention_days,
+        "stored": config.transcripts_stored,
+        "retention_days": config.transcript_retention_days,
     }
     return render(request, "realtime/conversations.html", context)
 

@@ -1,6 +1,7 @@
-"""The session core: ``RelaySession`` and the client port it talks through."""
+"""The session core: ``RelaySession`` (``core.py``), its collaborators, and its ports
+(``ports.py``: the client it talks to, what admission gave it, the worker's roster of live
+sessions) and client events (``client_events.py``).
 
-from realtime.session.core import ClientPort, RelaySession
-from realtime.session.states import State
-
-__all__ = ["ClientPort", "RelaySession", "State"]
+Nothing is imported here, so an edge's encoder can import ``client_events`` without loading
+the session core (and Django's models with it).
+"""

@@ -1,8 +1,15 @@
 """RelaySession: one client's conversation with one upstream session, whatever the socket.
 
-The session owns the upstream adapter, the outbox, barge-in state and every task it starts.
-It talks to its client through a ``ClientPort`` (send text, send bytes, close with a code),
-which the WebSocket consumer implements. Lifecycle:
+The session owns the upstream adapter, the outbox and every task it starts, and holds the
+collaborators that do the work (docs/architecture.md, "Why the session core is shaped this
+way"): the answer state (``answers.py``), the reader (``reader.py``), turn-taking on the
+client's requests (``turn_taking.py``), what each upstream event means (``upstream_events.py``),
+the tool turns (``tool_turns.py``), the daily budget checked after every answer
+(``answer_budget.py``), the renewal of the upstream session and its writer (``renewal.py``,
+``renewal_watch.py``, ``writer.py``) and its tasks (``tasks.py``: one that fails ends the
+session). It talks to its client through a ``ClientPort`` in neutral terms (``client_events``:
+speech started, an answer's text, an error…; reply audio as bytes; close with a code), which
+each edge encodes for its client (the WebSocket consumer: the browser protocol). Lifecycle:
 
     connecting ──(upstream configured: greeting)──▶ live ──end()──▶ ending ──▶ closed
          └──────────────────────── end() / close() ───────────────────────────┘
@@ -19,56 +26,57 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
-from realtime.edge import protocol
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import session_limits as limits
-from realtime.kernel import endings
+from realtime.kernel import commands, endings
 from realtime.kernel.endings import Ending, SessionEnded
-from realtime.kernel.events import UsageReport
+from realtime.kernel.history import History
 from realtime.ops import metrics
+from realtime.session import client_events as client
+from realtime.session.answer_budget import AnswerBudget, Check
+from realtime.session.answers import Answers
+from realtime.session.client_events import ClientEvent
 from realtime.session.outbox import UpstreamOutbox
-from realtime.session.playback import AudioTracker, BargeIn
+from realtime.session.playback import AudioTracker
+from realtime.session.ports import Admission, ClientPort, Roster
+from realtime.session.reader import UpstreamReader
+from realtime.session.renewal import Renewal
+from realtime.session.renewal_watch import RenewalWatch
 from realtime.session.states import OPEN, State
+from realtime.session.tasks import SessionTasks
 from realtime.session.tool_turns import ToolTurns
 from realtime.session.turn_taking import TurnTaking
-from realtime.session.upstream_events import UpstreamEventHandlers
-from realtime.upstream import adapter_for
+from realtime.session.upstream_events import UpstreamEvents
+from realtime.upstream import UpstreamAdapter, adapter_for
 
 if TYPE_CHECKING:
-    from realtime.edge.admission import Admitted
-    from realtime.ops.runtime import Runtime
+    from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.session")
 
 
-class ClientPort(Protocol):
-    """The client side of a session (the WebSocket consumer implements it)."""
-
-    async def send_text(self, text: str) -> None: ...
-
-    async def send_bytes(self, data: bytes) -> None: ...
-
-    async def close(self, code: int) -> None: ...
-
-
-class RelaySession(TurnTaking, UpstreamEventHandlers):
+class RelaySession:
     def __init__(
         self,
         *,
         port: ClientPort,
-        runtime: Runtime,
-        admitted: Admitted,
+        admitted: Admission,
+        clients: UpstreamClients,
+        roster: Roster,
         on_heartbeat: Callable[[], Awaitable[None]] | None = None,
-        answer_budget: Callable[[dict[str, int]], Awaitable[Ending | None]] | None = None,
+        answer_budget: Check | None = None,
     ) -> None:
-        """``answer_budget(counters)``: the user's daily budget checked after every answer
+        """``clients``: the worker's SDK clients (one per upstream configuration);
+        ``roster``: the worker's live sessions, which this one joins while it is open;
+        ``answer_budget(counters)``: the user's daily budget checked after every answer
         (``budgets.answer_check``): an ending when it is used up."""
-        config = admitted.config  # the runtime's, with this user's session policy applied
+        config = admitted.config  # the worker's, with this user's session policy applied
         self.id = admitted.session_id
         self.port = port
-        self.runtime = runtime
+        self.clients = clients
+        self.roster = roster
         self.config = config
         self.counters = admitted.counters
         self.conversation = admitted.conversation
@@ -79,11 +87,58 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self.connect_ms: int | None = None
         self.ready = asyncio.Event()
         self.meter = metrics.SessionMeter(self.counters)
-        self.upstream = adapter_for(config, runtime.clients, admitted.tools)
-        self.upstream.wake = self._wake_reader
+        self._presence = admitted.presence
+        self._budget = admitted.budget  # budgets (realtime/guards/budgets.py): session_info
+        self._on_heartbeat = on_heartbeat
+        # user_message has its own rate (turn_taking.py); every other message shares this one
+        self._control_rate = limits.MessageRate(config.max_control_messages_per_minute)
+        self._last_activity = time.monotonic()
+        self._backlog_warned = False
+        self._closing: asyncio.Future[None] | None = None
+        self.tasks = SessionTasks(session_id=self.id, end=self.end)
+        self._spawn = self.tasks.spawn
+
+        # The collaborators (docs/architecture.md, "Why the session core is shaped this way"):
+        # each is given what it uses; the session wires them and owns their lifetimes.
+        upstream = adapter_for(config, clients, admitted.tools)
+        self.outbox = UpstreamOutbox(
+            coalesce_ms=config.audio_coalesce_ms,
+            encode_audio=upstream.audio_frame,
+            on_dropped=self._audio_dropped,
+        )
+        self.history = History()  # the conversation as the model knows it (renewal replays it)
+        self.budget = AnswerBudget(
+            session_id=self.id,
+            check=answer_budget,
+            counters=self.counters,
+            outbox=self.outbox,
+            timeout_s=config.heartbeat_seconds,
+            live=lambda: self.state is State.LIVE,
+            spawn=self._spawn,
+            end=self.end,
+        )
+        self.answers = Answers()  # active, awaited, wanted, cancelled
+        self.tracker = AudioTracker()  # the assistant audio the client plays
+        self.reader = UpstreamReader(
+            upstream=upstream, answers=self.answers, stall_s=config.stall_timeout_s
+        )
+        self.turns = TurnTaking(
+            session_id=self.id,
+            config=config,
+            upstream=upstream,
+            port=port,
+            notify=self._send_soon,
+            counters=self.counters,
+            conversation=self.conversation,
+            history=self.history,
+            answers=self.answers,
+            tracker=self.tracker,
+            outbox=self.outbox,
+            reader=self.reader,
+        )
         self.tools = ToolTurns(
             tools=admitted.tools,
-            upstream=self.upstream,
+            upstream=upstream,
             counters=self.counters,
             runner_options={
                 "user": admitted.user,
@@ -91,42 +146,69 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
                 "config": config,
                 "default_timeout": config.tool_timeout_s,
             },
-            send=self._ask_for_answer,
-            notify=self._tool_notice,
+            send=self.turns.ask_for_answer,
+            notify=lambda notice: self.events.tool_notice(notice),
+            history=self.history,
             spawn=self._spawn,
         )
-        self.outbox = UpstreamOutbox(
-            coalesce_ms=config.audio_coalesce_ms,
-            encode_audio=self.upstream.audio_frame,
-            on_dropped=self._audio_dropped,
+        self.watch = RenewalWatch(
+            config=config,
+            answers=self.answers,
+            turns=self.turns,
+            tools=self.tools,
+            tracker=self.tracker,
+            reader=self.reader,
         )
-        self.tracker = AudioTracker()
-        self.barge_in = BargeIn(wait_ms=config.playback_report_wait_ms, truncate=self._truncate)
-        self._presence = admitted.presence
-        self._budget = (
-            admitted.budget
-        )  # budgets (realtime/guards/budgets.py): shown in session_info
-        self._on_heartbeat = on_heartbeat
-        self._answer_budget = answer_budget
-        self._budget_checking = False  # a check is running: nothing goes upstream meanwhile
-        self._budget_again = False  # another answer ended during the check: check once more
-        self._rate = limits.MessageRate(config.max_messages_per_minute)  # user_message
-        self._control_rate = limits.MessageRate(config.max_control_messages_per_minute)
-        self._answer_active = False  # between response_started and response_done
-        self._awaiting_answer = False  # asked for one; it has not started yet
-        self._answer_wanted = False  # ask for one as soon as the active one is done
-        # We cancelled the current answer: no second cancel for it, and the upstream's "no
-        # active response" (our cancel crossing the answer's own end) is our own race.
-        self._cancel_sent = False
-        self._uncommitted_bytes = 0  # client audio since the last commit (manual turns)
-        self._last_activity = time.monotonic()
-        self._watch: asyncio.Timeout | None = None
-        self._stall_s = config.stall_timeout_s
-        self._last_upstream = 0.0  # loop time of the last upstream frame
-        self._backlog_warned = False
-        self._tasks: set[asyncio.Task[Any]] = set()
-        self._closing: asyncio.Future[None] | None = None
-        self._handlers = self.event_handlers()
+        self.events = UpstreamEvents(
+            session_id=self.id,
+            upstream=upstream,
+            port=port,
+            notify=self._send_soon,
+            is_open=lambda: self.state in OPEN,
+            counters=self.counters,
+            conversation=self.conversation,
+            meter=self.meter,
+            history=self.history,
+            answers=self.answers,
+            tracker=self.tracker,
+            turns=self.turns,
+            tools=self.tools,
+            renewal=self.watch,
+            answer_counted=self.budget.answer_counted,
+        )
+        self._handlers = self.events.handlers()
+        self.upstream = upstream
+        self.renewal = Renewal(
+            session_id=self.id,
+            config=config,
+            clients=clients,
+            switch=lambda adapter: setattr(self, "upstream", adapter),  # the property below
+            watch=self.watch,
+            reader=self.reader,
+            outbox=self.outbox,
+            history=self.history,
+            turns=self.turns,
+            events=self.events,
+            counters=self.counters,
+            port=port,
+            presence=self._presence,
+            spawn=self._spawn,
+            live=lambda: self.state is State.LIVE,
+        )
+
+    @property
+    def upstream(self) -> UpstreamAdapter:
+        """The upstream adapter the session talks to now."""
+        return self._upstream
+
+    @upstream.setter
+    def upstream(self, adapter: UpstreamAdapter) -> None:
+        """Talk to ``adapter`` from now on (at start; a renewal switches): every collaborator
+        that sends or reads follows."""
+        self._upstream = adapter
+        adapter.wake = self.reader.wake
+        self.reader.upstream = self.turns.upstream = self.events.upstream = adapter
+        self.tools.upstream = adapter
 
     # ------------------------------------------------------------------------------------------
     # What the client edge calls
@@ -134,7 +216,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
 
     async def start(self) -> None:
         self.meter.opened()
-        self.runtime.register(self)
+        self.roster.register(self)
         self._spawn(self._presence.run(self.ready, on_beat=self._on_heartbeat), "presence")
         self._spawn(self._run_upstream(), "reader")
         self._spawn(
@@ -156,44 +238,47 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         counters = self.counters
         counters.audio_bytes_in += len(data)
         counters.frames_in += 1
-        self._uncommitted_bytes += len(data)
+        self.turns.uncommitted_bytes += len(data)
         self.outbox.audio(data)
 
-    async def command(self, command: protocol.ClientCommand) -> None:
+    async def command(self, command: commands.ClientCommand) -> None:
         if self.state not in OPEN:
             return
         self._last_activity = time.monotonic()
-        if isinstance(command, protocol.UserMessage):
-            await self._user_message(command.text)  # its own rate (turn_taking.py)
+        turns = self.turns
+        if isinstance(command, commands.UserMessage):
+            await turns.user_message(command.text)  # its own rate (turn_taking.py)
             return
         # Every other message may reach the upstream or the record: playback, interrupt and
         # commit (truncate, cancel, commit frames), extension messages (system_message…).
         if not self._control_rate.allow():
-            await self._client_error(
+            await turns.client_error(
                 "rate_limited",
                 f"more than {self.config.max_control_messages_per_minute} control messages "
                 "a minute (playback, interrupt, commit, extension messages); message ignored",
             )
             return
-        if isinstance(command, protocol.Playback):
-            self.barge_in.playback(command.item_id, command.played_ms)
-        elif isinstance(command, protocol.Interrupt):
-            self._interrupt(command.playback)
-        elif isinstance(command, protocol.Commit):
-            await self._commit()
+        if isinstance(command, commands.Playback):
+            turns.playback(command)
+        elif isinstance(command, commands.Interrupt):
+            self.tools.cancel()  # "stop" includes the work the answer asked for
+            turns.interrupt(command.playback)
+        elif isinstance(command, commands.Commit):
+            await turns.commit()
         elif isinstance(command, AddSystemMessage):
-            self._enqueue(self.upstream.system_message(command.text))
+            turns.enqueue(self.upstream.system_message(command.text))
             self.conversation.add("system", "system_message", command.text)
+            self.history.system(command.text)
 
     async def reject(self, code: str, message: str) -> None:
         """A client frame the relay could not accept (non-fatal: the session goes on)."""
         if self.state not in OPEN:
             return
         self._last_activity = time.monotonic()
-        await self._client_error(code, message)
+        await self.turns.client_error(code, message)
 
     async def drain(self) -> None:
-        """The worker is shutting down (runtime.drain)."""
+        """The worker is shutting down (the roster drains its sessions)."""
         await self.end(endings.SERVER_RESTARTING)
 
     async def end(self, ending: Ending, *, ended_by: str = "") -> None:
@@ -204,9 +289,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             self.meter.ended(ending.code)
             log.info("session %s: ending (%s, close %d)", self.id, ending.code, ending.close_code)
             try:
-                await self.port.send_text(
-                    protocol.error_message(ending.code, ending.message, fatal=True)
-                )
+                await self.port.send_event(client.Error(ending.code, ending.message, fatal=True))
                 await self.port.close(ending.close_code)
             except Exception:  # the client may already be gone
                 pass
@@ -236,7 +319,7 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
     async def _run_upstream(self) -> None:
         try:
             await self._open_upstream()
-            await self._relay_upstream()
+            await self.reader.run(self._handlers, live=lambda: self.state is State.LIVE)
         except SessionEnded as ended:
             await self.end(ended.ending)
         except asyncio.CancelledError:
@@ -259,15 +342,14 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
             raise
         self.connect_ms = int((time.monotonic() - started) * 1000)
         config = self.config
-        await self.port.send_text(protocol.control("connected", greeting=config.greeting))
-        await self.port.send_text(
-            protocol.control(
-                "session_info",
+        await self.port.send_event(client.Connected(config.greeting))
+        await self.port.send_event(
+            client.SessionInfo(
                 session_id=str(self.id),
                 provider=config.provider_label,
                 api=self.upstream.api,
                 turn_detection=self.upstream.turn_detection,
-                **({"budget": self._budget.info()} if self._budget else {}),  # budgets.py
+                budget=self._budget,
             )
         )
         log.info(
@@ -276,178 +358,40 @@ class RelaySession(TurnTaking, UpstreamEventHandlers):
         self.state = State.LIVE
         self.meter.live(self.connect_ms)
         self.ready.set()
-        self._spawn(self._write_upstream(), "writer")
-        self.outbox.write_now = self.upstream.write_now  # audio skips the writer when it can
-
-    async def _relay_upstream(self) -> None:
-        """Read, translate and handle upstream frames. One timeout covers many frames: it is
-        moved only when something is due sooner (a stall, an adapter's derived event), and a
-        check that fires early just waits again; no timer is made per frame."""
-        upstream = self.upstream
-        recv, translate, handlers = upstream.recv, upstream.translate, self._handlers
-        loop = asyncio.get_running_loop()
-        self._last_upstream = loop.time()
-        while self.state is State.LIVE:
-            try:
-                async with asyncio.timeout_at(self._next_check()) as watch:
-                    self._watch = watch
-                    while True:
-                        frame = await recv()
-                        now = self._last_upstream = loop.time()
-                        for event in translate(frame, now):
-                            await handlers[type(event)](event)
-                        self._rearm()
-            except TimeoutError:
-                # The expired timeout can no longer be moved: handlers below that ask for a
-                # wake-up find none, and the next wait starts from _next_check() anyway.
-                self._watch = None
-                now = loop.time()
-                due = upstream.deadline()
-                if due is not None and now >= due:
-                    for event in upstream.tick(now):
-                        await handlers[type(event)](event)
-                elif self._expecting() and now - self._last_upstream >= self._stall_s:
-                    # Silence is fine while idle; while an answer is expected it is a stall.
-                    raise SessionEnded(endings.UPSTREAM_STALLED) from None
-            finally:
-                self._watch = None
-
-    def _expecting(self) -> bool:
-        return self._awaiting_answer or self._answer_active
-
-    def _next_check(self) -> float | None:
-        """When the reader must look again without a frame: a stall, an adapter's deadline."""
-        due = self.upstream.deadline()
-        if self._awaiting_answer or self._answer_active:
-            stall = self._last_upstream + self._stall_s
-            if due is None or stall < due:
-                return stall
-        return due
-
-    def _rearm(self) -> None:
-        """Move the reader's timeout earlier when something is now due sooner."""
-        watch = self._watch
-        if watch is not None and not watch.expired():
-            due = self._next_check()
-            if due is not None:
-                when = watch.when()
-                if when is None or due < when:
-                    watch.reschedule(due)
-
-    async def _write_upstream(self) -> None:
-        get, send = self.outbox.next, self.upstream.send
-        try:
-            while True:
-                await send(await get())
-        except Exception as exc:
-            if self.upstream.closed_ending(exc) is None:
-                raise
-            # the reader sees the same close and reports it
-
-    # ------------------------------------------------------------------------------------------
-    # The daily budget, after every answer
-    # ------------------------------------------------------------------------------------------
-
-    def _check_budget(self) -> None:
-        """An answer's usage has been counted: check the user's daily budget before anything
-        more goes upstream. Until the check is done the outbox is held (frames and audio wait,
-        in order), so no new answer is asked for or spoken into: a session overruns by at most
-        the answer that crossed the limit (docs/security.md)."""
-        if self._answer_budget is None or self.state is not State.LIVE:
-            return
-        if self._budget_checking:
-            self._budget_again = True
-            return
-        self._budget_checking = True
-        self.outbox.hold()
-        self._spawn(self._run_budget_check(self._answer_budget), "budget")
-
-    async def _run_budget_check(
-        self, check: Callable[[dict[str, int]], Awaitable[Ending | None]]
-    ) -> None:
-        while True:
-            self._budget_again = False
-            ending = None
-            try:  # a database that does not answer: the presence guard deals with it
-                async with asyncio.timeout(self.config.heartbeat_seconds):
-                    ending = await check(self.counters.columns())
-            except TimeoutError:
-                log.warning("session %s: the daily budget check timed out", self.id)
-            if ending is not None:
-                log.info("session %s: daily budget used up (after an answer)", self.id)
-                await self.end(ending)
-                return
-            if not self._budget_again:
-                break
-        self._budget_checking = False
-        self.outbox.resume()
+        self.renewal.started(self.upstream)  # the writer starts (audio may skip it)
 
     # ------------------------------------------------------------------------------------------
     # Tasks and release
     # ------------------------------------------------------------------------------------------
 
     async def _warn_session_ending(self, seconds_left: int) -> None:
-        await self.port.send_text(protocol.control("session_ending", seconds_left=seconds_left))
+        await self.port.send_event(client.SessionEnding(seconds_left))
 
-    def _wake_reader(self) -> None:
-        """The adapter has events due now (e.g. the user started speaking): end the
-        reader's wait so it collects them with ``tick``."""
-        watch = self._watch
-        if watch is not None and not watch.expired():
-            watch.reschedule(asyncio.get_running_loop().time())
+    def _send_soon(self, event: ClientEvent) -> None:
+        self._spawn(self.port.send_event(event), "notice")
 
-    def _spawn(self, coro: Awaitable[Any], name: str) -> asyncio.Task[Any]:
-        """Start one of the session's tasks: cancelled at close, and ending the session if it
-        fails (never a task that dies alone, leaving a session without its presence, writer
-        or clock)."""
-        task = asyncio.ensure_future(self._guarded(coro, name))
-        task.set_name(f"realtime-{name}-{self.id}")
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    async def _guarded(self, coro: Awaitable[Any], name: str) -> Any:
-        try:
-            return await coro
-        except asyncio.CancelledError:
-            raise
-        except SessionEnded as ended:  # a task that ends the session on purpose (presence)
-            await self.end(ended.ending)
-        except Exception:
-            log.exception(
-                "session %s: its %s task failed", self.id, name, extra={"session_id": str(self.id)}
+    def _audio_dropped(self, size: int) -> None:
+        # Bounded: a stalled upstream must not grow memory; tell the client once.
+        self.counters.audio_bytes_dropped += size
+        if not self._backlog_warned:
+            self._backlog_warned = True
+            self._send_soon(
+                client.Error(
+                    "audio_dropped", "the realtime service is not keeping up; audio dropped"
+                )
             )
-            await self.end(endings.INTERNAL_ERROR)
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:  # ending the session failed
-            log.error(
-                "session %s: task %s failed while the session ended",
-                self.id,
-                task.get_name(),
-                exc_info=task.exception(),
-                extra={"session_id": str(self.id)},
-            )
-
-    def _send_soon(self, text: str) -> None:
-        self._spawn(self.port.send_text(text), "notice")
 
     async def _release(self) -> None:
-        self.runtime.unregister(self)
+        self.roster.unregister(self)
         self.outbox.close()
-        self.barge_in.close()
+        self.turns.close()
         await self.tools.close()
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=2)
-        for event in await self.upstream.close():
-            if isinstance(event, UsageReport):  # the final billed time, for the row
-                self.counters.upstream_seconds = max(self.counters.upstream_seconds, event.seconds)
+        await self.tasks.cancel_all(timeout=2)
+        seconds = await self.renewal.close()  # the upstream: the final billed time, for the row
+        self.counters.upstream_seconds = max(self.counters.upstream_seconds, seconds)
         ending = self.ending or endings.CLIENT_CLOSED
         code = self.client_close_code if ending is endings.CLIENT_CLOSED else ending.close_code
+        self.renewal.closed(ending.code)
         await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
         self.meter.closed()
         self.state = State.CLOSED

@@ -121,6 +121,31 @@ class UpstreamOutbox:
             self._queue.put_nowait(frame)
         return True
 
+    def rebind(self, encode_audio: Callable[[bytes], str]) -> None:
+        """Encode the audio from now on for another upstream (a renewal: same API family)."""
+        self._encode = encode_audio
+
+    def take_commands(self, is_audio: Callable[[str], bool]) -> list[str]:
+        """Take every frame that is not client audio out of the queue (in order); the audio
+        stays. A renewal gives the new upstream the conversation instead."""
+        self.flush()
+        queue = self._queue
+        frames = [queue.get_nowait() for _ in range(queue.qsize())]
+        commands = [frame for frame in frames if not is_audio(frame)]
+        for frame in frames:
+            if is_audio(frame):
+                queue.put_nowait(frame)
+        return commands
+
+    def put_back(self, commands: list[str]) -> None:
+        """Commands taken out by ``take_commands`` go back ahead of what is queued (a renewal
+        that did not happen); what no longer fits is dropped, the oldest audio first."""
+        queue = self._queue
+        rest = [queue.get_nowait() for _ in range(queue.qsize())]
+        keep = max(0, queue.maxsize - len(commands))
+        for frame in commands[: queue.maxsize] + (rest[-keep:] if keep else []):
+            queue.put_nowait(frame)
+
     def close(self) -> None:
         self.write_now = None
         if self._flush_handle is not None:

@@ -65,6 +65,21 @@ class AudioTracker:
         audio.bytes_sent += size  # type: ignore[union-attr]
         return new
 
+    def playing_until(self) -> float | None:
+        """When the client will have played the assistant audio sent so far (estimated, on
+        the ``time.monotonic`` clock), if any was sent."""
+        audio = self.audio
+        if audio is None or audio.bytes_sent == 0:
+            return None
+        return audio.first_sent_at + audio.sent_ms / 1000
+
+    def forget(self) -> None:
+        """The upstream that sent the audio on air is gone (a renewal): nothing to cut, and
+        late audio of that item is not played."""
+        if self.audio is not None:
+            self._cut_items.append(self.audio.item_id)
+            self.audio = None
+
     def interruption(self, now: float) -> Interruption | None:
         """The audio item the client is still playing, if any (its playback is cut now)."""
         audio = self.audio

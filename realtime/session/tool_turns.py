@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from realtime.kernel.counters import SessionCounters
+from realtime.kernel.history import History
 from realtime.tools import ToolNotice, ToolRegistry, ToolRunner
 from realtime.upstream import UpstreamAdapter
 
@@ -31,6 +32,7 @@ class ToolTurns:
         runner_options: dict[str, Any],
         send: Callable[[list[str], list[str]], Any],
         notify: Callable[[ToolNotice], None],
+        history: History | None = None,
         spawn: Callable[[Awaitable[Any], str], asyncio.Task[Any]],
     ) -> None:
         """``send(frames, ask)``: give outputs (``frames``) and ask the model to go on;
@@ -38,6 +40,7 @@ class ToolTurns:
         self.upstream = upstream
         self._spawn = spawn
         self.counters = counters
+        self.history = history if history is not None else History()
         self._send = send
         self._notify = notify
         self.runner = (
@@ -48,7 +51,9 @@ class ToolTurns:
 
     def call(self, call_id: str, name: str, arguments: str) -> list[str]:
         """Start one call; frames to send now (only when no tools are offered at all)."""
+        self.history.tool_call(call_id, name, arguments)
         if self.runner is None:
+            self.history.tool_output(call_id, UNKNOWN_TOOL)
             return self.upstream.tool_result(call_id, UNKNOWN_TOOL)
         self._calls.append((call_id, self.runner.submit(call_id, name, arguments)))
         return []
@@ -62,6 +67,11 @@ class ToolTurns:
             delivery = self._spawn(self._deliver(calls), f"tool-results-{calls[0][0]}")
             self._deliveries.add(delivery)
             delivery.add_done_callback(self._deliveries.discard)
+
+    @property
+    def busy(self) -> bool:
+        """Calls of the current turn, or outputs on their way back."""
+        return bool(self._calls or self._deliveries)
 
     def cancel(self) -> None:
         """Stop: the current turn's calls and any outputs still waiting to be sent."""
@@ -97,6 +107,8 @@ class ToolTurns:
             if isinstance(output, BaseException):
                 raise output  # a bug (a call never raises otherwise): the session ends
             frames += self.upstream.tool_result(call_id, output)
+        for (call_id, _), output in zip(calls, outputs, strict=True):
+            self.history.tool_output(call_id, output)
         self._send(frames, self.upstream.continue_after_tools())
 
     def _on_notice(self, notice: ToolNotice) -> None:

@@ -2,31 +2,78 @@
 interrupt, a manual commit; cutting the answer on air and truncating it where it was heard;
 asking the upstream for an answer now or once the active one is done.
 
-A mixin of ``RelaySession`` (``core.py``), like ``UpstreamEventHandlers``: it uses the
-session's upstream adapter, outbox, audio tracker, barge-in state and counters.
+``TurnTaking`` is one of the collaborators a ``RelaySession`` (``core.py``) holds. It owns
+barge-in (``playback.BargeIn``: a cut waits briefly for the client's exact playback figure),
+the typed-message rate and the audio not yet committed; it shares with the session the
+answer state, the audio tracker, the outbox and the reader (whose stall clock starts when an
+answer is asked for).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
-from realtime.edge import protocol
-from realtime.session.playback import Interruption
-from realtime.upstream import Unsupported
-
-if TYPE_CHECKING:
-    from realtime.session.core import RelaySession
+from realtime.guards import session_limits as limits
+from realtime.kernel import commands
+from realtime.kernel.config import RelayConfig
+from realtime.kernel.counters import SessionCounters
+from realtime.kernel.history import History
+from realtime.records.conversation import Conversation
+from realtime.session import client_events as client
+from realtime.session.answers import Answers
+from realtime.session.client_events import ClientEvent
+from realtime.session.outbox import UpstreamOutbox
+from realtime.session.playback import AudioTracker, BargeIn, Interruption
+from realtime.session.ports import ClientPort
+from realtime.session.reader import UpstreamReader
+from realtime.upstream import Unsupported, UpstreamAdapter
 
 log = logging.getLogger("realtime.session")
 
 
 class TurnTaking:
-    async def _user_message(self: RelaySession, text: str) -> None:
+    def __init__(
+        self,
+        *,
+        session_id: Any,
+        config: RelayConfig,
+        upstream: UpstreamAdapter,
+        port: ClientPort,
+        notify: Callable[[ClientEvent], None],
+        counters: SessionCounters,
+        conversation: Conversation,
+        history: History,
+        answers: Answers,
+        tracker: AudioTracker,
+        outbox: UpstreamOutbox,
+        reader: UpstreamReader,
+    ) -> None:
+        """``notify(event)``: tell the client without waiting (a task of the session)."""
+        self.id = session_id
+        self.config = config
+        self.upstream = upstream  # the session switches it (renewal)
+        self.port = port
+        self.notify = notify
+        self.counters = counters
+        self.conversation = conversation
+        self.history = history  # the conversation as the model knows it (renewal replays it)
+        self.answers = answers
+        self.tracker = tracker
+        self.outbox = outbox
+        self.reader = reader
+        self.barge_in = BargeIn(wait_ms=config.playback_report_wait_ms, truncate=self.truncate)
+        self.uncommitted_bytes = 0  # client audio since the last commit (manual turns)
+        self.switching = False  # a renewal is replacing the upstream (renewal.py sets it)
+        self._rate = limits.MessageRate(config.max_messages_per_minute)
+
+    # ---- the client's requests ---------------------------------------------------------------
+
+    async def user_message(self, text: str) -> None:
         if not self._rate.allow():
-            await self._client_error(
+            await self.client_error(
                 "rate_limited",
                 f"more than {self.config.max_messages_per_minute} messages a minute; "
                 "message not sent",
@@ -35,51 +82,56 @@ class TurnTaking:
         # Typed while an answer is in progress: that answer is cut as a spoken barge-in would
         # be, and the new message is answered once it is done. (Audio of a finished answer
         # that is still playing is the client's to stop: it sends ``interrupt`` first.)
-        cut = self._cut_answer() if self._answer_active else []
+        cut = self.cut_answer() if self.answers.active else []
         frames = cut + self.upstream.user_text(text)
-        if not self._ask_for_answer(frames):
+        if not self.ask_for_answer(frames):
             return
         self.counters.text_messages += 1
         self.conversation.add("user", "typed", text)
+        self.history.user(text)
 
-    def _interrupt(self: RelaySession, playback: protocol.Playback | None) -> None:
-        self.tools.cancel()  # "stop" includes the work the answer asked for
-        frames = self._cut_answer()
+    def interrupt(self, playback: commands.Playback | None) -> None:
+        """Stop the answer (the session cancels its tool calls too)."""
+        frames = self.cut_answer()
         if frames:
-            self._enqueue(frames)
+            self.enqueue(frames)
         if playback is not None:
             self.barge_in.playback(playback.item_id, playback.played_ms)
         elif self.barge_in.pending:
             self.barge_in.settle(None)
 
-    async def _commit(self: RelaySession) -> None:
+    def playback(self, playback: commands.Playback) -> None:
+        self.barge_in.playback(playback.item_id, playback.played_ms)
+
+    async def commit(self) -> None:
         if self.config.turn_detection is not None:
-            await self._client_error(
+            await self.client_error(
                 "commit_unavailable",
                 "turn detection is on (RELAY_TURN_DETECTION): the service ends turns itself",
             )
             return
-        if self._uncommitted_bytes == 0:
-            await self._client_error("commit_empty", "no audio since the last commit")
+        if self.uncommitted_bytes == 0:
+            await self.client_error("commit_empty", "no audio since the last commit")
             return
         try:
             frames = self.upstream.commit_audio()
         except Unsupported as exc:
-            await self._client_error(exc.code, exc.message)
+            await self.client_error(exc.code, exc.message)
             return
-        if self._ask_for_answer(frames):
-            self._uncommitted_bytes = 0
+        if self.ask_for_answer(frames):
+            self.uncommitted_bytes = 0
 
-    def _cut_answer(self: RelaySession) -> list[str]:
+    # ---- answers: cut, ask, truncate ---------------------------------------------------------
+
+    def cut_answer(self) -> list[str]:
         """Stop the answer in progress and cut its audio where the client is (barge-in)."""
         frames: list[str] = []
-        if self._answer_active and not self._cancel_sent:
+        if self.answers.cancel():
             frames = self.upstream.cancel_answer()
-            self._cancel_sent = True
-        self._cut_audio()
+        self.cut_audio()
         return frames
 
-    def _cut_audio(self: RelaySession) -> None:
+    def cut_audio(self) -> None:
         """Stop the assistant audio the client is playing: truncate it where it was heard."""
         cut = self.tracker.interruption(time.monotonic())
         if cut is not None:
@@ -87,46 +139,40 @@ class TurnTaking:
             self.barge_in.cut(cut)
             self.upstream.answer_cut(cut.item_id)
 
-    def _ask_for_answer(
-        self: RelaySession, frames: list[str], ask: list[str] | None = None
-    ) -> bool:
+    def ask_for_answer(self, frames: list[str], ask: list[str] | None = None) -> bool:
         """Send ``frames``, then ask for an answer (``ask``, by default the adapter's request)
         — now, or once the active answer is done where the upstream allows only one."""
-        ask = self.upstream.request_answer() if ask is None else ask
-        if self._answer_active and self.upstream.answers_block_requests:
-            self._answer_wanted = True
-        else:
-            frames = frames + ask
+        upstream, answers = self.upstream, self.answers
+        now = answers.may_ask_now(one_at_a_time=upstream.answers_block_requests)
+        if now:
+            frames = frames + (upstream.request_answer() if ask is None else ask)
         if not self.outbox.frames(frames):
-            self._send_soon(protocol.error_message("busy", "the relay is busy; message not sent"))
+            self.notify(client.Error("busy", "the relay is busy; message not sent"))
             return False
-        if not self._expecting():  # the stall clock starts now, not at the last frame
-            self._last_upstream = asyncio.get_running_loop().time()
-        self._awaiting_answer = True  # the upstream owes us something now: watch for a stall
-        self._rearm()
+        self.reader.answer_owed()  # the upstream owes us something now: watch for a stall
+        answers.asked(now=now)
+        self.reader.rearm()
         return True
 
-    def _truncate(self: RelaySession, cut: Interruption, played_ms: int | None) -> None:
-        frames = self.upstream.truncate(cut.item_id, cut.content_index, cut.heard_ms(played_ms))
+    def truncate(self, cut: Interruption, played_ms: int | None) -> None:
+        heard_ms = cut.heard_ms(played_ms)
+        self.history.answer_heard(cut.item_id, heard_ms, cut.sent_ms)
+        if self.switching:  # the answer was the old upstream's: the history says it
+            return
+        frames = self.upstream.truncate(cut.item_id, cut.content_index, heard_ms)
         if frames:
             self.counters.truncations += 1
-            self._enqueue(frames)
+            self.enqueue(frames)
 
-    def _enqueue(self: RelaySession, frames: list[str]) -> None:
+    # ---- sending -----------------------------------------------------------------------------
+
+    def enqueue(self, frames: list[str]) -> None:
         if not self.outbox.frames(frames):
             log.warning("session %s: outbox full, dropped %d frame(s)", self.id, len(frames))
 
-    def _audio_dropped(self: RelaySession, size: int) -> None:
-        # Bounded: a stalled upstream must not grow memory; tell the client once.
-        self.counters.audio_bytes_dropped += size
-        if not self._backlog_warned:
-            self._backlog_warned = True
-            self._send_soon(
-                protocol.error_message(
-                    "audio_dropped", "the realtime service is not keeping up; audio dropped"
-                )
-            )
-
-    async def _client_error(self: RelaySession, code: str, message: str) -> None:
+    async def client_error(self, code: str, message: str) -> None:
         self.counters.errors += 1
-        await self.port.send_text(protocol.error_message(code, message))
+        await self.port.send_event(client.Error(code, message))
+
+    def close(self) -> None:
+        self.barge_in.close()

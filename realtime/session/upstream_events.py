@@ -1,8 +1,10 @@
-"""What each upstream event means for the client, the counters and barge-in.
+"""What each upstream event means for the client, the record, the counters and turn-taking.
 
-``RelaySession`` (``core.py``) reads the upstream and dispatches each neutral event
-(``realtime.kernel.events``) to the handler this mixin maps it to; the handlers use the session's
-port, counters, audio tracker, barge-in state and tool turns.
+The session's reader (``reader.py``) dispatches each neutral event (``realtime.kernel.events``)
+to the handler ``UpstreamEvents.handlers`` maps it to. ``UpstreamEvents`` is one of the
+collaborators a ``RelaySession`` (``core.py``) holds: it tells the client (``client_events``),
+keeps the answer state and the audio tracker up to date, and hands barge-in and requests for
+answers to turn-taking (``turn_taking.py``) and tool calls to the tool turns.
 """
 
 from __future__ import annotations
@@ -10,9 +12,9 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from realtime.edge import protocol
+from realtime.kernel.counters import SessionCounters
 from realtime.kernel.endings import SessionEnded
 from realtime.kernel.events import (
     AudioDelta,
@@ -36,18 +38,65 @@ from realtime.kernel.events import (
     UpstreamFrames,
     UsageReport,
 )
+from realtime.kernel.history import History
 from realtime.ops import metrics
-from realtime.session.states import OPEN
+from realtime.records.conversation import Conversation
+from realtime.session import client_events as client
+from realtime.session.answers import Answers
+from realtime.session.client_events import ClientEvent
+from realtime.session.playback import AudioTracker
+from realtime.session.ports import ClientPort
+from realtime.session.renewal_watch import BilledTime, RenewalWatch
+from realtime.session.tool_turns import ToolTurns
+from realtime.session.turn_taking import TurnTaking
 from realtime.tools import ToolNotice
-
-if TYPE_CHECKING:
-    from realtime.session.core import RelaySession
+from realtime.upstream import UpstreamAdapter
 
 log = logging.getLogger("realtime.session")
 
 
-class UpstreamEventHandlers:
-    def event_handlers(self: RelaySession) -> dict[type, Callable[[Any], Awaitable[None]]]:
+class UpstreamEvents:
+    def __init__(
+        self,
+        *,
+        session_id: Any,
+        upstream: UpstreamAdapter,
+        port: ClientPort,
+        notify: Callable[[ClientEvent], None],
+        is_open: Callable[[], bool],
+        counters: SessionCounters,
+        meter: metrics.SessionMeter,
+        conversation: Conversation,
+        history: History,
+        answers: Answers,
+        tracker: AudioTracker,
+        turns: TurnTaking,
+        tools: ToolTurns,
+        renewal: RenewalWatch,
+        answer_counted: Callable[[], None],
+    ) -> None:
+        """``notify(event)``: tell the client without waiting; ``is_open()``: the session has
+        not begun to end (no more notices then); ``answer_counted()``: an answer's usage was
+        counted (the daily budget is checked before anything more goes upstream)."""
+        self.id = session_id
+        self.upstream = upstream  # the session switches it (renewal)
+        self.port = port
+        self.notify = notify
+        self.is_open = is_open
+        self.counters = counters
+        self.meter = meter
+        self.conversation = conversation
+        self.history = history
+        self.answers = answers
+        self.tracker = tracker
+        self.turns = turns
+        self.tools = tools
+        self.renewal = renewal  # when the user speaks: no renewal then
+        self.billed = BilledTime()  # upstream seconds, added up over upstream sessions
+        self.answer_counted = answer_counted
+
+    def handlers(self) -> dict[type, Callable[[Any], Awaitable[None]]]:
+        """The handler of each kind of upstream event (the reader dispatches on the type)."""
         return {
             AudioDelta: self._on_audio_delta,
             TextDelta: self._on_text_delta,
@@ -71,96 +120,108 @@ class UpstreamEventHandlers:
             UpstreamEnded: self._on_upstream_ended,
         }
 
-    async def _on_audio_delta(self: RelaySession, event: AudioDelta) -> None:
+    async def upstream_lost(self, status: str, reason: str) -> None:
+        """The upstream that was serving is gone (a renewal, a failure): what it was doing
+        ends here. An answer is reported ended with ``status`` (the client stops waiting for
+        it), tool calls are cancelled, a pending truncation only cuts the history, and an
+        answer that was asked for but not started is asked again (of the next upstream)."""
+        answers, turns = self.answers, self.turns
+        asked = answers.awaiting or answers.wanted
+        self.tools.cancel()
+        turns.barge_in.settle(None)
+        if answers.active:
+            answers.wanted = False  # asked again below, once
+            await self._on_response_done(ResponseDone(answers.response_id, status, reason))
+        self.history.answers_cut()
+        self.conversation.close()  # the record keeps cut answers as far as they went
+        self.tracker.forget()
+        answers.reset()
+        self.renewal.turn_lost()
+        if asked and self.upstream.request_answer():  # GPT-Live answers on its own
+            turns.ask_for_answer([])
+
+    async def _on_audio_delta(self, event: AudioDelta) -> None:
         if self.tracker.is_cut(event.item_id):
             return  # the user interrupted this item: late audio must not play
         pcm = event.pcm
         if self.tracker.sent(event.item_id, event.content_index, len(pcm), time.monotonic()):
-            await self.port.send_text(protocol.audio_start(event.item_id, event.content_index))
+            await self.port.send_event(client.AnswerAudioStart(event.item_id, event.content_index))
         counters = self.counters
         counters.audio_bytes_out += len(pcm)
         counters.frames_out += 1
         self.meter.reply_audio()
-        await self.port.send_bytes(pcm)
+        await self.port.send_audio(pcm)
 
-    async def _on_text_delta(self: RelaySession, event: TextDelta) -> None:
+    async def _on_text_delta(self, event: TextDelta) -> None:
         self.conversation.answer_delta(event.part_id, event.delta)
-        await self.port.send_text(protocol.text_delta(event.part_id, event.delta))
+        self.history.answer_delta(event.part_id, event.delta)
+        await self.port.send_event(client.AnswerTextDelta(event.part_id, event.delta))
 
-    async def _on_text_done(self: RelaySession, event: TextDone) -> None:
+    async def _on_text_done(self, event: TextDone) -> None:
         self.conversation.answer_done(event.part_id)
-        await self.port.send_text(protocol.control("text_done", id=event.part_id))
+        self.history.answer_done(event.part_id)
+        await self.port.send_event(client.AnswerTextDone(event.part_id))
 
-    async def _on_audio_done(self: RelaySession, event: AudioDone) -> None:
-        await self.port.send_text(protocol.control("audio_done", id=event.part_id))
+    async def _on_audio_done(self, event: AudioDone) -> None:
+        await self.port.send_event(client.AnswerAudioDone(event.part_id))
 
-    async def _on_speech_started(self: RelaySession, event: SpeechStarted) -> None:
+    async def _on_speech_started(self, event: SpeechStarted) -> None:
         self.counters.speech_turns += 1
         self.meter.turn_reset()
-        await self.port.send_text(protocol.SPEECH_STARTED)
-        self._cut_audio()
+        self.renewal.speech(True)
+        await self.port.send_event(client.SpeechStarted())
+        self.turns.cut_audio()
 
-    async def _on_speech_stopped(self: RelaySession, event: SpeechStopped) -> None:
+    async def _on_speech_stopped(self, event: SpeechStopped) -> None:
         self.meter.speech_stopped()
-        await self.port.send_text(protocol.SPEECH_STOPPED)
+        self.renewal.speech(False)
+        await self.port.send_event(client.SpeechStopped())
 
-    async def _on_transcript_delta(self: RelaySession, event: InputTranscriptDelta) -> None:
-        await self.port.send_text(protocol.transcription_delta(event.item_id, event.delta))
+    async def _on_transcript_delta(self, event: InputTranscriptDelta) -> None:
+        await self.port.send_event(client.TranscriptDelta(event.item_id, event.delta))
 
-    async def _on_transcript(self: RelaySession, event: InputTranscript) -> None:
+    async def _on_transcript(self, event: InputTranscript) -> None:
         self.conversation.add("user", "spoken", event.text, item_id=event.item_id)
-        await self.port.send_text(protocol.transcription(event.item_id, event.text))
+        self.history.user(event.text)
+        self.renewal.transcribed()
+        await self.port.send_event(client.Transcript(event.item_id, event.text))
 
-    async def _on_transcript_failed(self: RelaySession, event: InputTranscriptFailed) -> None:
-        await self.port.send_text(
-            protocol.error_message(
-                "transcription_failed", f"input transcription failed: {event.message}"
-            )
+    async def _on_transcript_failed(self, event: InputTranscriptFailed) -> None:
+        self.renewal.transcribed()
+        await self.port.send_event(
+            client.Error("transcription_failed", f"input transcription failed: {event.message}")
         )
 
-    async def _on_input_timeout(self: RelaySession, event: InputTimeout) -> None:
-        await self.port.send_text(protocol.control("input_timeout"))
+    async def _on_input_timeout(self, event: InputTimeout) -> None:
+        await self.port.send_event(client.InputTimeout())
 
-    async def _on_response_started(self: RelaySession, event: ResponseStarted) -> None:
-        self._answer_active = True
-        self._awaiting_answer = False
-        self._cancel_sent = False  # a new answer: not cancelled yet
-        await self.port.send_text(protocol.control("response_started", id=event.response_id))
+    async def _on_response_started(self, event: ResponseStarted) -> None:
+        self.answers.started(event.response_id)
+        await self.port.send_event(client.AnswerStarted(event.response_id))
 
-    async def _on_response_done(self: RelaySession, event: ResponseDone) -> None:
-        self._answer_active = False
-        usage = event.usage
-        self.counters.add_usage(usage)
-        self._check_budget()  # before anything else can ask for the next answer
+    async def _on_response_done(self, event: ResponseDone) -> None:
+        wanted = self.answers.done()
+        self.counters.add_usage(event.usage)
+        self.answer_counted()  # the budget check holds the outbox: the next answer waits for it
         self.meter.turn_reset()
-        await self.port.send_text(
-            protocol.control(
-                "response_done",
-                id=event.response_id,
-                status=event.status,
-                reason=event.reason,
-                usage={
-                    "input_tokens": usage.input_tokens,
-                    "output_tokens": usage.output_tokens,
-                    "total_tokens": usage.total_tokens,
-                },
-            )
+        await self.port.send_event(
+            client.AnswerDone(event.response_id, event.status, event.reason, event.usage)
         )
         if self.upstream.answers_block_requests:  # the answer is the tool turn (Realtime API)
             self.tools.turn_ended(cancelled=event.status == "cancelled")
-        if self._answer_wanted:
-            self._answer_wanted = False
-            self._ask_for_answer([])
+        if wanted:  # asked for while this one was active: ask now
+            self.turns.ask_for_answer([])
 
-    async def _on_tool_call(self: RelaySession, event: ToolCall) -> None:
+    async def _on_tool_call(self, event: ToolCall) -> None:
         frames = self.tools.call(event.call_id, event.name, event.arguments)
         if frames:
-            self._enqueue(frames)
+            self.turns.enqueue(frames)
 
-    async def _on_tool_turn_ended(self: RelaySession, event: ToolTurnEnded) -> None:
+    async def _on_tool_turn_ended(self, event: ToolTurnEnded) -> None:
         self.tools.turn_ended(cancelled=event.cancelled)
 
-    def _tool_notice(self: RelaySession, notice: ToolNotice) -> None:
+    def tool_notice(self, notice: ToolNotice) -> None:
+        """A tool call started or ended (``ToolTurns``): recorded, and shown to the client."""
         if notice.status != "started":  # arguments/results only where the tool shows them
             self.conversation.add(
                 "tool",
@@ -173,41 +234,40 @@ class UpstreamEventHandlers:
                 arguments=notice.arguments,
                 result=notice.result,
             )
-        if self.state in OPEN:
-            self._send_soon(protocol.dumps(notice.to_message()))
+        if self.is_open():
+            self.notify(notice)
 
-    async def _on_usage_report(self: RelaySession, event: UsageReport) -> None:
+    async def _on_usage_report(self, event: UsageReport) -> None:
         """Billed session time so far (cumulative): recorded, and shown to the client."""
-        if event.seconds > self.counters.upstream_seconds:
-            self.counters.upstream_seconds = event.seconds
-            if self.state in OPEN:
-                await self.port.send_text(protocol.control("usage", seconds=event.seconds))
+        seconds = self.billed.billed(event.seconds)  # the upstream's count: of its session
+        if seconds > self.counters.upstream_seconds:
+            self.counters.upstream_seconds = seconds
+            if self.is_open():
+                await self.port.send_event(client.UsageUpdate(seconds))
 
-    async def _on_backend_usage(self: RelaySession, event: BackendUsage) -> None:
+    async def _on_backend_usage(self, event: BackendUsage) -> None:
         self.counters.add_tokens(event.usage)
-        self._check_budget()  # GPT-Live: the delegated backend's answer is billed in tokens
+        self.answer_counted()  # GPT-Live: the delegated backend's answer is billed in tokens
 
-    async def _on_upstream_frames(self: RelaySession, event: UpstreamFrames) -> None:
-        self._enqueue(event.frames)
+    async def _on_upstream_frames(self, event: UpstreamFrames) -> None:
+        self.turns.enqueue(event.frames)
 
-    async def _on_truncated(self: RelaySession, event: Truncated) -> None:
-        await self.port.send_text(
-            protocol.control("truncated", item_id=event.item_id, audio_end_ms=event.audio_end_ms)
-        )
+    async def _on_truncated(self, event: Truncated) -> None:
+        await self.port.send_event(client.AnswerTruncated(event.item_id, event.audio_end_ms))
 
-    async def _on_upstream_error(self: RelaySession, event: UpstreamError) -> None:
+    async def _on_upstream_error(self, event: UpstreamError) -> None:
         self.counters.errors += 1
-        self._awaiting_answer = False  # a refused request brings no answer: no stall watch
+        own_race = self.answers.refused(event.code)  # a refused request brings no answer
         metrics.count_upstream_error(event.code)
-        if event.code == "response_cancel_not_active" and self._cancel_sent:
+        if own_race:
             # Our cancel crossed the answer's own end: nothing the client should hear about.
             log.debug("session %s: cancel arrived after the answer ended", self.id)
             return
         log.warning("session %s: upstream error %s", self.id, event.code)
-        await self.port.send_text(protocol.error_message(event.code, event.message))
+        await self.port.send_event(client.Error(event.code, event.message))
 
-    async def _on_upstream_ended(self: RelaySession, event: UpstreamEnded) -> None:
+    async def _on_upstream_ended(self, event: UpstreamEnded) -> None:
         self.counters.errors += 1
         metrics.count_upstream_error(event.code or event.ending.code)
         log.warning("session %s: upstream ended the session (%s)", self.id, event.ending.code)
-        raise SessionEnded(event.ending)
+        raise SessionEnded(event.ending, event.code)

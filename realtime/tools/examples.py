@@ -20,10 +20,9 @@ def _known_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        # The name is not repeated: a tool error never echoes its input (docs/tools.md).
         raise PydanticCustomError(
-            "unknown_time_zone",
-            "{name} is not an IANA time zone, e.g. Europe/Paris",
-            {"name": name},
+            "unknown_time_zone", "not an IANA time zone, e.g. Europe/Paris"
         ) from None
     return name
 

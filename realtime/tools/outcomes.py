@@ -28,7 +28,8 @@ class ToolCall:
 
 @dataclass(frozen=True)
 class ToolNotice:
-    """A client-facing description of a call's progress.
+    """A client-facing description of a call's progress (a client event of the session;
+    the WebSocket edge sends it as ``{"type":"tool_call",…}``).
 
     ``arguments`` and ``result`` are set only for a tool marked safe to show them
     (``show_arguments``/``show_result``); ``error`` says why a call ended in "error".
@@ -42,22 +43,6 @@ class ToolNotice:
     arguments: dict[str, Any] | None = None
     result: Any = None
     duration_ms: int | None = None
-
-    def to_message(self) -> dict[str, Any]:
-        """The client message: ``{"type":"tool_call","name","call_id","status",…}``."""
-        message: dict[str, Any] = {
-            "type": "tool_call",
-            "name": self.name,
-            "call_id": self.call_id,
-            "status": self.status,
-        }
-        if self.error is not None:
-            message["error"] = self.error
-        if self.arguments is not None:
-            message["arguments"] = self.arguments
-        if self.result is not None:
-            message["result"] = self.result
-        return message
 
 
 @dataclass
@@ -109,12 +94,23 @@ def error_text(kind: ErrorKind, message: str) -> str:
     return dumps({"error": kind, "message": message})
 
 
+ECHO_MIN_CHARS = 3  # shorter inputs are not cut out of messages (they would mangle words)
+
+
+def _without_input(message: str, value: Any) -> str:
+    """A tool's own validator may word its error with the value (a pydantic custom error's
+    context); pydantic's built-in messages never do. Either way the value is not sent back."""
+    if isinstance(value, str) and len(value) >= ECHO_MIN_CHARS and value in message:
+        return message.replace(value, "the value")
+    return message
+
+
 def describe_validation_error(exc: ValidationError) -> str:
     """Which argument is wrong and why, without echoing the input back."""
     parts = []
-    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+    for error in exc.errors(include_url=False, include_input=True, include_context=False):
         where = ".".join(str(part) for part in error["loc"]) or "arguments"
-        parts.append(f"{where}: {error['msg']}")
+        parts.append(f"{where}: {_without_input(error['msg'], error.get('input'))}")
     more = len(parts) - MAX_VALIDATION_ERRORS
     text = "; ".join(parts[:MAX_VALIDATION_ERRORS])
     return text + (f"; and {more} more" if more > 0 else "")

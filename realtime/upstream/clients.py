@@ -19,7 +19,7 @@ from openai import AsyncAzureOpenAI, AsyncOpenAI
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.uri import get_proxy, parse_uri
 
-from realtime.compat.websockets import install_handshake_redaction
+from realtime.compat.websockets_redaction import install_handshake_redaction
 from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import SessionEnded

@@ -8,20 +8,93 @@ import json
 from typing import Any
 
 from realtime.kernel.config import RelayConfig
+from realtime.kernel.history import EMPTY, Message, Snapshot
 
 PCM_24K = {"type": "audio/pcm", "rate": 24000}  # the browser protocol's audio, both ways
 APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500
 CONTINUE_DELEGATION = '{"type":"response.create"}'  # continues the delegated response
+# session.start's ``input`` (text history): at most 128 messages and a rendered-token cap
+# (8,192 by default). The relay counts ~4 characters a token plus a few per message and
+# keeps a margin for the service's own rendering.
+INPUT_MESSAGES = 128
+INPUT_TOKENS = 7_000
+MESSAGE_TOKENS = 4
 
 
-def session_start(config: RelayConfig, tools: list[dict[str, Any]]) -> dict[str, Any]:
+def session_start(
+    config: RelayConfig, tools: list[dict[str, Any]], history: Snapshot = EMPTY
+) -> dict[str, Any]:
     session: dict[str, Any] = {
         "model": config.model,
         "instructions": config.instructions,
         "audio": {"format": PCM_24K, "output": {"voice": config.voice}},
         "delegation": _delegation(config, tools),
     }
+    if history:
+        session["input"] = history_input(history)
     return {"type": "session.start", "session": session}
+
+
+def _tokens(text: str) -> int:
+    return (len(text) + 3) // 4 + MESSAGE_TOKENS
+
+
+def history_input(history: Snapshot) -> list[dict[str, Any]]:
+    """The conversation so far as GPT-Live's startup history: text messages only (system
+    messages and tool calls become developer messages), the most recent part that fits
+    ``INPUT_MESSAGES`` and ``INPUT_TOKENS``. When older messages are left out (here or by the
+    history's own bound), a developer message says how many, first."""
+    rendered = [_initial(item) for item in history.items]
+    kept: list[dict[str, Any]] = []
+    budget = INPUT_TOKENS - _tokens(_note(history.dropped + len(rendered)))  # room for a note
+    for message in reversed(rendered):
+        text = message["content"][0]["text"]
+        cost = _tokens(text)
+        if len(kept) >= INPUT_MESSAGES - 1 or cost > budget:
+            if not kept and budget > MESSAGE_TOKENS:  # the newest alone is too long: its start
+                message["content"][0]["text"] = text[: (budget - MESSAGE_TOKENS) * 4 - 1] + "…"
+                kept.append(message)
+            break
+        kept.append(message)
+        budget -= cost
+    kept.reverse()
+    left_out = history.dropped + len(rendered) - len(kept)
+    if left_out:
+        kept.insert(0, _developer(_note(left_out)))
+    return kept
+
+
+def _note(left_out: int) -> str:
+    return (
+        f"This conversation continues from an earlier session; its {left_out} oldest "
+        "messages are not included here."
+    )
+
+
+def _initial(item: Any) -> dict[str, Any]:
+    if not isinstance(item, Message):  # a tool call with its output
+        return _developer(
+            f"Earlier you called the tool {item.name} with {item.arguments}; "
+            f"it returned {item.output}."
+        )
+    if item.role == "system":
+        return _developer(item.text)
+    if item.role == "user":
+        content = {"type": "input_text", "text": item.text}
+        return {"type": "message", "role": "user", "content": [content]}
+    message: dict[str, Any] = {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": item.text}],
+    }
+    if not item.complete:
+        message["status"] = "incomplete"
+    return message
+
+
+def _developer(text: str) -> dict[str, Any]:
+    content = {"type": "input_text", "text": text}
+    return {"type": "message", "role": "developer", "content": [content]}
 
 
 def _delegation(config: RelayConfig, tools: list[dict[str, Any]]) -> dict[str, Any]:

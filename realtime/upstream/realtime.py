@@ -37,9 +37,10 @@ from realtime.kernel.events import (
     UpstreamError,
     Usage,
 )
-from realtime.upstream import UpstreamAdapter
+from realtime.kernel.history import EMPTY, Snapshot
+from realtime.upstream.adapter import UpstreamAdapter
 from realtime.upstream.clients import close_connection, enter, websocket_options
-from realtime.upstream.realtime_session import session_update
+from realtime.upstream.realtime_session import replay_items, session_update
 
 log = logging.getLogger("realtime.upstream")
 
@@ -149,9 +150,11 @@ def translate_event(event: dict[str, Any]) -> Event | None:
 class RealtimeAdapter(UpstreamAdapter):
     api = "realtime"
 
+    audio_prefix = '{"type":"input_audio_buffer.append"'
+
     _connection: Any = None
 
-    async def open(self) -> None:
+    async def open(self, history: Snapshot = EMPTY) -> None:
         config = self.config
         client = self.clients.client(config)
         realtime = client.beta.realtime if config.dialect == "beta" else client.realtime
@@ -165,9 +168,12 @@ class RealtimeAdapter(UpstreamAdapter):
         async with asyncio.timeout(config.connect_timeout_s):
             while True:
                 event = json.loads(await self.recv())
-                if event.get("type") == "session.updated":
-                    return
-                if event.get("type") == "error":
+                kind = event.get("type")
+                if kind in ("session.created", "session.updated"):
+                    self.learn(event.get("session"))
+                if kind == "session.updated":
+                    break
+                if kind == "error":
                     err = event.get("error") or {}
                     raise SessionEnded(
                         endings.UPSTREAM_SESSION_REJECTED.because(
@@ -175,6 +181,38 @@ class RealtimeAdapter(UpstreamAdapter):
                             f"{err.get('message') or err.get('code')}"
                         )
                     )
+        if history:
+            await self._replay(history)
+
+    async def _replay(self, history: Snapshot) -> None:
+        """The conversation so far, as items created before the session goes live; each
+        is acknowledged (``conversation.item.added``, beta ``…created``) or refused (an
+        ``error`` naming its event id: logged, the rest goes on)."""
+        items = replay_items(history, self.config.dialect)
+        for n, item in enumerate(items):
+            event = {"type": "conversation.item.create", "event_id": f"relay_replay_{n}"}
+            await self.send(_json(event | {"item": item}))
+        added = (
+            "conversation.item.added"
+            if self.config.dialect == "ga"
+            else "conversation.item.created"
+        )
+        waiting, refused = len(items), 0
+        async with asyncio.timeout(self.config.connect_timeout_s):
+            while waiting:
+                event = json.loads(await self.recv())
+                kind = event.get("type")
+                if kind == added:
+                    waiting -= 1
+                elif kind == "error":
+                    err = event.get("error") or {}
+                    if str(err.get("event_id") or "").startswith("relay_replay_"):
+                        waiting, refused = waiting - 1, refused + 1
+                        log.warning(
+                            "replaying the conversation: the realtime service refused an item (%s)",
+                            err.get("code"),
+                        )
+        log.debug("replayed %d item(s) (%d refused)", len(items), refused)
 
     def translate(self, frame: bytes | str, now: float) -> list[Event]:
         event = translate_event(json.loads(frame))

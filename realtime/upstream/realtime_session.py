@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from realtime.kernel.config import RelayConfig
+from realtime.kernel.history import Snapshot, ToolExchange
 
 PCM = {"type": "audio/pcm", "rate": 24000}
 
@@ -98,3 +99,47 @@ def session_update(
             prompt["version"] = config.prompt_version
         session["prompt"] = prompt
     return {"type": "session.update", "session": session}
+
+
+def replay_items(history: Snapshot, dialect: str) -> list[dict[str, Any]]:
+    """The conversation so far as ``conversation.item.create`` items for a new session, in
+    order: messages as text (an answer cut short keeps ``status: incomplete``), tool calls as
+    ``function_call`` + ``function_call_output`` items. Items the history dropped are
+    mentioned in a system message first."""
+    items: list[dict[str, Any]] = []
+    if history.dropped:
+        note = (
+            f"This conversation continues from an earlier session; its {history.dropped} "
+            "oldest messages are not shown."
+        )
+        items.append(_message("system", note))
+    answer_type = "output_text" if dialect == "ga" else "text"
+    for item in history.items:
+        if isinstance(item, ToolExchange):
+            items.append(
+                {
+                    "type": "function_call",
+                    "call_id": item.call_id,
+                    "name": item.name,
+                    "arguments": item.arguments,
+                }
+            )
+            items.append(
+                {"type": "function_call_output", "call_id": item.call_id, "output": item.output}
+            )
+        elif item.role == "assistant":
+            message = {
+                "type": "message",
+                "role": "assistant",
+                "content": [{"type": answer_type, "text": item.text}],
+            }
+            if not item.complete:
+                message["status"] = "incomplete"
+            items.append(message)
+        else:
+            items.append(_message(item.role, item.text))
+    return items
+
+
+def _message(role: str, text: str) -> dict[str, Any]:
+    return {"type": "message", "role": role, "content": [{"type": "input_text", "text": text}]}

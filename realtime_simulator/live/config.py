@@ -15,6 +15,7 @@ from .schema import check_model, invalid
 DEFAULT_VOICE = "marin"  # the default voice per SessionConfig.audio.output.voice
 DEFAULT_FORMAT = {"type": "audio/pcm", "rate": 24000}
 MAX_INPUT_ITEMS = 128
+MAX_INPUT_TOKENS = 8192  # the default rendered-token cap of the startup history
 
 
 def _default_ack_delay(delegation_type: str) -> int:
@@ -40,6 +41,12 @@ def resolve_start(config: Any, expires_at: int) -> dict[str, Any]:
             raise invalid(
                 f"session.input[{index}].content", "Each startup message takes exactly one part."
             )
+    tokens = sum(ev.text_tokens(item["content"][0]["text"]) for item in items)
+    if tokens > MAX_INPUT_TOKENS:
+        raise invalid(
+            "session.input",
+            f"The startup messages take {tokens} tokens; at most {MAX_INPUT_TOKENS} are allowed.",
+        )
     delegation = _resolve_delegation(config.get("delegation"), "session.delegation")
     audio = config.get("audio") or {}
     resource: dict[str, Any] = {

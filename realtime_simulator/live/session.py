@@ -17,6 +17,7 @@ import pydantic
 from openai.types.live.client_event import ClientEvent
 from websockets.exceptions import ConnectionClosed
 
+from ..planning import asks_recall, recall_reply
 from ..records import ConnectionRecord, Faults
 from ..transport import EventSocket
 from ..vad import EnergyVad
@@ -78,6 +79,9 @@ class LiveSession(EventSocket):
         self.delegations = Delegations(self)
         self.speech_start_ms = 0
         self.finished = False
+        # What the user said, in order (startup input, utterances, typed commentary): quoted
+        # back when they ask "what did I say" (the recall convention, planning.py).
+        self.user_said: list[str] = []
         self._acks: set[asyncio.Task[None]] = set()
         self._handlers: dict[str, Callable[[dict[str, Any], str | None], Awaitable[None]]] = {
             "session.start": self._on_start,
@@ -237,6 +241,9 @@ class LiveSession(EventSocket):
         if self.faults.first_event_delay_ms:
             await asyncio.sleep(self.faults.first_event_delay_ms / 1000)
         self.resource = resource
+        self.user_said = [
+            str(item["content"][0]["text"]) for item in items_of(resource) if item["role"] == "user"
+        ]
         self.timeline = Timeline(realtime=self.pace == "realtime")
         await self.send(lev.event("session.started", client_event_id, session=resource))
         expire = self.faults.expire_after_s
@@ -300,9 +307,12 @@ class LiveSession(EventSocket):
                     end_ms=start + int((index + 1) * step),
                 )
             )
+        earlier, self.user_said = self.user_said, [*self.user_said, text]
         if await self.delegations.maybe_delegate(text, stop_ms):
             return
-        if self.reply_text is not None:
+        if asks_recall(text):
+            reply = recall_reply(earlier)
+        elif self.reply_text is not None:
             reply = self.reply_text
         elif scripted:
             reply = f"You said: {text}. This is the simulator speaking."
@@ -332,12 +342,16 @@ class LiveSession(EventSocket):
             return
         if delegation_id is not None:
             self.say(content, "delegation_result")
+            return
+        # The words the user typed, not the relay's wrapper around them: JSON arguments in
+        # them are escaped inside the wrapper's quotes.
+        said = typed_text(content)
+        earlier, self.user_said = self.user_said, [*self.user_said, said]
+        if await self.delegations.maybe_delegate(said, now):
+            return
+        if asks_recall(said):
+            self.say(recall_reply(earlier), "commentary")
         else:
-            # The words the user typed, not the relay's wrapper around them: JSON arguments
-            # in them are escaped inside the wrapper's quotes.
-            said = typed_text(content)
-            if await self.delegations.maybe_delegate(said, now):
-                return
             self.say(self.reply_text or f"You said: {said}. This is the simulator speaking.",
                      "commentary")  # fmt: skip
 
@@ -348,6 +362,10 @@ class LiveSession(EventSocket):
 
     async def _on_response_create(self, data: dict[str, Any], client_event_id: str | None) -> None:
         self.delegations.response_create()
+
+
+def items_of(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(resource.get("input") or [])
 
 
 _TYPED = re.compile(r'^The user typed[^:]*: ("(?:[^"\\]|\\.)*")\. Reply', re.S)

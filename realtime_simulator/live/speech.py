@@ -94,6 +94,7 @@ class Speaker:
         session, timeline = self.session, self.session.timeline
         self._utterances += 1
         first = self._utterances == 1
+        drop_here = self._utterances == session.faults.close_mid_answer
         chunks = audio_chunks(utterance.text)
         pieces = transcript_pieces(utterance.text, len(chunks))
         start_ms = cursor = max(utterance.at_ms, timeline.output_ms, self._floor_ms)
@@ -118,7 +119,7 @@ class Speaker:
             # OutputAudioDeltaEvent has no event_id (and no timestamps on the primary socket).
             await session.send({"type": "session.output_audio.delta", "delta": audio}, size)
             cursor = timeline.output_ms = max(timeline.output_ms, end)
-            if first and session.faults.close_mid_response:
+            if drop_here:
                 await session.close(1011, "simulated failure mid-response")
                 return
             await self._pause(

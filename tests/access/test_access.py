@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -220,3 +221,37 @@ def test_users_log_in_on_a_page_of_their_own_and_come_back_to_the_demo(db):
     response = http.post("/accounts/login/", {"username": "plain", "password": "pw", "next": "/"})
     assert response.status_code == 302 and response["Location"] == "/"
     assert "Signed in as <strong>plain</strong>" in http.get("/").content.decode()
+
+
+# Issue 25, finding 10: a WebSocket to a path no route serves used to answer 500 and log an
+# ERROR traceback each time (Channels' URLRouter raises): a log flood anyone can cause.
+@pytest.mark.parametrize("path", ["/nowhere", "/realtime/extra", "/ws", "/admin/", "/%0aX"])
+async def test_a_websocket_to_an_unknown_path_is_refused_with_one_info_line(path, caplog):
+    # Built first: Django's set-up (re)configures logging, dropping handlers added before.
+    application = build_application(relay_runtime.current())
+    ws = WebsocketCommunicator(application, path, headers=[(b"origin", b"http://localhost")])
+    caplog.set_level(logging.INFO, logger="realtime")
+    relay_logger = logging.getLogger("realtime")  # it does not propagate to caplog's root
+    relay_logger.addHandler(caplog.handler)
+    try:
+        connected, _ = await ws.connect()
+    finally:
+        relay_logger.removeHandler(caplog.handler)
+    assert not connected  # a close before accept: HTTP 403 under daphne
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+    [line] = [r for r in caplog.records if r.name.startswith("realtime")]
+    assert line.levelno == logging.INFO and "unknown path" in line.getMessage()
+
+
+async def test_a_ticket_sent_to_an_unknown_path_is_not_spent(paid):
+    """The refusal comes before authentication: nothing is looked up or redeemed."""
+    from realtime.edge.access import issue_ticket
+
+    user = await sync_to_async(make_user)("tick", "pw")
+    token = await sync_to_async(issue_ticket)(user=user, ttl=30)
+    application = build_application(relay_runtime.current())
+    ws = WebsocketCommunicator(application, f"/elsewhere?ticket={token}")
+    assert (await ws.connect())[0] is False
+    peer = Peer(f"/realtime?ticket={token}", origin=None)
+    assert (await peer.first_text())["action"] == "connected"
+    await peer.ws.disconnect()

@@ -174,7 +174,7 @@ async def test_an_exception_inside_the_consumer_ends_with_1011_and_nothing_left(
 
 
 async def test_an_exception_in_a_client_frame_handler_ends_with_1011(monkeypatch, simulator):
-    from realtime.session import RelaySession
+    from realtime.session.core import RelaySession
 
     client = Client()
     await client.connect()

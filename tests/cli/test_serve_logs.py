@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from realtime.ops.logs import _BASE64_RUN
 
@@ -48,6 +49,15 @@ async def one_session(port: int) -> None:
                     break
 
 
+async def unknown_path(port: int) -> int:
+    """A WebSocket to a path no route serves: the handshake's HTTP status."""
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/nowhere", origin=f"http://127.0.0.1:{port}"):
+            return 101
+    except InvalidStatus as exc:
+        return exc.response.status_code
+
+
 def wait_for(served, text: str, timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while text not in served.output():
@@ -66,6 +76,9 @@ def test_serve_output_is_clean(tmp_path: Path) -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{served.port}") as http:
             assert http.get("/no-such-page").status_code == 404
         wait_for(served, "Not Found: /no-such-page")
+        # Issue 25: refused with 403 and one INFO line (was 500 and an ERROR traceback).
+        assert asyncio.run(unknown_path(served.port)) == 403
+        wait_for(served, "unknown path /nowhere")
         time.sleep(0.5)
         output = served.stop()
     assert served.proc.returncode == 0, output
@@ -76,6 +89,7 @@ def test_serve_output_is_clean(tmp_path: Path) -> None:
     assert "client disconnected" in output
     assert "Traceback" not in output and "opening handshake failed" not in output
     assert " ERROR " not in output
+    assert output.count("websocket to unknown path /nowhere refused") == 1
     # Django's request warning appears once.
     assert output.count("Not Found: /no-such-page") == 1
     # Shutting down with nothing live says so at INFO; the only WARNING is the 404's.

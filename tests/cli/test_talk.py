@@ -120,3 +120,23 @@ def test_wav_outputs_are_ignored_by_git_but_fixtures_are_not() -> None:
     assert not ignored("tests/fixtures/hello_24k.wav")
     assert not ignored("tests/fixtures/a_new_fixture.wav")
     assert not ignored("realtime_simulator/utterances/weather_24k.wav")
+
+
+def test_talk_shows_a_renewal_between_two_messages_and_the_recall(tmp_path: Path) -> None:
+    with serving(tmp_path, RELAY_UPSTREAM_MAX_SECONDS="2") as relay:
+        result = talk(
+            relay.env, tmp_path, "--text", "my name is Ada", "--pause", "10",
+            "--text", "what did I say",
+        )  # fmt: skip
+        log = relay.output()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    renewed = [n for n, line in enumerate(lines) if line.startswith("relay: upstream session ")]
+    assert renewed, result.stdout
+    assert lines[renewed[0]] == (
+        "relay: upstream session 2 took over (max_age); the conversation goes on"
+    )
+    asked = lines.index("you: what did I say")
+    assert renewed[0] < asked
+    assert lines[asked + 1].startswith('assistant: Earlier you said: "my name is Ada".')
+    assert "upstream renewed (max_age)" in log

@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from realtime.compat import autobahn as autobahn_compat
-from realtime.compat import daphne as daphne_compat
+from realtime.compat import autobahn_dump as autobahn_compat
+from realtime.compat import daphne_close_codes as daphne_compat
 from realtime.compat import daphne_fastpath, daphne_guards, patching
 from realtime.compat.probes import MemoryConnection, client_frame
 from tests.compat.conftest import fresh

@@ -13,7 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from realtime.compat import cancellation, masks, patching, sdk
-from realtime.compat.websockets import LOGGER, HandshakeHeaderFilter
+from realtime.compat.websockets_redaction import LOGGER, HandshakeHeaderFilter
 from tests.compat.conftest import fresh
 
 # ---- openai SDK -------------------------------------------------------------------------------

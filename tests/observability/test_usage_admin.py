@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime
 
 import pytest
@@ -81,3 +83,16 @@ def test_the_page_is_for_staff_only(usage, client, django_user_model):
     staff = django_user_model.objects.create_user("helper", is_staff=True)
     client.force_login(staff)  # staff, but without permission to view sessions
     assert client.get("/admin/usage/").status_code == 403
+
+
+def test_the_csv_export_makes_usernames_inert_for_spreadsheets(admin_client, django_user_model):
+    """Issue 25, finding 8: a username is user-controlled; the usage CSV neutralises it like
+    the conversation CSV does (a leading quote before = + - @ tab CR)."""
+    names = ["-2+3", "@SUM+1-1", "=HYPERLINK(1)", "+1", "\tx", "\rx", "plain"]
+    for name in names:
+        session(django_user_model.objects.create_user(name), date(2026, 3, 1), input_tokens=1)
+    response = admin_client.get("/admin/usage/?start=2026-03-01&end=2026-03-01&format=csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode(), newline="")))[1:]
+    users = sorted(row[1] for row in rows)
+    assert users == sorted(["'-2+3", "'@SUM+1-1", "'=HYPERLINK(1)", "'+1", "'\tx", "'\rx", "plain"])
+    assert all(row[0] == "2026-03-01" and row[3] == "1" for row in rows)

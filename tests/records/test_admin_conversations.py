@@ -148,7 +148,7 @@ def test_selected_sessions_export_as_an_admin_action(admin_client):
     assert [r[6] for r in rows[1:]] == ["two"]
 
 
-def test_exports_are_for_staff_with_the_view_permission(client):
+def test_exports_are_for_staff_with_the_view_and_export_permissions(client):
     session = make_session()
     add_entries(session, ("user", "typed", "private words", {}))
     url = f"{LIST}{session.pk}/conversation.json"
@@ -162,6 +162,8 @@ def test_exports_are_for_staff_with_the_view_permission(client):
     assert client.get(url).status_code == 403
     assert client.get(f"{LIST}{session.pk}/change/").status_code == 403
     staff.user_permissions.add(Permission.objects.get(codename="view_realtimesession"))
+    assert client.get(url).status_code == 403  # viewing is not exporting (issue 25)
+    staff.user_permissions.add(Permission.objects.get(codename="export_conversations"))
     response = client.get(url)
     assert response.status_code == 200 and b"private words" in response.content
 

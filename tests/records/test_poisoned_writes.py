@@ -28,13 +28,14 @@ import asyncio, json, uuid
 from prometheus_client import REGISTRY
 from realtime.ops import presence as registry
 from realtime.kernel.config import load_config
+from realtime.records import entries
 from realtime.records.conversation import Conversation
 from realtime.kernel.counters import SessionCounters
 from realtime.models import ConversationEntry, RealtimeSession
 from realtime.ops.runtime import Runtime
 
 if {raw}:  # as if nothing made the entries storable: the database's refusal is the last guard
-    registry.stored_entry = lambda session_id, e: ConversationEntry(
+    entries.stored_entry = lambda session_id, e: ConversationEntry(
         session_id=session_id, seq=e.seq, at=e.at, role=e.role, kind=e.kind, text=e.text,
         item_id=e.item_id, data=e.data,
     )
@@ -51,7 +52,9 @@ for n in range(16):
     else:
         conversation.add("user", "typed", f"entry {{n}}")
 runtime = Runtime(load_config({{}}).replace(reaper_enabled=False))
-presence = registry.Presence(session_id, SessionCounters(), runtime, conversation)
+presence = registry.Presence(
+    session_id, SessionCounters(), runtime.presence_writes, 10, conversation
+)
 asyncio.run(presence._save_entries())
 rows = ConversationEntry.objects.filter(session_id=session_id).order_by("seq")
 dropped = {{

@@ -18,6 +18,7 @@ from django.db import OperationalError
 from django.utils import timezone
 
 from realtime.models import RealtimeSession
+from realtime.ops import control, reaper
 from realtime.ops import presence as registry
 from tests.relay.conftest import Client, configure, relay_tasks
 
@@ -98,7 +99,7 @@ def _terminate_as_stale(session_id) -> None:
     """The admin's terminate of a row that looks stale: it closes the row itself."""
     row = _row(session_id)
     row.status = Status.STALE  # what the admin saw
-    registry.terminate_sessions([row], by="alice")
+    control.terminate_sessions([row], by="alice")
 
 
 def _delete(session_id) -> None:
@@ -140,7 +141,7 @@ async def test_a_stale_row_of_a_live_session_is_open_again_and_counted_by_the_li
     await _until_row(session_id, lambda row: row.status == Status.LIVE)
     # The reaper saw no beat for a while (a long pause, a database outage).
     later = timezone.now() + timedelta(minutes=5)
-    assert await sync_to_async(registry.reap_stale)(heartbeat_seconds=0.2, now=later) == 1
+    assert await sync_to_async(reaper.reap_stale)(heartbeat_seconds=0.2, now=later) == 1
     row = await _until_row(session_id, lambda row: row.status != Status.STALE)
     assert (row.status, row.ended_at, row.close_reason) == (Status.LIVE, None, "")
     live = await sync_to_async(lambda: list(RealtimeSession.objects.live()))()

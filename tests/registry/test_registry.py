@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from realtime.kernel.counters import SessionCounters
 from realtime.models import RealtimeSession
+from realtime.ops import batching, control, reaper
 from realtime.ops import presence as registry
-from realtime.ops import runtime as relay_runtime
 from tests.relay.conftest import Client, configure, relay_tasks
 
 Status = RealtimeSession.Status
@@ -33,7 +33,7 @@ def test_the_reaper_marks_silent_open_rows_stale_and_leaves_others():
     fresh = make_row(status=Status.LIVE, last_seen_at=now - timedelta(seconds=9))
     closed = make_row(status=Status.CLOSED, last_seen_at=now - timedelta(hours=1))
     connecting = make_row(status=Status.CONNECTING, last_seen_at=now - timedelta(seconds=60))
-    assert registry.reap_stale(heartbeat_seconds=10, now=now) == 2
+    assert reaper.reap_stale(heartbeat_seconds=10, now=now) == 2
     statuses = {r.id: r.status for r in RealtimeSession.objects.all()}
     assert statuses == {
         silent.id: Status.STALE,
@@ -48,7 +48,7 @@ def test_the_reaper_marks_silent_open_rows_stale_and_leaves_others():
 def test_a_starting_worker_closes_rows_it_left_behind():
     mine = make_row(worker_id="h:7", status=Status.LIVE)
     other = make_row(worker_id="h:8", status=Status.LIVE)
-    assert registry.close_left_behind(worker="h:7", before=timezone.now()) == 1
+    assert reaper.close_left_behind(worker="h:7", before=timezone.now()) == 1
     mine.refresh_from_db()
     other.refresh_from_db()
     assert (mine.status, mine.close_reason, other.status) == (
@@ -64,7 +64,7 @@ def test_a_heartbeat_revives_a_stale_row_and_writes_counters():
     stats = SessionCounters(
         audio_bytes_in=48_000 * 3, input_tokens=7, output_tokens=11, barge_ins=2
     )
-    presence = registry.Presence(row.id, stats, relay_runtime.current())
+    presence = registry.Presence(row.id, stats, batching.PresenceWrites(), 10)
     registry.session_heartbeat(session_id=row.id, counters=presence.counters())
     row.refresh_from_db()
     assert (row.audio_ms_in, row.input_tokens, row.output_tokens, row.barge_ins) == (3000, 7, 11, 2)
@@ -108,7 +108,7 @@ async def test_terminate_by_channel_name_ends_the_session_with_4000(simulator):
     client = Client()
     await client.connect()
     row = await wait_row(lambda r: r.status == Status.LIVE)
-    await registry.send_terminate([row.channel_name], by="alice")
+    await control.send_terminate([row.channel_name], by="alice")
     error = await client.until(type="error")
     assert error == {
         "type": "error",
@@ -128,7 +128,7 @@ async def test_terminate_by_channel_name_ends_the_session_with_4000(simulator):
 async def test_a_broadcast_reaches_every_session():
     clients = [Client() for _ in range(3)]
     await asyncio.gather(*(c.connect() for c in clients))
-    await registry.broadcast_terminate(by="maintenance")
+    await control.broadcast_terminate(by="maintenance")
     codes = await asyncio.gather(*(c.until_closed() for c in clients))
     assert codes == [4000, 4000, 4000]
 
@@ -215,7 +215,7 @@ async def test_presence_writes_of_many_sessions_share_a_call_and_fail_one_by_one
     def broken(*, session_id):
         raise DatabaseError("disk full")
 
-    writes = registry.PresenceWrites()
+    writes = batching.PresenceWrites()
     outcomes = await asyncio.gather(
         writes.write(live, session_id=rows[0].id),
         writes.write(broken, session_id=rows[1].id),
@@ -242,7 +242,7 @@ async def test_sessions_going_live_together_are_one_update_and_keep_their_order(
 
     rows = [await sync_to_async(make_row)() for _ in range(4)]
     zero = {"audio_ms_in": 0}
-    writes = registry.PresenceWrites()
+    writes = batching.PresenceWrites()
     close = {"session_id": rows[2].id, "code": 1000, "reason": "x", "ended_by": "client",
              "counters": zero}  # fmt: skip
 

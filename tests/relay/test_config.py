@@ -60,6 +60,9 @@ def test_the_key_is_not_in_the_repr():
         ({"PORT": "70000"}, "PORT"),
         ({"RELAY_VAD_THRESHOLD": "2"}, "RELAY_VAD_THRESHOLD"),
         ({"RELAY_TURN_DETECTION": "magic"}, "RELAY_TURN_DETECTION"),
+        ({"RELAY_REDIS_TIMEOUT_SECONDS": "0"}, "RELAY_REDIS_TIMEOUT_SECONDS"),
+        ({"RELAY_REDIS_TIMEOUT_SECONDS": "soon"}, "RELAY_REDIS_TIMEOUT_SECONDS"),
+        ({"RELAY_REDIS_MAX_CONNECTIONS": "1"}, "RELAY_REDIS_MAX_CONNECTIONS"),
         (
             {"AZURE_OPENAI_ENDPOINT": "res.openai.azure.com", "AZURE_OPENAI_DEPLOYMENT": "d"},
             "AZURE_OPENAI_ENDPOINT",

@@ -207,6 +207,8 @@ async def test_an_unreachable_upstream_ends_with_4010():
 
 @pytest.mark.both_apis
 async def test_upstream_closing_mid_response_ends_with_4012_and_nothing_left(simulator):
+    """Without recovery (RELAY_UPSTREAM_RETRIES=0; tests/relay/test_renewal.py has it on)."""
+    configure(upstream_retries=0)
     simulator.next_faults(Faults(close_mid_response=True))
     client = Client()
     await client.connect()
@@ -222,7 +224,7 @@ async def test_upstream_closing_mid_response_ends_with_4012_and_nothing_left(sim
 
 @pytest.mark.both_apis
 async def test_a_stalled_upstream_ends_with_4013(simulator, upstream_api):
-    configure(stall_timeout_s=0.5)
+    configure(stall_timeout_s=0.5, upstream_retries=0)
     simulator.next_faults(Faults(stall_after=READY[upstream_api]))
     client = Client()
     await client.connect()
@@ -237,7 +239,7 @@ async def test_a_stalled_upstream_ends_with_4013(simulator, upstream_api):
 @pytest.mark.both_apis
 async def test_an_upstream_that_stalls_mid_answer_ends_with_4013(simulator, upstream_api):
     """The reader is already waiting with an answer in progress when the stall starts."""
-    configure(stall_timeout_s=0.5)
+    configure(stall_timeout_s=0.5, upstream_retries=0)
     first = {"realtime": "response.created", "live": "session.output_audio.delta"}
     simulator.next_faults(Faults(stall_after=first[upstream_api]))
     client = Client()
@@ -252,6 +254,7 @@ async def test_an_upstream_that_stalls_mid_answer_ends_with_4013(simulator, upst
 
 @pytest.mark.both_apis
 async def test_upstream_session_expiry_ends_with_4014(simulator):
+    configure(upstream_retries=0, upstream_max_seconds=0)
     simulator.next_faults(Faults(expire_after_s=0.3))
     client = Client()
     await client.connect()

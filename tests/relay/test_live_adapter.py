@@ -33,8 +33,9 @@ from realtime.kernel.events import (
 from realtime.tools import load_tools
 from realtime.upstream import Unsupported
 from realtime.upstream.clients import UpstreamClients
-from realtime.upstream.live import ANSWER_GAP_S, USER_GAP_S, LiveAdapter
+from realtime.upstream.live import LiveAdapter
 from realtime.upstream.live_session import session_start
+from realtime.upstream.live_turns import ANSWER_GAP_S, USER_GAP_S
 from realtime.upstream.speech import SpeechDetector
 
 LIVE = load_config({"RELAY_UPSTREAM_API": "live"})

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from realtime.edge.proxy import client_from_forwarded, parse_networks, resolve
+from realtime.edge.proxy import client_from_forwarded, resolve
 from realtime.kernel.config import ConfigError, load_config
+from realtime.kernel.networks import parse_networks
 
 TRUSTED = parse_networks("10.0.0.0/8, 192.0.2.1, ::1")
 

@@ -29,7 +29,7 @@ from realtime.kernel.config import load_config
 from realtime.models import RealtimeSession
 from realtime.ops.logs import JsonFormatter, SessionIdFilter
 from realtime_simulator import Faults, Simulator
-from tests.relay.conftest import Client, relay_tasks, use_config, wav_pcm
+from tests.relay.conftest import Client, configure, relay_tasks, use_config, wav_pcm
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -166,7 +166,8 @@ async def scripted_sessions(sink: list[bytes | str], simulator: Simulator) -> No
     assert await client.until_closed() == 4011
     await client.close()
 
-    # The upstream closes mid-response.
+    # The upstream closes mid-response (and is not recovered).
+    configure(upstream_retries=0)
     simulator.next_faults(Faults(close_mid_response=True))
     client = RecordingClient(sink)
     await client.connect()
@@ -238,7 +239,8 @@ async def test_the_api_key_is_never_exposed(
 
     assert records.records, "no log records were captured"
     # websockets.server is the simulator (it stands in for the provider and logs what it
-    # received); websockets.client's handshake dump is redacted by realtime.compat.websockets.
+    # received); websockets.client's handshake dump is redacted by
+    # realtime.compat.websockets_redaction.
     found = record_leaks(records.records, key, skip=("websockets.server",))
     assert found == [], f"the key reached a log record: {found}"
 

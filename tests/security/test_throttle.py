@@ -91,3 +91,39 @@ def test_limits_set_to_zero_are_off(victim):
     configure(login_failures_per_user=0, login_failures_per_address=0)
     client = Client()
     assert {ticket(client, "victim", "wrong").status_code for _ in range(15)} == {401}
+
+
+# Issue 25, finding 3: the lockout is keyed on the identity Django's login resolves, not the
+# bytes typed. Fullwidth and case variants of a name are the same account to the login form
+# (NFKC), so they must share one lockout.
+LOOK_ALIKES = ["ｖｉｃｔｉｍ", "VICTIM", "Ｖｉｃｔｉｍ", " victim "]
+
+
+@pytest.mark.parametrize("path", ["/accounts/login/", "/admin/login/"])
+def test_look_alike_usernames_share_one_lockout_on_the_login_pages(victim, path):
+    client = Client()
+    for n in range(10):
+        name = LOOK_ALIKES[n % len(LOOK_ALIKES)] if n % 2 else "victim"
+        form = {"username": name, "password": f"guess-{n}"}
+        assert client.post(path, form, REMOTE_ADDR=f"203.0.113.{n}").status_code == 200
+    for name in ["victim", *LOOK_ALIKES]:
+        right = {"username": name, "password": "right-password"}
+        refused = client.post(path, right, REMOTE_ADDR="203.0.113.200")
+        assert refused.status_code == 429, name
+    # Before the lockout, the fullwidth name does log in as the victim: it is one identity.
+    other = get_user_model().objects.create_user("bob", password="pw")
+    fresh = Client()
+    fresh.post("/accounts/login/", {"username": "ｂｏｂ", "password": "pw"})
+    assert fresh.session.get("_auth_user_id") == str(other.pk)
+
+
+def test_look_alike_usernames_share_one_lockout_on_the_ticket_endpoint(victim):
+    client = Client()
+    for n in range(10):
+        name = "ｖｉｃｔｉｍ" if n % 2 else "VICTIM"
+        assert ticket(client, name, f"guess-{n}", addr=f"198.51.100.{n}").status_code == 401
+    for name in ["victim", *LOOK_ALIKES]:
+        assert ticket(client, name, "right-password", addr="198.51.100.200").status_code == 429
+    # The ticket endpoint resolves a name as the login form does (NFKC): same account.
+    get_user_model().objects.create_user("bob", password="pw")
+    assert ticket(client, "ｂｏｂ", "pw", addr="198.51.100.201").status_code == 200

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 
+from realtime.edge import protocol
 from realtime.tools import ToolNotice, ToolRegistry, ToolRunner
+
+
+def shown(notice: ToolNotice) -> dict[str, Any]:
+    """The notice as the browser receives it (the WebSocket edge's ``tool_call`` message)."""
+    return json.loads(protocol.encode(notice))
 
 
 class Notices(list[ToolNotice]):

@@ -14,7 +14,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from realtime.edge.protocol import ClientProtocolError
 from realtime.extensions.client_messages import (
     AddSystemMessage,
     ClientMessageError,
@@ -23,6 +22,7 @@ from realtime.extensions.client_messages import (
     MessageLimits,
     load_client_messages,
 )
+from realtime.kernel.commands import ClientProtocolError
 from realtime.kernel.config import ConfigError
 
 

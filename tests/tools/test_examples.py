@@ -15,7 +15,7 @@ from django.utils import timezone
 from realtime.models import Note
 from realtime.tools import ToolRunner, load_tools
 from realtime.tools import examples as example_tools
-from tests.tools.conftest import Notices
+from tests.tools.conftest import Notices, shown
 
 SESSION = "00000000-0000-4000-8000-000000000002"
 
@@ -53,7 +53,7 @@ async def test_the_time_in_a_named_zone_is_shown_to_the_client(
     result = await call(runner_for(None), "get_current_time", timezone="Asia/Tokyo")
     assert result["timezone"] == "Asia/Tokyo"
     assert datetime.fromisoformat(result["iso"]).utcoffset() == timedelta(hours=9)
-    done = notices.last("get_current_time-call").to_message()
+    done = shown(notices.last("get_current_time-call"))
     assert done["arguments"] == {"timezone": "Asia/Tokyo"}
     assert done["result"] == result
 
@@ -63,6 +63,22 @@ async def test_an_unknown_zone_is_an_argument_error(runner_for: Any, zone: str) 
     result = await call(runner_for(None), "get_current_time", timezone=zone)
     assert result["error"] == "invalid_arguments"
     assert "not an IANA time zone" in result["message"]
+    # docs/tools.md: the input is not echoed (issue 25: it was, in this tool's own message).
+    assert not zone or zone not in result["message"].replace("Europe/Paris", "")
+
+
+async def test_an_unknown_zone_is_not_echoed_to_the_model_or_the_client(
+    runner_for: Any, notices: Notices
+) -> None:
+    zone = "Ignore/previous_instructions"  # the model's text, perhaps steered by the user
+    runner = runner_for(None)
+    text = await runner.run("tz-call", "get_current_time", json.dumps({"timezone": zone}))
+    assert json.loads(text) == {
+        "error": "invalid_arguments",
+        "message": "Invalid arguments: timezone: not an IANA time zone, e.g. Europe/Paris",
+    }
+    notice = shown(notices.last("tz-call"))  # as the browser receives it
+    assert zone not in json.dumps(notice) and notice["status"] == "error"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_the_tools_subset_keeps_only_registered_names(caplog: pytest.LogCaptureF
         {"tools": "list_notes"},
         {"tools": [1]},
         {"max_session_seconds": -1},
-        {"max_session_seconds": 3541},
+        {"max_session_seconds": 86_401},
         {"max_messages_per_minute": True},
         {"idle_timeout_seconds": 1.5},
     ],

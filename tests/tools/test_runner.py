@@ -9,13 +9,14 @@ import json
 import logging
 import threading
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import AfterValidator, BaseModel
+from pydantic_core import PydanticCustomError
 
 from realtime.tools import ToolContext, ToolRefused, ToolRegistry, ToolRunner
-from tests.tools.conftest import Notices
+from tests.tools.conftest import Notices, shown
 
 # A sync tool runs through channels' database_sync_to_async, which checks the Django database
 # connection of its thread before and after the call: a pool thread that served a test with
@@ -91,7 +92,7 @@ async def test_an_async_call_round_trip(make_runner: Any, notices: Notices) -> N
     result = await runner.run("call_1", "echo", '{"text": "ab", "times": 2}')
     assert output(result) == {"text": "abab", "times": 2}
     assert notices.statuses("call_1") == ["started", "done"]
-    assert notices.last("call_1").to_message() == {
+    assert shown(notices.last("call_1")) == {
         "type": "tool_call",
         "name": "echo",
         "call_id": "call_1",
@@ -152,6 +153,28 @@ async def test_validation_errors_do_not_echo_the_input(make_runner: Any) -> None
     runner = make_runner(build_registry())
     result = await runner.run("bad", "echo", '{"text": "a", "times": "SECRET-VALUE"}')
     assert "SECRET-VALUE" not in result
+
+
+def known_city(value: str) -> str:
+    raise PydanticCustomError("unknown_city", "{value} is not a city we know", {"value": value})
+
+
+async def test_a_tool_s_own_validator_cannot_echo_the_input(make_runner: Any) -> None:
+    """A deployment's tool may word its validation error with the value (pydantic custom
+    errors take context); the runner still never sends the input back (issue 25)."""
+
+    registry = ToolRegistry()
+
+    @registry.tool(description="Weather in a city.")
+    async def weather(city: Annotated[str, AfterValidator(known_city)]) -> str:
+        return "sunny"
+
+    runner = make_runner(registry)
+    result = output(await runner.run("w", "weather", '{"city": "SECRET-CITY"}'))
+    assert result["error"] == "invalid_arguments"
+    assert "SECRET-CITY" not in result["message"] and result["message"].startswith(
+        "Invalid arguments: city:"
+    )
 
 
 async def test_an_unknown_tool_is_an_error_result(make_runner: Any, notices: Notices) -> None:
@@ -217,7 +240,7 @@ async def test_nothing_is_shown_for_a_tool_not_marked_safe(
 ) -> None:
     runner = make_runner(build_registry())
     await runner.run("w", "whoami", "{}")
-    assert [n.to_message() for n in notices] == [
+    assert [shown(n) for n in notices] == [
         {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "started"},
         {"type": "tool_call", "name": "whoami", "call_id": "w", "status": "done"},
     ]

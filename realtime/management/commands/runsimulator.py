@@ -14,6 +14,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from realtime_simulator import Simulator
+from realtime_simulator.server import DEFAULT_KEEP_RECORDS
 
 
 def describe(sim: Simulator) -> str:
@@ -34,6 +35,7 @@ async def main(
     echo: bool = False,
     session_max_seconds: float = 3600.0,
     reuse_port: bool = False,
+    keep_records: int = DEFAULT_KEEP_RECORDS,
     stop: asyncio.Event | None = None,
     announce: Callable[[str], Any] = print,
 ) -> None:
@@ -43,7 +45,13 @@ async def main(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(sig, stop.set)
-    sim = Simulator(api_key=api_key, pace=pace, echo=echo, session_max_seconds=session_max_seconds)
+    sim = Simulator(
+        api_key=api_key,
+        pace=pace,
+        echo=echo,
+        session_max_seconds=session_max_seconds,
+        keep_records=keep_records,
+    )
     await sim.start(host=host, port=port, reuse_port=reuse_port)
     announce(describe(sim))
     try:
@@ -66,6 +74,12 @@ class Command(BaseCommand):
         parser.add_argument("--echo", action="store_true")
         parser.add_argument("--session-max-seconds", type=float, default=3600.0)
         parser.add_argument(
+            "--keep-records",
+            type=int,
+            default=DEFAULT_KEEP_RECORDS,
+            help="keep the per-connection records of the newest N connections (memory stays flat)",
+        )
+        parser.add_argument(
             "--processes",
             type=int,
             default=1,
@@ -79,6 +93,8 @@ class Command(BaseCommand):
             self.stdout.flush()
 
         processes = options["processes"]
+        if options["keep_records"] < 1:
+            raise CommandError("--keep-records must be at least 1")
         if processes > 1 and options["port"] == 0:
             raise CommandError("--processes needs a fixed --port")
         helpers = [self._spawn_helper(options) for _ in range(processes - 1)]
@@ -95,7 +111,8 @@ class Command(BaseCommand):
         argv = [sys.executable, "-m", "django", "runsimulator", "--reuse-port",
                 "--host", options["host"], "--port", str(options["port"]),
                 "--pace", options["pace"],
-                "--session-max-seconds", str(options["session_max_seconds"])]  # fmt: skip
+                "--session-max-seconds", str(options["session_max_seconds"]),
+                "--keep-records", str(options["keep_records"])]  # fmt: skip
         if options["api_key"]:
             argv += ["--api-key", options["api_key"]]
         if options["echo"]:
@@ -113,6 +130,7 @@ class Command(BaseCommand):
                 echo=options["echo"],
                 session_max_seconds=options["session_max_seconds"],
                 reuse_port=reuse_port,
+                keep_records=options["keep_records"],
                 announce=announce,
             )
         )

@@ -98,12 +98,24 @@ class Command(BaseCommand):
             "(default: ws://127.0.0.1:$PORT/realtime, the port serve uses: $PORT or 8080)",
         )
         group = parser.add_mutually_exclusive_group(required=True)
-        group.add_argument("--text", help="send this as a user_message")
+        group.add_argument(
+            "--text",
+            action="append",
+            help="send this as a user_message; repeat it for several messages, each sent "
+            "once the previous one is answered (and --pause seconds later)",
+        )
         group.add_argument("--wav", type=Path, help="stream this WAV file as microphone audio")
         parser.add_argument(
             "--out", type=Path, help="save the reply audio to this WAV file (default: not saved)"
         )
         parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait")
+        parser.add_argument(
+            "--pause",
+            type=float,
+            default=0.0,
+            help="seconds to wait (still printing what the relay says) between two --text "
+            "messages, e.g. to see the relay renew its upstream session in between",
+        )
         parser.add_argument("--origin", help="Origin header (default: derived from --url)")
         parser.add_argument(
             "--user",
@@ -144,11 +156,15 @@ class Command(BaseCommand):
                 greeting = await self._until(ws, "connected", reply, options["timeout"])
                 self.stdout.write(f"relay: {greeting.get('greeting')}")
                 if audio is None:
-                    self.stdout.write(f"you: {options['text']}")
-                    await ws.send(json.dumps({"type": "user_message", "text": options["text"]}))
+                    for n, text in enumerate(options["text"]):
+                        if n and options["pause"]:
+                            await self._listen(ws, reply, options["pause"])
+                        self.stdout.write(f"you: {text}")
+                        await ws.send(json.dumps({"type": "user_message", "text": text}))
+                        await self._until_answered(ws, reply, options["timeout"])
                 else:
                     streamer = asyncio.create_task(self._stream(ws, audio))
-                await self._until_answered(ws, reply, options["timeout"])
+                    await self._until_answered(ws, reply, options["timeout"])
         except ConnectionClosed as exc:
             return exc.rcvd.code if exc.rcvd else 1006
         finally:
@@ -206,6 +222,13 @@ class Command(BaseCommand):
                 return
             await self._until(ws, "response_done", reply, timeout)
 
+    async def _listen(self, ws: Any, reply: bytearray, seconds: float) -> None:
+        """Print what the relay says for this long."""
+        try:
+            await self._wait(ws, lambda m: False, reply, seconds)
+        except TimeoutError:
+            return
+
     async def _wait(
         self, ws: Any, match: Callable[[dict], bool], reply: bytearray, timeout: float
     ) -> dict:
@@ -246,6 +269,12 @@ class Command(BaseCommand):
             self._end_answer()
             self._error_code = message.get("code")
             self.stderr.write(f"error {message.get('code')}: {message.get('message')}")
+        elif kind == "control" and action == "upstream_renewed":
+            self._end_answer()
+            self.stdout.write(
+                f"relay: upstream session {message.get('upstream')} took over "
+                f"({message.get('reason')}); the conversation goes on"
+            )
         elif kind == "control" and action == "speech_started":
             self._end_answer()
             self.stdout.write("you: (speech started)")

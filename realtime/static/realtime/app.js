@@ -32,6 +32,7 @@ const stats = {
   captureRate: null,
   maxLevel: 0, // highest mic meter reading (0..1)
   connects: 0,
+  renewals: [], // [{reason, upstream}]: upstream sessions replaced on the same socket
   statesSeen: [], // status kinds shown so far, in order of first appearance
   closes: [], // [{code, reason, final}]
 };
@@ -43,6 +44,7 @@ const ui = {
   notice: $("notice"),
   micNotice: $("mic-notice"),
   provider: $("provider"),
+  upstreams: $("upstreams"),
   session: $("session-id"),
   latency: $("latency"),
   usage: $("usage"),
@@ -488,6 +490,7 @@ function onControl(msg) {
       break;
     case "session_info":
       ui.provider.textContent = msg.provider || "unknown";
+      ui.upstreams.textContent = "1";
       ui.session.textContent = msg.session_id || "–";
       setTurnMode(msg.turn_detection || "server_vad");
       break;
@@ -519,6 +522,9 @@ function onControl(msg) {
       state.responding = false;
       onResponseDone(msg);
       break;
+    case "upstream_renewed":
+      onUpstreamRenewed(msg);
+      break;
     case "truncated": {
       const li = state.bubbles.get(`${msg.item_id}-0`);
       if (li) {
@@ -531,6 +537,22 @@ function onControl(msg) {
       break;
   }
   renderStatus();
+}
+
+// The relay replaced the voice service's session (its time limit, or it failed) and gave the new
+// one the conversation so far: same socket, same session; nothing to do but say so.
+function onUpstreamRenewed(msg) {
+  stats.renewals.push({ reason: msg.reason, upstream: msg.upstream });
+  const recovered = stats.renewals.filter((r) => r.reason !== "max_age").length;
+  ui.upstreams.textContent =
+    `${msg.upstream ?? stats.renewals.length + 1} ` +
+    `(${stats.renewals.length - recovered} on the timer, ${recovered} after a failure)`;
+  if (msg.reason !== "max_age") {
+    addBubble(
+      "system",
+      "The voice service dropped the call; the relay continued it on a new session.",
+    );
+  }
 }
 
 function onResponseDone(msg) {

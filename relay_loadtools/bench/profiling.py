@@ -1,6 +1,6 @@
 """Profile one daphne worker of the relay under load with py-spy.
 
-    python -m relay_loadtools.bench.profile [--sessions 40] [--seconds 10] [--frames 960] \
+    python -m relay_loadtools.bench.profiling [--sessions 40] [--seconds 10] [--frames 960] \
         [--storm 200] [--out bench-out]
 
 Starts the simulator and one worker (``serve --workers 1``), streams N sessions (or, with

@@ -1,0 +1,67 @@
+"""The per-worker reaper: rows of sessions whose worker stopped heartbeating become
+``stale``; a worker that starts closes the rows an earlier process with its id left open."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from django.db import DatabaseError
+from django.utils import timezone
+
+from realtime.compat.cancellation import db_call
+from realtime.models import RealtimeSession
+from realtime.ops.presence import worker_id
+
+if TYPE_CHECKING:
+    from realtime.ops.runtime import Runtime
+
+log = logging.getLogger("realtime.ops.reaper")
+
+STALE_AFTER_BEATS = 2  # rows silent this many intervals are stale; the reaper runs twice per beat
+
+
+def reap_stale(*, heartbeat_seconds: float, now: Any = None) -> int:
+    """Mark open rows whose worker stopped heartbeating as stale; return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=heartbeat_seconds * STALE_AFTER_BEATS)
+    count = RealtimeSession.objects.silent_since(cutoff).update(
+        status=RealtimeSession.Status.STALE, ended_at=now, close_reason="worker_gone"
+    )
+    if count:
+        log.warning("marked %d session(s) stale: their worker stopped heartbeating", count)
+    return count
+
+
+def close_left_behind(*, worker: str, before: Any) -> int:
+    """A worker that starts closes rows an earlier process with its id left open (rows of
+    this worker id that started before this process did)."""
+    count = (
+        RealtimeSession.objects.filter(worker_id=worker, started_at__lt=before)
+        .exclude(status=RealtimeSession.Status.CLOSED)
+        .update(
+            status=RealtimeSession.Status.CLOSED,
+            ended_at=timezone.now(),
+            close_reason="worker_restarted",
+        )
+    )
+    if count:
+        log.warning("closed %d session row(s) left behind by a previous %s", count, worker)
+    return count
+
+
+async def reap_forever(runtime: Runtime) -> None:
+    """The per-worker reaper: rows an earlier life of this worker left, then stale rows."""
+    try:
+        await db_call(close_left_behind, worker=worker_id(), before=runtime.started_at)
+    except DatabaseError as exc:
+        log.warning("could not close rows left behind: %s", exc)
+    while True:
+        interval = runtime.config.heartbeat_seconds
+        await asyncio.sleep(interval / 2)
+        try:
+            await db_call(reap_stale, heartbeat_seconds=interval)
+        except DatabaseError as exc:
+            log.warning("reaper: %s", exc)
