@@ -8,6 +8,7 @@ import json
 import re
 import socket
 import time
+import uuid
 from pathlib import Path
 
 import httpx
@@ -119,7 +120,10 @@ def test_the_gpt_live_banner_names_gpt_live(tmp_path: Path) -> None:
 def test_several_workers_print_one_banner_with_their_port_and_count(
     tmp_path: Path, redis_url: str
 ) -> None:
-    with serving(tmp_path, "--workers", "2", port_flag=True, REDIS_URL=redis_url) as served:
+    prefix = f"test-{uuid.uuid4().hex[:8]}"  # keys of its own in the shared Redis
+    with serving(
+        tmp_path, "--workers", "2", port_flag=True, REDIS_URL=redis_url, REDIS_CHANNEL_PREFIX=prefix
+    ) as served:
         deadline = time.monotonic() + 30
         while served.output().count("Listening on TCP address") < 2:
             assert time.monotonic() < deadline, served.output()
