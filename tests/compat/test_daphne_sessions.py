@@ -56,11 +56,12 @@ SETTINGS = {
     "RELAY_ALLOW_ANONYMOUS": "true",
     "RELAY_PLAYBACK_REPORT_WAIT_MS": "100",
     "RELAY_MAX_BINARY_BYTES": "4096",  # frames over it: the consumer's own 1009
-    # serve sets daphne's limit to the larger of the two (64 KiB, the default text limit):
-    # messages over it go to the frame guard. (autobahn applies that limit to the relay's
-    # replies too: it must stay above the largest reply.)
+    # Both client limits below the simulator's 9600-byte reply chunks: autobahn applies
+    # daphne's limit to the relay's replies too, so serve never sets it under 256 KiB
+    # (every session here would end with 1011 otherwise); messages over it go to the guard.
+    "RELAY_MAX_TEXT_BYTES": "4096",
 }
-DAPHNE_LIMIT = 64 * 1024
+DAPHNE_LIMIT = 256 * 1024
 SILENCE_1S = bytes(48000)
 APPEND = {"realtime": "input_audio_buffer.append", "live": "session.input_audio.append"}
 

@@ -35,6 +35,9 @@ BANNER = """
 SIMULATED_API = {"realtime": "the Realtime API", "live": "GPT-Live"}
 
 
+REPLY_ROOM = 256 * 1024  # the largest reply frame the relay writes, with room to spare
+
+
 class Command(BaseCommand):
     help = "Serve the relay with daphne (and the offline simulator when no provider is set)."
 
@@ -124,7 +127,9 @@ class Command(BaseCommand):
         if workers > 1:
             self._serve_workers(options, workers, port, runtime)
             return
-        frame_limit = max(config.max_text_bytes, config.max_binary_bytes)
+        # autobahn applies daphne's message limit to the relay's replies as well: never below
+        # REPLY_ROOM, or lowered client limits would make every larger reply end the session.
+        frame_limit = max(config.max_text_bytes, config.max_binary_bytes, REPLY_ROOM)
         argv = [
             "--ping-interval", str(options["ping_interval"]),
             "--ping-timeout", str(options["ping_timeout"]),
