@@ -15,6 +15,10 @@ class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
         """Sessions that are open (connecting or live) on some worker."""
         return self.filter(status__in=RealtimeSession.OPEN_STATUSES)
 
+    def attached(self) -> RealtimeSessionQuerySet:
+        """Open sessions that a worker serves now (connecting or live; not detached)."""
+        return self.filter(status__in=RealtimeSession.ATTACHED_STATUSES)
+
     def on_worker(self, worker_id: str) -> RealtimeSessionQuerySet:
         return self.filter(worker_id=worker_id)
 
@@ -25,7 +29,7 @@ class RealtimeSessionQuerySet(models.QuerySet["RealtimeSession"]):
         return self.filter(last_seen_at__gte=cutoff)
 
     def silent_since(self, cutoff: timezone.datetime) -> RealtimeSessionQuerySet:
-        return self.live().filter(last_seen_at__lt=cutoff)
+        return self.attached().filter(last_seen_at__lt=cutoff)
 
 
 class SessionCounterColumns(models.Model):
@@ -51,6 +55,7 @@ class SessionCounterColumns(models.Model):
     upstream_seconds = models.PositiveIntegerField(default=0)
     upstream_renewals = models.PositiveIntegerField(default=0)
     upstream_recoveries = models.PositiveIntegerField(default=0)
+    resumes = models.PositiveIntegerField(default=0)
     tool_calls = models.PositiveIntegerField(default=0)
     tool_errors = models.PositiveIntegerField(default=0)
     tool_ms = models.BigIntegerField(default=0)
@@ -65,8 +70,12 @@ class RealtimeSession(SessionCounterColumns):
         LIVE = "live", "live"
         CLOSED = "closed", "closed"
         STALE = "stale", "stale (worker gone)"
+        DETACHED = "detached", "detached (waiting for its client)"
 
-    OPEN_STATUSES = (Status.CONNECTING, Status.LIVE)
+    # Open: counted by the limits and the budgets. A detached session holds its slot while it
+    # waits for its client (RELAY_RESUME_SECONDS); it has no worker beating for it.
+    OPEN_STATUSES = (Status.CONNECTING, Status.LIVE, Status.DETACHED)
+    ATTACHED_STATUSES = (Status.CONNECTING, Status.LIVE)
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(

@@ -101,12 +101,14 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     def changelist_view(self, request: HttpRequest, extra_context: dict | None = None) -> Any:
         # Read-only: the workers' reapers mark silent rows stale; the count here leaves out
         # rows not heard from within the stale window already.
-        live = RealtimeSession.objects.live().heard_since(_stale_cutoff())
+        live = RealtimeSession.objects.attached().heard_since(_stale_cutoff())
+        detached = RealtimeSession.objects.filter(status=RealtimeSession.Status.DETACHED)
         extra_context = {
             **(extra_context or {}),
             "title": (
                 f"Realtime sessions — {live.count()} live on "
-                f"{live.values('worker_id').distinct().count()} worker(s)"
+                f"{live.values('worker_id').distinct().count()} worker(s), "
+                f"{detached.count()} detached"
             ),
         }
         return super().changelist_view(request, extra_context=extra_context)
@@ -117,9 +119,14 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
 
     @admin.display(description="status", ordering="status")
     def status_badge(self, obj: RealtimeSession) -> str:
-        colours = {"live": "#0a7d28", "connecting": "#a66a00", "stale": "#b3261e"}
+        colours = {
+            "live": "#0a7d28",
+            "connecting": "#a66a00",
+            "stale": "#b3261e",
+            "detached": "#5b4bb7",
+        }
         status = obj.status
-        if obj.is_open and obj.last_seen_at < _stale_cutoff():
+        if obj.status in obj.ATTACHED_STATUSES and obj.last_seen_at < _stale_cutoff():
             status = "stale"  # its worker stopped heartbeating; a reaper will mark the row
         return format_html(
             '<strong style="color:{}">{}</strong>', colours.get(status, "#555"), status
@@ -212,7 +219,7 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
         cleared = len(open_sessions) - asked
         text = f"Asked {asked} live session(s) to end."
         if cleared:
-            text += f" Closed {cleared} stale row(s) whose worker is gone."
+            text += f" Closed {cleared} stale row(s) whose worker is gone, or detached ones."
         skipped = len(sessions) - len(open_sessions)
         if skipped:
             text += f" Skipped {skipped} already closed."

@@ -6,6 +6,10 @@
 3. Budgets (``realtime/guards/budgets.py``): connects per minute, seconds and tokens a day.
 4. A registry row (limits count rows across workers: no row, no session).
 5. The concurrency limits, per user and in total, counted across workers.
+
+A connection with a resume token (``/realtime?resume=…``, ``realtime/edge/resume.py``) that
+passes 1–3 takes its session's row over instead of 4–5 (the row was counted all along);
+when the token cannot resume, ``resume_refused`` says why and a new session is admitted.
 A refusal raises ``SessionEnded`` with the ending to tell the client.
 """
 
@@ -18,6 +22,7 @@ from typing import Any
 
 from django.db import DatabaseError
 
+from realtime.edge import resume as resuming
 from realtime.extensions.policy import PolicyError, default_policy, resolve_policy
 from realtime.guards import budgets
 from realtime.guards.budgets import Budget
@@ -28,6 +33,7 @@ from realtime.kernel.endings import SessionEnded
 from realtime.ops.presence import Presence
 from realtime.ops.runtime import Runtime
 from realtime.records.conversation import Conversation
+from realtime.session.continuity import Carried
 from realtime.tools import ToolRegistry
 
 log = logging.getLogger("realtime.session")
@@ -43,6 +49,9 @@ class Admitted:
     presence: Presence
     conversation: Conversation  # what was said, written with the heartbeat
     budget: Budget | None = None  # what is left of the user's budgets (session_info)
+    channel_name: str = ""  # the connection serving the session (fences a resume elsewhere)
+    carried: Carried | None = None  # a resumed session: what its earlier connections left
+    resume_refused: str | None = None  # a resume token that could not resume: why
 
 
 async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -> Admitted:
@@ -55,20 +64,35 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     user = user if user is not None and user.is_authenticated else None
     config, tools = await _apply_policy(runtime, user, scope, session_id)
     budget = await budgets.admit(scope=scope, limiter=runtime.limiter, config=config, user=user)
+    channel_name = channel_name or f"relay.local!{uuid.uuid4().hex}"  # no channel layer
+    fields = describe(scope, config, channel_name)
     counters = SessionCounters()
     conversation = Conversation(enabled=config.transcripts_stored)
     runtime.ensure_reaper()  # this worker's reaper runs on the sessions' loop
-    presence = Presence(
-        session_id,
-        counters,
-        runtime.presence_writes,
-        runtime.config.heartbeat_seconds,
-        conversation,
-    )
+    token = resuming.token_of(scope)
+    refused: str | None = None
+    if token is not None:
+        try:
+            resumed = await resuming.resume(
+                token=token, user=user, runtime=runtime, fields=fields, owner=channel_name
+            )
+        except resuming.ResumeUnavailable as exc:
+            refused = str(exc)
+            log.info("session %s: resume refused: %s", session_id, refused)
+        else:
+            log.info("session %s: resumed as %s", session_id, resumed.session_id)
+            session_id, carried = resumed.session_id, resumed.carried
+            counters = carried.counters_object()
+            conversation.continue_after(resumed.last_entry)
+            presence = _presence(session_id, counters, conversation, runtime, channel_name)
+            presence.opened = True  # its row, taken over
+            return Admitted(
+                session_id, config, tools, user, counters, presence, conversation, budget,
+                channel_name, carried,
+            )  # fmt: skip
+    presence = _presence(session_id, counters, conversation, runtime, channel_name)
     try:
-        over = await runtime.registrar.register(
-            session_id, describe(scope, config, channel_name), config
-        )
+        over = await runtime.registrar.register(session_id, fields, config)
     except DatabaseError as exc:
         # Limits hold across workers through these rows: no row, no session.
         log.warning("session %s: registry write failed: %s", session_id, exc)
@@ -76,7 +100,28 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     presence.opened = True
     if over:
         raise SessionEnded(endings.TOO_MANY_SESSIONS.because(over))
-    return Admitted(session_id, config, tools, user, counters, presence, conversation, budget)
+    return Admitted(
+        session_id, config, tools, user, counters, presence, conversation, budget,
+        channel_name, resume_refused=refused,
+    )  # fmt: skip
+
+
+def _presence(
+    session_id: uuid.UUID,
+    counters: SessionCounters,
+    conversation: Conversation,
+    runtime: Runtime,
+    channel_name: str,
+) -> Presence:
+    presence = Presence(
+        session_id,
+        counters,
+        runtime.presence_writes,
+        runtime.config.heartbeat_seconds,
+        conversation,
+    )
+    presence.channel_name = channel_name
+    return presence
 
 
 async def _apply_policy(

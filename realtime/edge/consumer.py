@@ -63,6 +63,7 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             roster=runtime,
             on_heartbeat=beat,
             answer_budget=budgets.answer_check(admitted),  # the daily budget, per answer
+            resume_store=runtime.resume_store,  # a lost socket: the session may be resumed
         )
         # Under daphne, audio frames in and replies out skip the ASGI layers (None: ASGI).
         self.fast = daphne_fastpath.attach(
@@ -122,6 +123,12 @@ class RealtimeConsumer(DirectWebsocketConsumer):
         log.info("session %s: terminated by %s", self._session_id, by or "?")
         if self.session is not None:
             await self.session.end(endings.TERMINATED, ended_by=by)
+
+    async def realtime_handover(self, event: dict[str, Any]) -> None:
+        """A client resumed this session on another connection (``realtime/edge/resume.py``)."""
+        log.info("session %s: resumed on another connection; letting go", self._session_id)
+        if self.session is not None:
+            await self.session.hand_over()
 
     # ---- ClientPort (close() is AsyncWebsocketConsumer's) -------------------------------------
 

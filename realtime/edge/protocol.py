@@ -150,6 +150,8 @@ def _session_info(event: client.SessionInfo) -> str:
         api=event.api,
         turn_detection=event.turn_detection,
         **({"budget": _budget(budget)} if budget is not None else {}),
+        resume_token=event.resume_token,
+        resumed=event.resumed,
     )
 
 

@@ -103,9 +103,12 @@ async def session_clock(
     last_activity: Callable[[], float],
     warn: Callable[[int], Awaitable[None]],
     end: Callable[[Ending], Awaitable[None]],
+    elapsed_s: float = 0.0,
 ) -> None:
-    """Ends the session at its maximum length (warning first) or after client silence."""
-    started = time.monotonic()
+    """Ends the session at its maximum length (warning first) or after client silence.
+    ``elapsed_s``: how long the session already lasted (a resumed session's earlier
+    connections count towards its maximum length)."""
+    started = time.monotonic() - elapsed_s
     limit = config.max_session_seconds
     warn_at = limit - config.session_warning_seconds if limit else 0
     warned = not (limit and config.session_warning_seconds and warn_at > 0)

@@ -73,6 +73,8 @@ class RelayConfig:
     # 0: no renewal on a timer.
     upstream_max_seconds: float | None = None
     upstream_retries: int = 2
+    # Resume after a lost socket (realtime/session/continuity.py); 0: no resume.
+    resume_seconds: int = 60
     playback_report_wait_ms: int = 300
     max_text_bytes: int = 64 * 1024
     max_binary_bytes: int = 256 * 1024
@@ -229,6 +231,7 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "stall_timeout_s": ev.decimal(env, "RELAY_UPSTREAM_STALL_TIMEOUT", 15.0, 0.1, 600.0),
         "upstream_max_seconds": _upstream_max_seconds(env),
         "upstream_retries": ev.integer(env, "RELAY_UPSTREAM_RETRIES", 2, 0, 10),
+        "resume_seconds": ev.integer(env, "RELAY_RESUME_SECONDS", 60, 0, 3600),
         "playback_report_wait_ms": ev.integer(env, "RELAY_PLAYBACK_REPORT_WAIT_MS", 300, 0, 5000),
         "max_text_bytes": ev.integer(env, "RELAY_MAX_TEXT_BYTES", 64 * 1024, 256, 1024 * 1024 - 1),
         "max_binary_bytes": ev.integer(

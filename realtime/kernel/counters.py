@@ -48,6 +48,7 @@ METRIC_FAMILIES = {
         "Client audio bytes dropped because the upstream lagged"
     ),
     "relay_responses": MetricFamily("Model responses finished (response.done)"),
+    "relay_resumes": MetricFamily("Sessions resumed by their client after a lost socket"),
     "relay_barge_ins": MetricFamily("Reply audio cut short by the user (speech or interrupt)"),
     "relay_truncations": MetricFamily(
         "conversation.item.truncate/delete sent upstream after a barge-in"
@@ -121,6 +122,8 @@ COUNTERS: tuple[Counter, ...] = (
     # reason in relay_upstream_renewals (metrics.py).
     Counter("upstream_renewals", "upstream renewals (timer)", "upstream_renewals"),
     Counter("upstream_recoveries", "upstream recoveries (failures)", "upstream_recoveries"),
+    # The client came back after losing its socket (realtime/session/continuity.py).
+    Counter("resumes", "resumes after a lost socket", "resumes", metric="relay_resumes"),
     Counter("tool_calls", "tool calls", "tool_calls", metric="relay_tool_calls"),
     Counter("tool_errors", "tool call errors", "tool_errors", metric="relay_tool_errors"),
     Counter(

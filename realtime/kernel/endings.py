@@ -31,6 +31,7 @@ class Close(IntEnum):
     UPSTREAM_CLOSED = 4012
     UPSTREAM_STALLED = 4013
     UPSTREAM_EXPIRED = 4014
+    RESUMED_ELSEWHERE = 4015
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +61,13 @@ def _ending(code: str, close: Close, message: str) -> Ending:
 
 # Endings a client or the relay starts without an error (no error message is sent).
 CLIENT_CLOSED = _ending("client_closed", Close.NORMAL, "The client closed the session.")
+# The client's socket went away without a clean close: the session waits for a resume
+# (realtime/session/continuity.py); its row says ``detached``, then how it ended.
+CLIENT_DETACHED = _ending(
+    "client_detached", Close.NORMAL, "The client's connection was lost; waiting for a resume."
+)
+# The non-fatal error a client gets when its resume token could not resume its session.
+RESUME_UNAVAILABLE = "resume_unavailable"
 
 # Refusals at connect.
 AUTH_REQUIRED = _ending(
@@ -108,6 +116,11 @@ IDLE_TIMEOUT = _ending(
     "idle_timeout", Close.IDLE_TIMEOUT, "No audio or message from the client; session closed."
 )
 TERMINATED = _ending("terminated", Close.TERMINATED, "An administrator ended this session.")
+SESSION_RESUMED_ELSEWHERE = _ending(
+    "session_resumed_elsewhere",
+    Close.RESUMED_ELSEWHERE,
+    "This session was resumed on another connection.",
+)
 INTERNAL_ERROR = _ending("internal_error", Close.INTERNAL, "the relay hit an internal error")
 
 # The upstream.
@@ -153,6 +166,7 @@ FATAL: dict[str, Ending] = {
         SESSION_TIMEOUT,
         IDLE_TIMEOUT,
         TERMINATED,
+        SESSION_RESUMED_ELSEWHERE,
         INTERNAL_ERROR,
         UPSTREAM_UNAVAILABLE,
         UPSTREAM_AUTH_FAILED,

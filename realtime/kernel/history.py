@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 MAX_ITEMS = 200
 MAX_CHARS = 100_000  # ≈ 25,000 tokens of text
@@ -61,6 +61,45 @@ class Snapshot:
 EMPTY = Snapshot()
 
 
+def snapshot_to_data(snapshot: Snapshot) -> dict[str, Any]:
+    """A snapshot as JSON-able data (a resume keeps it in Redis: realtime/session/continuity.py)."""
+    items: list[dict[str, Any]] = []
+    for item in snapshot.items:
+        if isinstance(item, Message):
+            items.append({"role": item.role, "text": item.text, "complete": item.complete})
+        else:
+            items.append(
+                {
+                    "call_id": item.call_id,
+                    "name": item.name,
+                    "arguments": item.arguments,
+                    "output": item.output,
+                }
+            )
+    return {"items": items, "dropped": snapshot.dropped}
+
+
+def snapshot_from_data(data: Any) -> Snapshot:
+    """The inverse of ``snapshot_to_data``; what does not have the expected shape is left out
+    (``ValueError`` for data that is not a snapshot at all)."""
+    if not isinstance(data, dict) or not isinstance(data.get("items"), list):
+        raise ValueError("not a conversation snapshot")
+    items: list[Item] = []
+    for raw in data["items"]:
+        if not isinstance(raw, dict):
+            continue
+        if raw.get("role") in ("user", "assistant", "system") and isinstance(raw.get("text"), str):
+            items.append(Message(raw["role"], _clip(raw["text"]), bool(raw.get("complete", True))))
+        elif all(isinstance(raw.get(k), str) for k in ("call_id", "name", "arguments", "output")):
+            items.append(
+                ToolExchange(
+                    raw["call_id"], raw["name"], _clip(raw["arguments"]), _clip(raw["output"])
+                )
+            )
+    dropped = data.get("dropped")
+    return Snapshot(tuple(items), dropped if isinstance(dropped, int) and dropped >= 0 else 0)
+
+
 @dataclass(slots=True)
 class _Answer:
     """An assistant answer being received: its parts' text so far, by part id."""
@@ -102,6 +141,7 @@ class History:
         self.max_items = max_items
         self.max_chars = max_chars
         self.dropped = 0  # items left out at the oldest end (bounded)
+        self.version = 0  # changes when what ``items()`` gives may have changed
         self._entries: deque[_Entry] = deque()
         self._answers: dict[str, _Answer] = {}  # item id → answer being received
         self._calls: dict[str, _Call] = {}  # call id → call waiting for its output
@@ -149,6 +189,7 @@ class History:
             return
         self._answers.pop(item_id, None)
         self._cut.append(item_id)
+        self.version += 1
         text = answer.text
         if heard_ms <= 0 or not text:
             self._entries.remove(answer)
@@ -166,6 +207,7 @@ class History:
     def answers_cut(self) -> None:
         """The upstream went away: answers still arriving are kept as far as they went
         (marked incomplete), and calls without an output are forgotten."""
+        self.version += 1
         for answer in self._answers.values():
             self._cut.append(answer.item_id)
             answer.complete = False
@@ -207,6 +249,17 @@ class History:
     def snapshot(self) -> Snapshot:
         return Snapshot(tuple(self.items()), self.dropped)
 
+    def restore(self, snapshot: Snapshot) -> None:
+        """Start from a conversation kept elsewhere (a resumed session), before anything else
+        is recorded."""
+        self.dropped = snapshot.dropped
+        for item in snapshot.items:
+            if isinstance(item, Message):
+                self._entries.append(item)
+            else:
+                self._entries.append(_Call(item.call_id, item.name, item.arguments, item.output))
+        self._trim()
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -217,6 +270,7 @@ class History:
         self._trim()
 
     def _trim(self) -> None:
+        self.version += 1
         entries = self._entries
         while len(entries) > self.max_items or (
             len(entries) > 1 and sum(map(_size, entries)) > self.max_chars

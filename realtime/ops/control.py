@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -53,23 +54,30 @@ def terminate_sessions(sessions: Iterable[RealtimeSession], *, by: str) -> int:
     async_to_sync per message would open a loop and a Redis connection per call. Raises
     ``ControlUnavailable`` when the channel layer does not answer in time.
     """
-    live, dead = [], []
+    live: list[str] = []
+    Status = RealtimeSession.Status
+    # A stale row's worker is gone; a detached session has no worker until its client resumes
+    # it: closing the row ends it (a resume then finds it terminated).
+    dead: dict[str, list[Any]] = {"terminated_stale": [], "terminated": []}
     for session in sessions:
-        if session.status == RealtimeSession.Status.STALE:
-            dead.append(session.id)
+        if session.status == Status.STALE:
+            dead["terminated_stale"].append(session.id)
+        elif session.status == Status.DETACHED:
+            dead["terminated"].append(session.id)
         elif session.is_open and session.channel_name:
             live.append(session.channel_name)
-    if dead:
-        RealtimeSession.objects.filter(id__in=dead).update(
-            status=RealtimeSession.Status.CLOSED,
-            ended_at=timezone.now(),
-            close_reason="terminated_stale",
-            ended_by=by[:150],
-        )
+    for reason, ids in dead.items():
+        if ids:
+            RealtimeSession.objects.filter(id__in=ids).update(
+                status=Status.CLOSED,
+                ended_at=timezone.now(),
+                close_reason=reason,
+                ended_by=by[:150],
+            )
     if live:
         try:
             async_to_sync(send_terminate)(live, by=by)
         except ControlUnavailable as exc:
-            exc.closed_stale = len(dead)
+            exc.closed_stale = sum(map(len, dead.values()))
             raise
     return len(live)

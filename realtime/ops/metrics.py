@@ -169,7 +169,9 @@ class SessionMeter:
         self.stats = stats
         self.reason: str | None = None
         self._speech_stopped_at: float | None = None
-        self._last = (0,) * len(_CHILDREN)
+        # What the counters held when the meter started (a resumed session's counters carry
+        # on from its earlier connections: only what it adds here is counted).
+        self._last = self._values()
         self._timer: TimerHandle | None = None
         self._open = False
 

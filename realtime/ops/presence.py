@@ -88,7 +88,7 @@ def register_sessions(*, sessions: list[tuple[Any, dict[str, Any], RelayConfig]]
 
 def sessions_live(*, session_ids: list[Any], counters: dict[str, int]) -> None:
     now = timezone.now()
-    RealtimeSession.objects.filter(id__in=session_ids).live().update(
+    RealtimeSession.objects.filter(id__in=session_ids).attached().update(
         status=RealtimeSession.Status.LIVE, ready_at=now, last_seen_at=now, **counters
     )
 
@@ -97,16 +97,26 @@ def session_live(*, session_id: Any, counters: dict[str, int]) -> None:
     sessions_live(session_ids=[session_id], counters=counters)
 
 
-def session_heartbeat(*, session_id: Any, counters: dict[str, int]) -> ClosedRow | None:
+def _served_by(rows: Any, channel_name: str) -> Any:
+    """The row as long as this connection serves it (a resume elsewhere moves it)."""
+    return rows.filter(channel_name=channel_name) if channel_name else rows
+
+
+def session_heartbeat(
+    *, session_id: Any, counters: dict[str, int], channel_name: str = ""
+) -> ClosedRow | None:
     """Write the row's beat and counters; when there is no open row to write, what became of
     it (the session must then end: ``Presence``)."""
     now = timezone.now()
     rows = RealtimeSession.objects.filter(id=session_id)
-    if rows.live().update(last_seen_at=now, **counters):
+    if _served_by(rows.attached(), channel_name).update(last_seen_at=now, **counters):
         return None
+    if channel_name and rows.live().exclude(channel_name=channel_name).exists():
+        return ClosedRow(reason=endings.SESSION_RESUMED_ELSEWHERE.code)
     # A stale row whose session turns out to be alive (its beats came late: a long pause, a
     # database outage) comes back to life: open again, so the limits count it again.
     Status = RealtimeSession.Status
+    rows = _served_by(rows, channel_name)
     revived = Case(When(ready_at=None, then=Value(Status.CONNECTING)), default=Value(Status.LIVE))
     if rows.filter(status=Status.STALE).update(
         status=revived, ended_at=None, close_reason="", last_seen_at=now, **counters
@@ -135,16 +145,24 @@ class ClosedRow:
     def ending(self) -> endings.Ending:
         if self.reason.startswith("terminated"):  # an administrator's terminate
             return endings.TERMINATED
+        if self.reason == endings.SESSION_RESUMED_ELSEWHERE.code:
+            return endings.SESSION_RESUMED_ELSEWHERE
         return endings.TERMINATED.because(
             "The relay closed this session's record; reconnect to continue."
         )
 
 
 def session_close(
-    *, session_id: Any, code: int | None, reason: str, ended_by: str, counters: dict[str, int]
+    *,
+    session_id: Any,
+    code: int | None,
+    reason: str,
+    ended_by: str,
+    counters: dict[str, int],
+    channel_name: str = "",
 ) -> None:
     now = timezone.now()
-    rows = RealtimeSession.objects.filter(id=session_id)
+    rows = _served_by(RealtimeSession.objects.filter(id=session_id), channel_name)
     if not rows.exclude(status=RealtimeSession.Status.CLOSED).update(
         status=RealtimeSession.Status.CLOSED,
         ended_at=now,
@@ -157,6 +175,47 @@ def session_close(
         # Closed under the session (e.g. terminated while stale): who closed it and why stay;
         # what the session used until it noticed still counts (usage, daily budgets).
         rows.update(ended_at=now, last_seen_at=now, **counters)
+
+
+def session_detach(*, session_id: Any, counters: dict[str, int], channel_name: str = "") -> bool:
+    """The session waits for its client: its row says ``detached`` (still counted by the
+    limits and budgets; no worker beats for it; the reaper closes it when the resume window
+    passes). False when this connection no longer serves the row."""
+    now = timezone.now()
+    rows = _served_by(RealtimeSession.objects.filter(id=session_id).attached(), channel_name)
+    return bool(rows.update(status=RealtimeSession.Status.DETACHED, last_seen_at=now, **counters))
+
+
+def session_reclaim(*, session_id: Any, fields: dict[str, Any], worker: str = "") -> str | None:
+    """A resume: this worker's connection serves the session's row from now on (whatever its
+    state: detached, still attached elsewhere, or stale after its worker died). None when
+    reclaimed, else why it cannot be (the row was closed: terminated, expired, ended)."""
+    now = timezone.now()
+    rows = RealtimeSession.objects.filter(id=session_id)
+    Status = RealtimeSession.Status
+    changed = rows.exclude(status=Status.CLOSED).update(
+        status=Status.CONNECTING,
+        worker_id=worker or worker_id(),
+        channel_name=fields.get("channel_name", ""),
+        client_addr=fields.get("client_addr", ""),
+        user_agent=fields.get("user_agent", ""),
+        ended_at=None,
+        close_reason="",
+        last_seen_at=now,
+    )
+    if changed:
+        return None
+    reason = rows.values_list("close_reason", flat=True).first()
+    if reason is None:
+        return "the session's record is gone"
+    if reason.startswith("terminated"):
+        return "an administrator ended the session"
+    if reason == RESUME_EXPIRED:
+        return "the resume window passed"
+    return f"the session has ended ({reason or 'closed'})"
+
+
+RESUME_EXPIRED = "resume_expired"  # the close reason of a detached session nobody resumed
 
 
 # ---------------------------------------------------------------------------------------------
@@ -185,6 +244,7 @@ class Presence:
         self.heartbeat_seconds = heartbeat_seconds
         self.conversation = conversation or Conversation(enabled=False)
         self.opened = False
+        self.channel_name = ""  # the connection serving the row (a resume elsewhere moves it)
         # The upstream sessions that served it, set by a renewal (session/renewal.py).
         self.upstreams: list[dict[str, Any]] = []
 
@@ -226,7 +286,10 @@ class Presence:
                 )
             else:
                 closed = await self._guard(
-                    session_heartbeat, session_id=self.session_id, counters=self.counters()
+                    session_heartbeat,
+                    session_id=self.session_id,
+                    counters=self.counters(),
+                    channel_name=self.channel_name,
                 )
                 if closed is not None:
                     log.warning("session %s: %s; ending it", self.session_id, closed)
@@ -307,4 +370,25 @@ class Presence:
             reason=reason,
             ended_by=ended_by,
             counters=self.counters(),
+            channel_name=self.channel_name,
         )
+
+    async def detach(self, *, code: int | None) -> bool:
+        """The client's socket is gone; the session waits for a resume (its row: detached).
+        False when the row could not be written or is no longer this connection's."""
+        if not self.opened:
+            return False
+        self.conversation.add("session", "detached", "", close_code=code)
+        await self._save_entries()
+        try:
+            return bool(
+                await self.writes.write(
+                    session_detach,
+                    session_id=self.session_id,
+                    counters=self.counters(),
+                    channel_name=self.channel_name,
+                )
+            )
+        except DatabaseError as exc:
+            log.warning("session %s: registry write failed: %s", self.session_id, exc)
+            return False

@@ -1,5 +1,7 @@
 """The per-worker reaper: rows of sessions whose worker stopped heartbeating become
-``stale``; a worker that starts closes the rows an earlier process with its id left open."""
+``stale``; detached sessions nobody resumed within the resume window are closed
+(``resume_expired``); a worker that starts closes the rows an earlier process with its id left
+open."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
 from realtime.models import RealtimeSession
-from realtime.ops.presence import worker_id
+from realtime.ops.presence import RESUME_EXPIRED, worker_id
 
 if TYPE_CHECKING:
     from realtime.ops.runtime import Runtime
@@ -32,6 +34,18 @@ def reap_stale(*, heartbeat_seconds: float, now: Any = None) -> int:
     )
     if count:
         log.warning("marked %d session(s) stale: their worker stopped heartbeating", count)
+    return count
+
+
+def expire_detached(*, resume_seconds: float, now: Any = None) -> int:
+    """Close the rows of detached sessions whose resume window has passed; return how many."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(seconds=resume_seconds)
+    count = RealtimeSession.objects.filter(
+        status=RealtimeSession.Status.DETACHED, last_seen_at__lt=cutoff
+    ).update(status=RealtimeSession.Status.CLOSED, ended_at=now, close_reason=RESUME_EXPIRED)
+    if count:
+        log.info("closed %d detached session(s): nobody resumed them in time", count)
     return count
 
 
@@ -63,5 +77,6 @@ async def reap_forever(runtime: Runtime) -> None:
         await asyncio.sleep(interval / 2)
         try:
             await db_call(reap_stale, heartbeat_seconds=interval)
+            await db_call(expire_detached, resume_seconds=runtime.config.resume_seconds)
         except DatabaseError as exc:
             log.warning("reaper: %s", exc)

@@ -29,6 +29,7 @@ from realtime.kernel.config import RelayConfig, load_config
 if TYPE_CHECKING:
     from realtime.guards.throttle import Limiter
     from realtime.ops.batching import PresenceWrites, Registrar
+    from realtime.ops.resume_store import ResumeStore
     from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.ops.runtime")
@@ -51,6 +52,7 @@ class Runtime:
         self._registrar: Registrar | None = None
         self._presence_writes: PresenceWrites | None = None
         self._limiter: Limiter | None = None
+        self._resume_store: ResumeStore | None = None
         self._reapers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     @classmethod
@@ -102,6 +104,15 @@ class Runtime:
             self._limiter = Limiter(self.config)
         return self._limiter
 
+    @property
+    def resume_store(self) -> ResumeStore:
+        """Resume tokens and the state of sessions that may be resumed (Redis when set)."""
+        if self._resume_store is None:
+            from realtime.ops import resume_store
+
+            self._resume_store = resume_store.build(self.config)
+        return self._resume_store
+
     # ---- live sessions and drain ------------------------------------------------------------
 
     def register(self, session: Drainable) -> None:
@@ -151,6 +162,8 @@ class Runtime:
             task.cancel()
         self._reapers.clear()
         await self.clients.aclose()
+        if self._resume_store is not None:
+            await self._resume_store.aclose()
 
 
 _current: Runtime | None = None

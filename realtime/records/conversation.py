@@ -39,6 +39,11 @@ class Conversation:
         self._pending: list[Entry] = []
         self._answers: dict[str, list[str]] = {}  # part id → text so far
 
+    def continue_after(self, seq: int) -> None:
+        """A resumed session: its record goes on after the entries its earlier connections
+        wrote (``seq``: the last one written)."""
+        self._seq = itertools.count(seq + 1)
+
     def add(self, role: str, kind: str, text: str = "", item_id: str = "", **data: Any) -> None:
         if self.enabled:
             entry = Entry(

@@ -72,3 +72,12 @@ def stored_entry(session_id: Any, entry: Entry) -> ConversationEntry:
         item_id=textrules.clean(entry.item_id[:128]),
         data=data,
     )
+
+
+def last_entry_seq(*, session_id: Any) -> int:
+    """The last entry a session's earlier connections wrote (0: none): a resumed session's
+    record goes on after it."""
+    from django.db.models import Max
+
+    last = ConversationEntry.objects.filter(session_id=session_id).aggregate(m=Max("seq"))["m"]
+    return int(last or 0)

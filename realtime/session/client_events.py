@@ -39,6 +39,8 @@ class SessionInfo:
     api: str
     turn_detection: str
     budget: Budget | None = None  # what was left of the user's daily budget at connect
+    resume_token: str | None = None  # for /realtime?resume=… after a lost socket (None: off)
+    resumed: bool = False  # this connection resumed an earlier one's session
 
 
 @dataclass(frozen=True, slots=True)

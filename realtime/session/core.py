@@ -13,11 +13,14 @@ each edge encodes for its client (the WebSocket consumer: the browser protocol).
 
     connecting ──(upstream configured: greeting)──▶ live ──end()──▶ ending ──▶ closed
          └──────────────────────── end() / close() ───────────────────────────┘
+                                                     └─detach()─▶ (waits for a resume)
 
 ``end(ending)`` tells the client why (error message + close code) and closes; ``close()``
 releases everything, once, on every path (client gone, upstream gone, error, terminate,
-drain). Two tasks do the I/O: the reader (open the upstream, then read and handle its
-events) and the writer (the only sender upstream, so order is kept).
+drain). ``detach()`` releases the same way but leaves the session resumable (the client's
+socket was lost without a clean close, or the worker drains: ``continuity.py``). Two tasks do
+the I/O: the reader (open the upstream, then read and handle its events) and the writer (the
+only sender upstream, so order is kept).
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from realtime.session import client_events as client
 from realtime.session.answer_budget import AnswerBudget, Check
 from realtime.session.answers import Answers
 from realtime.session.client_events import ClientEvent
+from realtime.session.continuity import Continuity, binding_of
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker
 from realtime.session.ports import Admission, ClientPort, Roster
@@ -52,6 +56,7 @@ from realtime.session.upstream_events import UpstreamEvents
 from realtime.upstream import UpstreamAdapter, adapter_for
 
 if TYPE_CHECKING:
+    from realtime.ops.resume_store import ResumeStore
     from realtime.upstream import UpstreamClients
 
 log = logging.getLogger("realtime.session")
@@ -67,11 +72,13 @@ class RelaySession:
         roster: Roster,
         on_heartbeat: Callable[[], Awaitable[None]] | None = None,
         answer_budget: Check | None = None,
+        resume_store: ResumeStore | None = None,
     ) -> None:
         """``clients``: the worker's SDK clients (one per upstream configuration);
         ``roster``: the worker's live sessions, which this one joins while it is open;
         ``answer_budget(counters)``: the user's daily budget checked after every answer
-        (``budgets.answer_check``): an ending when it is used up."""
+        (``budgets.answer_check``): an ending when it is used up; ``resume_store``: where a
+        session that may be resumed keeps its state (None: no resume)."""
         config = admitted.config  # the worker's, with this user's session policy applied
         self.id = admitted.session_id
         self.port = port
@@ -107,6 +114,23 @@ class RelaySession:
             on_dropped=self._audio_dropped,
         )
         self.history = History()  # the conversation as the model knows it (renewal replays it)
+        carried = admitted.carried  # a resumed session: what its earlier connections left
+        if carried is not None:
+            self.history.restore(carried.snapshot)
+        self.resumed = carried is not None
+        self._resume_refused = admitted.resume_refused
+        self.detaching = False
+        self.continuity = Continuity(
+            session_id=self.id,
+            config=config,
+            store=resume_store,
+            binding=binding_of(admitted.user),
+            owner=admitted.channel_name,
+            history=self.history,
+            counters=self.counters,
+            started_at=carried.started_at if carried is not None else time.time(),
+            spawn=self._spawn,
+        )
         self.budget = AnswerBudget(
             session_id=self.id,
             check=answer_budget,
@@ -174,7 +198,7 @@ class RelaySession:
             turns=self.turns,
             tools=self.tools,
             renewal=self.watch,
-            answer_counted=self.budget.answer_counted,
+            answer_counted=self._answer_counted,
         )
         self._handlers = self.events.handlers()
         self.upstream = upstream
@@ -216,12 +240,16 @@ class RelaySession:
 
     async def start(self) -> None:
         self.meter.opened()
+        if self.resumed:
+            self.counters.resumes += 1
+            self.conversation.add("session", "resumed", "")
         self.roster.register(self)
-        self._spawn(self._presence.run(self.ready, on_beat=self._on_heartbeat), "presence")
+        self._spawn(self._presence.run(self.ready, on_beat=self._beat), "presence")
         self._spawn(self._run_upstream(), "reader")
         self._spawn(
             limits.session_clock(
                 config=self.config,
+                elapsed_s=self.continuity.elapsed_s,  # a resumed session's earlier connections
                 last_activity=lambda: self._last_activity,
                 warn=self._warn_session_ending,
                 end=self.end,
@@ -278,8 +306,42 @@ class RelaySession:
         await self.turns.client_error(code, message)
 
     async def drain(self) -> None:
-        """The worker is shutting down (the roster drains its sessions)."""
-        await self.end(endings.SERVER_RESTARTING)
+        """The worker is shutting down (the roster drains its sessions): the client is told
+        1012 and, when it may resume elsewhere, the session detaches instead of ending."""
+        if self._may_detach():
+            await self._tell(endings.SERVER_RESTARTING)
+            await self.detach(endings.SERVER_RESTARTING)
+        else:
+            await self.end(endings.SERVER_RESTARTING)
+
+    async def hand_over(self) -> None:
+        """A resume on another connection takes this session: this client is told 4015 and
+        the session lets go of it, writing its state for the new connection."""
+        if self.state in OPEN:
+            await self._tell(endings.SESSION_RESUMED_ELSEWHERE)
+            await self.detach(endings.SESSION_RESUMED_ELSEWHERE)
+
+    def _may_detach(self) -> bool:
+        return self.state is State.LIVE and self.continuity.enabled and not self.continuity.lost
+
+    async def _tell(self, ending: Ending) -> None:
+        try:
+            await self.port.send_event(client.Error(ending.code, ending.message, fatal=True))
+            await self.port.close(ending.close_code)
+        except Exception:  # the client may already be gone
+            pass
+
+    async def detach(self, ending: Ending = endings.CLIENT_DETACHED) -> None:
+        """Release everything but leave the session resumable (``continuity.py``): the answer
+        in progress is cut where the client was, as a barge-in would."""
+        if self.state in OPEN:
+            self.detaching = True
+            self.ending = ending
+            self.meter.ended(ending.code)
+            log.info("session %s: detached (%s); resumable for %d s", self.id, ending.code,
+                     self.config.resume_seconds)  # fmt: skip
+            self.continuity.cut_at_loss(self.tracker)
+        await self.close()
 
     async def end(self, ending: Ending, *, ended_by: str = "") -> None:
         """End the session with a reason: error message, close frame, then close()."""
@@ -288,17 +350,17 @@ class RelaySession:
             self.ending, self.ended_by = ending, ended_by
             self.meter.ended(ending.code)
             log.info("session %s: ending (%s, close %d)", self.id, ending.code, ending.close_code)
-            try:
-                await self.port.send_event(client.Error(ending.code, ending.message, fatal=True))
-                await self.port.close(ending.close_code)
-            except Exception:  # the client may already be gone
-                pass
+            await self._tell(ending)
         await self.close()
 
     async def client_gone(self, code: int | None) -> None:
-        """The client closed the socket (or it broke)."""
+        """The client closed the socket (or it broke). A clean close (1000) ends the session;
+        any other loss detaches it, to wait for a resume."""
         self.client_close_code = code if isinstance(code, int) else None
-        await self.close()
+        if code != 1000 and self._may_detach():
+            await self.detach()
+        else:
+            await self.close()
 
     async def close(self) -> None:
         """Idempotent: every caller waits for the one release of everything."""
@@ -336,11 +398,12 @@ class RelaySession:
     async def _open_upstream(self) -> None:
         started = time.monotonic()
         try:
-            await self.upstream.open()
+            await self.upstream.open(self.history.snapshot())  # a resumed session's so far
         except SessionEnded as failed:
             metrics.count_upstream_error(failed.ending.code)  # connect failures count too
             raise
         self.connect_ms = int((time.monotonic() - started) * 1000)
+        token = await self.continuity.token()
         config = self.config
         await self.port.send_event(client.Connected(config.greeting))
         await self.port.send_event(
@@ -350,8 +413,14 @@ class RelaySession:
                 api=self.upstream.api,
                 turn_detection=self.upstream.turn_detection,
                 budget=self._budget,
+                resume_token=token,
+                resumed=self.resumed,
             )
         )
+        if self._resume_refused:
+            await self.port.send_event(
+                client.Error(endings.RESUME_UNAVAILABLE, self._resume_refused)
+            )
         log.info(
             "session %s: live on %s after %d ms", self.id, config.provider_label, self.connect_ms
         )
@@ -359,10 +428,20 @@ class RelaySession:
         self.meter.live(self.connect_ms)
         self.ready.set()
         self.renewal.started(self.upstream)  # the writer starts (audio may skip it)
+        self.continuity.answer_done()  # the state a resume needs: from the start
 
     # ------------------------------------------------------------------------------------------
     # Tasks and release
     # ------------------------------------------------------------------------------------------
+
+    def _answer_counted(self) -> None:
+        self.budget.answer_counted()
+        self.continuity.answer_done()
+
+    async def _beat(self) -> None:
+        await self.continuity.beat()
+        if self._on_heartbeat is not None:
+            await self._on_heartbeat()
 
     async def _warn_session_ending(self, seconds_left: int) -> None:
         await self.port.send_event(client.SessionEnding(seconds_left))
@@ -390,10 +469,15 @@ class RelaySession:
         seconds = await self.renewal.close()  # the upstream: the final billed time, for the row
         self.counters.upstream_seconds = max(self.counters.upstream_seconds, seconds)
         ending = self.ending or endings.CLIENT_CLOSED
-        code = self.client_close_code if ending is endings.CLIENT_CLOSED else ending.close_code
+        by_client = ending in (endings.CLIENT_CLOSED, endings.CLIENT_DETACHED)
+        code = self.client_close_code if by_client else ending.close_code
         self.renewal.closed(ending.code)
-        await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
+        if self.detaching:
+            self.detaching = await self.continuity.keep(self._presence, self.client_close_code)
+        if not self.detaching:
+            await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
+            await self.continuity.discard()
         self.meter.closed()
         self.state = State.CLOSED
         summary = self.counters.summary() + self.tools.summary()
-        log.info("session %s: closed; %s", self.id, summary)
+        log.info("session %s: %s; %s", self.id, "detached" if self.detaching else "closed", summary)

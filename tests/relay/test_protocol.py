@@ -33,20 +33,22 @@ ENCODED = [
     (
         client.SessionInfo("0f0e", "Simulator (gpt-realtime)", "realtime", "server_vad"),
         '{"type":"control","action":"session_info","session_id":"0f0e",'
-        '"provider":"Simulator (gpt-realtime)","api":"realtime","turn_detection":"server_vad"}',
+        '"provider":"Simulator (gpt-realtime)","api":"realtime","turn_detection":"server_vad",'
+        '"resume_token":null,"resumed":false}',
     ),
     (
         client.SessionInfo("0f0e", "Azure OpenAI (gpt-realtime)", "live", "model", SECONDS_LEFT),
         '{"type":"control","action":"session_info","session_id":"0f0e",'
         '"provider":"Azure OpenAI (gpt-realtime)","api":"live","turn_detection":"model",'
         '"budget":{"seconds_left":3500,"tokens_left":null,"connects_per_minute":20,'
-        '"resets_at":"2026-11-28T00:00:00Z"}}',
+        '"resets_at":"2026-11-28T00:00:00Z"},"resume_token":null,"resumed":false}',
     ),
     (
-        client.SessionInfo("0f0e", "x", "realtime", "none", TOKENS_LEFT),
+        client.SessionInfo("0f0e", "x", "realtime", "none", TOKENS_LEFT, "t0k:s1g", True),
         '{"type":"control","action":"session_info","session_id":"0f0e","provider":"x",'
         '"api":"realtime","turn_detection":"none","budget":{"seconds_left":null,"tokens_left":0,'
-        '"connects_per_minute":null,"resets_at":"2026-11-28T00:00:00Z"}}',
+        '"connects_per_minute":null,"resets_at":"2026-11-28T00:00:00Z"},'
+        '"resume_token":"t0k:s1g","resumed":true}',
     ),
     (
         client.SessionEnding(60),
