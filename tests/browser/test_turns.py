@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from tests.waiting import eventually
+
 from .conftest import FIXTURES, Wire, running_relay, write_wav
 from .test_demo_page import (
     LAPTOP,
@@ -163,6 +165,11 @@ def test_push_to_talk_space_bar_interrupts_the_answer(
     assert interrupt == {"type": "interrupt", **report}
     assert interrupt["item_id"] == truncate["item_id"]
     assert truncate["audio_end_ms"] == interrupt["played_ms"] >= 500
+    # The second commit left the page on Space's release: wait for it to reach the upstream.
+    eventually(
+        lambda: len(upstream_order(record, "input_audio_buffer.commit")) == 2,
+        what="the second commit reaches the upstream",
+    )
     assert upstream_order(record, "input_audio_buffer.commit", "conversation.item.truncate") == [
         "input_audio_buffer.commit",
         "conversation.item.truncate",

@@ -744,6 +744,10 @@ if (micProblem) {
   showMicNotice(micProblem);
 }
 
+// Leaving the page ends the session at once (a clean 1000 close); a lost connection does not:
+// the relay keeps the session for a resume (docs/protocol.md, "Resuming a session").
+window.addEventListener("pagehide", () => client.disconnect());
+
 window.relayDemo = { stats, state, client, mic, player, config, interrupt, ptt };
 renderStatus();
 client.connect();
