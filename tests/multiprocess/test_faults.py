@@ -70,10 +70,10 @@ async def test_sigterm_drains_sessions_with_1012_and_exits(deployment):
         assert ws.close_code == 1012
     assert await asyncio.to_thread(worker.wait, 15) is not None
     assert time.monotonic() - started < 15
-    closed = rows(deployment.db_path)
-    assert {(r["status"], r["close_reason"], r["close_code"]) for r in closed} == {
-        ("closed", "server_restarting", 1012)
-    }
+    # Detached, not closed: their clients may resume them on another worker
+    # (tests/multiprocess/test_resume_workers.py) within RELAY_RESUME_SECONDS.
+    kept = rows(deployment.db_path)
+    assert {(r["status"], r["close_reason"]) for r in kept} == {("detached", "")}
 
 
 def test_a_client_that_goes_silent_is_dropped_and_its_upstream_closed(deployment):
