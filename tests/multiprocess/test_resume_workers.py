@@ -114,7 +114,7 @@ async def resumed_on(port: int, first: Session, pid: int, db_path) -> Session:
 
 @pytest.mark.both_apis
 async def test_a_dropped_socket_resumes_on_the_other_worker(deployment):
-    worker_a, port_a = deployment.start_worker()
+    _worker_a, port_a = deployment.start_worker()
     worker_b, port_b = deployment.start_worker()
     first = await a_conversation(port_a)
     first.drop()
@@ -137,7 +137,7 @@ async def test_a_dropped_socket_resumes_on_the_other_worker(deployment):
 async def test_a_session_still_held_by_its_worker_is_handed_over(deployment):
     """The old socket has not noticed it is dead (a phone that changed network): the resume
     on the other worker takes the session, and the old connection is told 4015."""
-    worker_a, port_a = deployment.start_worker()
+    _worker_a, port_a = deployment.start_worker()
     worker_b, port_b = deployment.start_worker()
     first = await a_conversation(port_a)
     second = await resumed_on(port_b, first, worker_b.pid, deployment.db_path)
