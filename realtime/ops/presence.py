@@ -373,12 +373,12 @@ class Presence:
             channel_name=self.channel_name,
         )
 
-    async def detach(self, *, code: int | None) -> bool:
+    async def detach(self, *, code: int | None, reason: str = "") -> bool:
         """The client's socket is gone; the session waits for a resume (its row: detached).
         False when the row could not be written or is no longer this connection's."""
         if not self.opened:
             return False
-        self.conversation.add("session", "detached", "", close_code=code)
+        self.conversation.add("session", "detached", reason, close_code=code)
         await self._save_entries()
         try:
             return bool(

@@ -194,10 +194,10 @@ class Continuity:
             self.history.answer_heard(cut.item_id, cut.heard_ms(None), cut.sent_ms)
         self.history.answers_cut()
 
-    async def keep(self, presence: Presence, code: int | None) -> bool:
+    async def keep(self, presence: Presence, code: int | None, reason: str) -> bool:
         """Keep the released session for a resume: its state, then its row (detached). False:
         it cannot be kept (the store or the row could not be written); it is closed instead."""
         if not await self.save(detached=True):
             log.warning("session %s: its state could not be kept for a resume; it ends", self.id)
             return False
-        return await presence.detach(code=code)
+        return await presence.detach(code=code, reason=reason)

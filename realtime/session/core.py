@@ -473,7 +473,9 @@ class RelaySession:
         code = self.client_close_code if by_client else ending.close_code
         self.renewal.closed(ending.code)
         if self.detaching:
-            self.detaching = await self.continuity.keep(self._presence, self.client_close_code)
+            self.detaching = await self.continuity.keep(
+                self._presence, self.client_close_code, ending.code
+            )
         if not self.detaching:
             await self._presence.close(code=code, reason=ending.code, ended_by=self.ended_by)
             await self.continuity.discard()

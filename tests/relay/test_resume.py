@@ -128,6 +128,14 @@ async def test_the_record_goes_on_after_a_resume(simulator):
         )
     )()
     assert kinds.count("detached") == 1 and kinds.count("resumed") == 1
+    texts = await sync_to_async(
+        lambda: list(
+            ConversationEntry.objects.filter(
+                session_id=opened["session_id"], kind="detached"
+            ).values_list("role", "text")
+        )
+    )()
+    assert texts == [("session", "client_detached")]
     assert kinds.index("detached") < kinds.index("resumed") < kinds.index("ended")
     assert kinds.count("typed") == 2
 
