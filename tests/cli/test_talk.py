@@ -140,3 +140,32 @@ def test_talk_shows_a_renewal_between_two_messages_and_the_recall(tmp_path: Path
     assert renewed[0] < asked
     assert lines[asked + 1].startswith('assistant: Earlier you said: "my name is Ada".')
     assert "upstream renewed (max_age)" in log
+
+
+def test_talk_resumes_a_dropped_connection_and_the_model_still_recalls(
+    relay: Served, tmp_path: Path
+) -> None:
+    """--drop-after 1: the socket goes away without a close frame after the first answer; talk
+    reconnects with the resume token, gets the same session, and the recall has the words."""
+    result = talk(
+        relay.env, tmp_path, "--text", "my name is Ada", "--text", "what did I say",
+        "--drop-after", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    dropped = lines.index("talk: dropping the connection (--drop-after)")
+    assert lines[dropped + 1] == "relay: connection lost (code 1006); reconnecting…"
+    assert lines[dropped + 2].startswith("relay: resumed session ")
+    assert lines[dropped + 2].endswith("; the conversation goes on")
+    assert lines[dropped + 3] == "you: what did I say"
+    assert lines[dropped + 4].startswith('assistant: Earlier you said: "my name is Ada".')
+    session_id = lines[dropped + 2].split()[3].rstrip(";")
+    assert f"resumed as {session_id}" in relay.output()
+
+
+def test_without_resume_a_dropped_connection_ends_talk(tmp_path: Path) -> None:
+    with serving(tmp_path, RELAY_RESUME_SECONDS="0") as relay:
+        result = talk(relay.env, tmp_path, "--text", "hi", "--text", "again", "--drop-after", "1")
+    assert result.returncode != 0
+    assert "reconnecting" not in result.stdout
+    assert "the relay closed the session (code 1006)" in result.stderr
