@@ -160,6 +160,9 @@ class Command(BaseCommand):
         self._token: str | None = None  # the latest session_info's resume_token
         self._resuming = False  # the current connection carries the token
         self._answers = 0  # answers completed (for --drop-after)
+        self._unanswered: str | None = None  # the message whose answer is awaited
+        self._lost_at: float | None = None  # when the connection was lost (until reconnected)
+        self._attempt = 0  # reconnect attempts since then
         self._sent = 0  # audio bytes streamed so far (a resumed --wav goes on from there)
         try:
             code = asyncio.run(self._talk(options, audio))
@@ -174,23 +177,26 @@ class Command(BaseCommand):
     async def _talk(self, options: dict[str, Any], audio: bytes | None) -> int | None:
         reply = bytearray()
         started = time.monotonic()
-        todo = list(options["text"] or [])  # messages not yet answered
-        lost_at: float | None = None
-        attempt = 0
+        todo = list(options["text"] or [])  # messages not yet sent
         while True:
             try:
                 code = await self._connection(options, audio, todo, reply)
             except Lost as lost:
-                if lost_at is None:
-                    lost_at = time.monotonic()
+                if self._lost_at is None:
+                    self._lost_at = time.monotonic()
                     self._end_answer()
                     self.stdout.write(f"relay: connection lost (code {lost.code}); reconnecting…")
-                if time.monotonic() - lost_at > RESUME_GIVE_UP_S:
+                    if self._unanswered is not None:
+                        self.stdout.write(
+                            f"talk: the answer to {self._unanswered!r} was cut; ask again if needed"
+                        )
+                        self._unanswered = None
+                if time.monotonic() - self._lost_at > RESUME_GIVE_UP_S:
                     raise CommandError(
                         f"could not reconnect to {options['url']} within {RESUME_GIVE_UP_S:.0f} s"
                     ) from None
-                delay = min(BACKOFF_MAX_S, BACKOFF_START_S * 2**attempt)
-                attempt += 1
+                delay = min(BACKOFF_MAX_S, BACKOFF_START_S * 2**self._attempt)
+                self._attempt += 1
                 await asyncio.sleep(delay * random.uniform(0.75, 1.25))
                 continue
             if code is not None:
@@ -211,7 +217,7 @@ class Command(BaseCommand):
     async def _connection(
         self, options: dict[str, Any], audio: bytes | None, todo: list[str], reply: bytearray
     ) -> int | None:
-        """One connection: the messages in ``todo`` (each removed once answered) or the rest
+        """One connection: the messages in ``todo`` (each removed once sent) or the rest
         of ``audio``. None when done; a close code when the relay ended the session; raises
         ``Lost`` when a reconnect may resume it."""
         url = options["url"]
@@ -234,15 +240,16 @@ class Command(BaseCommand):
                 info = await self._until(ws, "session_info", reply, options["timeout"])
                 self._greet(greeting, info)
                 if audio is None:
-                    first = True
                     while todo:
-                        if not first and options["pause"]:
+                        if len(todo) < len(options["text"]) and options["pause"]:
                             await self._listen(ws, reply, options["pause"])
-                        first = False
-                        self.stdout.write(f"you: {todo[0]}")
-                        await ws.send(json.dumps({"type": "user_message", "text": todo[0]}))
+                        text = todo.pop(0)
+                        self.stdout.write(f"you: {text}")
+                        await ws.send(json.dumps({"type": "user_message", "text": text}))
+                        # Lost before its answer ended: the relay cut the answer where this
+                        # client was (the message stays in the conversation); not sent again.
+                        self._unanswered = text
                         await self._until_answered(ws, reply, options["timeout"])
-                        todo.pop(0)
                         self._answered(ws, options["drop_after"])
                 else:
                     streamer = asyncio.create_task(self._stream(ws, audio))
@@ -269,6 +276,7 @@ class Command(BaseCommand):
         return code == 1012 or not opened or not self._fatal
 
     def _greet(self, greeting: dict, info: dict) -> None:
+        self._lost_at, self._attempt = None, 0  # connected again: a later loss starts afresh
         if self._resuming and info.get("resumed"):
             self.stdout.write(
                 f"relay: resumed session {info.get('session_id')}; the conversation goes on"
@@ -324,6 +332,7 @@ class Command(BaseCommand):
         """Until the last answer has ended: a response that calls tools is followed by
         another one (the tool_call notice arrives right after the first response_done)."""
         await self._until(ws, "response_done", reply, timeout)
+        self._unanswered = None  # answered (a drop from here on cuts nothing of it)
         while True:
             try:
                 async with asyncio.timeout(FOLLOW_UP_S):
