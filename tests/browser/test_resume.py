@@ -206,6 +206,7 @@ def worker_of(db_path: Path, session_id: str, resumes: int) -> int:
     return int(row["worker_id"].rsplit(":", 1)[1])
 
 
+@pytest.mark.multiprocess  # and Redis
 def test_the_page_keeps_its_conversation_on_two_workers(
     launch: Any,
     deployment: Any,  # noqa: F811 - the fixture imported above
