@@ -43,6 +43,9 @@ class TurnDetection:
     interrupt_response: bool = True
 
 
+AUDIO_BYTES_PER_MS = {"pcm16": 48, "pcmu": 8}  # the audio formats an edge may ask for
+
+
 @dataclass(frozen=True)
 class RelayConfig:
     provider: Provider
@@ -60,6 +63,9 @@ class RelayConfig:
     live_delegation: str = "responses"  # responses (tools run here) or client
     live_responses_model: str = DEFAULT_RESPONSES_MODEL
     port: int = 8080
+    # The audio both ways between the edge and the upstream: pcm16 (PCM16 mono 24 kHz, the
+    # browser's) or pcmu (G.711 μ-law 8 kHz, a phone line's). Set per session by its edge.
+    audio_format: str = "pcm16"
     instructions: str = DEFAULT_INSTRUCTIONS
     voice: str = "alloy"
     transcription_model: str | None = "whisper-1"
@@ -156,6 +162,11 @@ class RelayConfig:
         """What a client may be told about the upstream: never a key, never a URL with secrets."""
         labels = {"openai": "OpenAI", "azure": "Azure OpenAI", "simulator": "Simulator"}
         return f"{labels[self.provider]} ({self.model})"
+
+    @property
+    def audio_bytes_per_ms(self) -> int:
+        """Bytes of ``audio_format`` audio a millisecond (48 for PCM16 24 kHz, 8 for μ-law)."""
+        return AUDIO_BYTES_PER_MS[self.audio_format]
 
     @property
     def api(self) -> str:

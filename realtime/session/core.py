@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import session_limits as limits
 from realtime.kernel import commands, endings
+from realtime.kernel.counters import BYTES_PER_MS
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.kernel.history import History
 from realtime.ops import metrics
@@ -112,7 +113,11 @@ class RelaySession:
             coalesce_ms=config.audio_coalesce_ms,
             encode_audio=upstream.audio_frame,
             on_dropped=self._audio_dropped,
+            bytes_per_ms=config.audio_bytes_per_ms,
         )
+        # Audio is counted as its duration in PCM16 24 kHz bytes whatever the edge's format
+        # (the counters' columns are milliseconds: kernel/counters.py), so μ-law counts ×6.
+        self._audio_scale = BYTES_PER_MS // config.audio_bytes_per_ms
         self.history = History()  # the conversation as the model knows it (renewal replays it)
         carried = admitted.carried  # a resumed session: what its earlier connections left
         if carried is not None:
@@ -142,7 +147,7 @@ class RelaySession:
             end=self.end,
         )
         self.answers = Answers()  # active, awaited, wanted, cancelled
-        self.tracker = AudioTracker()  # the assistant audio the client plays
+        self.tracker = AudioTracker(config.audio_bytes_per_ms)  # the audio the client plays
         self.reader = UpstreamReader(
             upstream=upstream, answers=self.answers, stall_s=config.stall_timeout_s
         )
@@ -200,6 +205,7 @@ class RelaySession:
             renewal=self.watch,
             answer_counted=self._answer_counted,
         )
+        self.events._audio_scale = self._audio_scale
         self._handlers = self.events.handlers()
         self.upstream = upstream
         self.renewal = Renewal(
@@ -264,7 +270,7 @@ class RelaySession:
             return
         self._last_activity = time.monotonic()
         counters = self.counters
-        counters.audio_bytes_in += len(data)
+        counters.audio_bytes_in += len(data) * self._audio_scale
         counters.frames_in += 1
         self.turns.uncommitted_bytes += len(data)
         self.outbox.audio(data)

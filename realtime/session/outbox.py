@@ -66,9 +66,10 @@ class UpstreamOutbox:
         coalesce_ms: int,
         encode_audio: Callable[[bytes], str],
         on_dropped: Callable[[int], None],
+        bytes_per_ms: int = BYTES_PER_MS,
     ) -> None:
         self._coalescer = AudioCoalescer(
-            flush_bytes=max(2, coalesce_ms * BYTES_PER_MS), max_bytes=MESSAGES * 960
+            flush_bytes=max(2, coalesce_ms * bytes_per_ms), max_bytes=MESSAGES * 20 * bytes_per_ms
         )
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=MESSAGES)
         self._delay = coalesce_ms / 1000

@@ -94,6 +94,8 @@ class UpstreamEvents:
         self.renewal = renewal  # when the user speaks: no renewal then
         self.billed = BilledTime()  # upstream seconds, added up over upstream sessions
         self.answer_counted = answer_counted
+        # audio counted as PCM16 24 kHz bytes whatever the format (RelaySession sets it)
+        self._audio_scale = 1
 
     def handlers(self) -> dict[type, Callable[[Any], Awaitable[None]]]:
         """The handler of each kind of upstream event (the reader dispatches on the type)."""
@@ -147,7 +149,7 @@ class UpstreamEvents:
         if self.tracker.sent(event.item_id, event.content_index, len(pcm), time.monotonic()):
             await self.port.send_event(client.AnswerAudioStart(event.item_id, event.content_index))
         counters = self.counters
-        counters.audio_bytes_out += len(pcm)
+        counters.audio_bytes_out += len(pcm) * self._audio_scale
         counters.frames_out += 1
         self.meter.reply_audio()
         await self.port.send_audio(pcm)
