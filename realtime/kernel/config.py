@@ -131,6 +131,14 @@ class RelayConfig:
     max_connects_per_minute: int | None = None  # None = 20 with a paid upstream, else off
     user_daily_seconds: int = 0
     user_daily_tokens: int = 0
+    # The phone edge (docs/phone.md): off unless TWILIO_AUTH_TOKEN is set.
+    twilio_auth_token: str = field(default="", repr=False)
+    public_url: str | None = (
+        None  # RELAY_PUBLIC_URL: https://host[:port] as callers' webhooks see it
+    )
+    phone_user: str = ""  # RELAY_PHONE_USER: the Django user calls run as ("" = anonymous)
+    phone_show_numbers: bool = False  # RELAY_PHONE_SHOW_NUMBERS: unmasked numbers in logs/admin
+    phone_stream_ttl_s: int = 30  # the stream token's lifetime (webhook → media stream)
     # Redis (realtime/compat/redis_pools.py): every call bounded, every pool capped, per process.
     redis_timeout_s: float = 2.0
     redis_max_connections: int = 20
@@ -190,7 +198,13 @@ class RelayConfig:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line, a page or a client frame."""
-        return tuple(value for value in (self.api_key, self.metrics_token) if value)
+        values = (self.api_key, self.metrics_token, self.twilio_auth_token)
+        return tuple(value for value in values if value)
+
+    @property
+    def phone_enabled(self) -> bool:
+        """The phone edge (``/twilio/voice``, ``/twilio/media``) answers only when set up."""
+        return bool(self.twilio_auth_token)
 
     def with_endpoint(self, endpoint: str) -> RelayConfig:
         return dataclasses.replace(self, endpoint=endpoint)
@@ -284,6 +298,7 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "log_level": ev.choice(env, "RELAY_LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
         "log_format": ev.choice(env, "RELAY_LOG_FORMAT", ("plain", "json"), "plain"),
         **_security_settings(env),
+        **_phone_settings(env),
     }
 
     api = ev.choice(env, "RELAY_UPSTREAM_API", ("realtime", "live"), "realtime")
@@ -319,6 +334,18 @@ def _session_settings(env: Mapping[str, str]) -> dict[str, object]:
         "prompt_version": ev.text(env, "RELAY_PROMPT_VERSION"),
         "transcription_language": ev.text(env, "RELAY_TRANSCRIPTION_LANGUAGE"),
         "transcription_prompt": ev.text(env, "RELAY_TRANSCRIPTION_PROMPT"),
+    }
+
+
+def _phone_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The phone edge (docs/phone.md): Twilio's auth token, the public URL, who calls run as."""
+    public = ev.url(env, "RELAY_PUBLIC_URL", ("https", "http"))
+    return {
+        "twilio_auth_token": ev.secret(env, "TWILIO_AUTH_TOKEN"),
+        "public_url": public.rstrip("/") if public else None,
+        "phone_user": ev.text(env, "RELAY_PHONE_USER") or "",
+        "phone_show_numbers": ev.boolean(env, "RELAY_PHONE_SHOW_NUMBERS") is True,
+        "phone_stream_ttl_s": ev.integer(env, "RELAY_PHONE_STREAM_TTL_SECONDS", 30, 5, 300),
     }
 
 
