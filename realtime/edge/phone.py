@@ -139,6 +139,7 @@ class PhoneConsumer(DirectWebsocketConsumer):
             admitted, config=admitted.config.replace(audio_format="pcmu")
         )
         log.info("session %s: call %s from %s", admitted.session_id, call.call_sid, shown)
+        metrics.PHONE_CALLS.inc()
         beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)
         self.session = RelaySession(
             port=self,

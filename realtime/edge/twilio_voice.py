@@ -111,7 +111,8 @@ def twiml(response: VoiceResponse) -> HttpResponse:
     return reply
 
 
-def say_and_hang_up(text: str) -> HttpResponse:
+def say_and_hang_up(text: str, outcome: str = "unavailable") -> HttpResponse:
+    metrics.count_phone_webhook(outcome)
     response = VoiceResponse()
     response.say(text)
     response.hangup()
@@ -143,7 +144,7 @@ async def voice(request: HttpRequest) -> HttpResponse:
     validator = RequestValidator(config.twilio_auth_token)
     if not signature or not validator.validate(signed_url(request, config), params, signature):
         log.warning("twilio webhook refused: %s signature (403)", "bad" if signature else "no")
-        metrics.count_refusal("phone_signature")
+        metrics.count_phone_webhook("forbidden")
         return HttpResponse("Forbidden", status=403, content_type="text/plain")
     call = Call(
         PROVIDER,
@@ -170,13 +171,13 @@ async def voice(request: HttpRequest) -> HttpResponse:
         return say_and_hang_up(UNAVAILABLE)
     if not policy.allow:
         log.info("call %s from %s: refused by the session policy", call.call_sid, shown)
-        metrics.count_refusal("policy_refused")
-        return say_and_hang_up(policy.refusal or REFUSED)
+        return say_and_hang_up(policy.refusal or REFUSED, "refused")
     token = await relay.resume_store.issue(
         call.to_json(), binding(call.call_sid), config.phone_stream_ttl_s
     )
     if token is None:  # the token store (Redis) is down
         return say_and_hang_up(UNAVAILABLE)
+    metrics.count_phone_webhook("answered")
     log.info("call %s from %s to %s: answered", call.call_sid, shown,
              mask(call.called, config.phone_show_numbers))  # fmt: skip
     response = VoiceResponse()

@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.test import AsyncClient
+from prometheus_client import REGISTRY
 from twilio.request_validator import RequestValidator
 
 from realtime.edge.routing import websocket_urlpatterns
@@ -204,9 +205,14 @@ async def test_a_call_is_answered_in_mulaw_with_marks_and_barge_in_clears_and_tr
     await eventually_async(lambda: not relay_tasks())
 
 
+def webhooks(outcome: str) -> float:
+    return REGISTRY.get_sample_value("relay_phone_webhooks_total", {"outcome": outcome}) or 0
+
+
 async def test_unsigned_and_forged_webhooks_get_403_and_no_stream():
     phone_on()
     params = call_params()
+    forbidden, answered = webhooks("forbidden"), webhooks("answered")
     assert (await webhook(params, signature=None)).status_code == 403
     assert (await webhook(params, signature="Zm9yZ2Vk")).status_code == 403
     forged = RequestValidator("another-token").compute_signature(f"{PUBLIC}/twilio/voice", params)
@@ -215,6 +221,7 @@ async def test_unsigned_and_forged_webhooks_get_403_and_no_stream():
     signature = RequestValidator(TOKEN).compute_signature(f"{PUBLIC}/twilio/voice", params)
     assert (await webhook(tampered, signature=signature)).status_code == 403
     assert (await webhook(params)).status_code == 200
+    assert (webhooks("forbidden"), webhooks("answered")) == (forbidden + 4, answered + 1)
 
 
 async def test_without_an_auth_token_the_phone_edge_is_off():
