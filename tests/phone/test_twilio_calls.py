@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import html
 import json
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -315,3 +316,42 @@ async def test_draining_ends_calls_and_refuses_new_ones(simulator):
     await call.ws.wait(timeout=3)
     [row] = await closed_rows()
     assert row.status == "closed"
+
+
+async def test_a_call_shows_in_the_admin_with_its_caller_masked_and_can_be_terminated(
+    simulator, admin_user
+):
+    from django.test import Client as PageClient
+
+    from realtime.ops import control
+
+    phone_on()
+    call = await answered_call()
+    await call.speak(ulaw(wav_pcm("hello_24k.wav") + bytes(48 * 1000)))
+    await call.until("mark")
+    live = await eventually_async(
+        sync_to_async(lambda: RealtimeSession.objects.filter(status="live").first()),
+        what="a live row",
+    )
+    pages = PageClient()
+    await sync_to_async(pages.force_login)(admin_user)
+    listing = await sync_to_async(pages.get)("/admin/realtime/realtimesession/")
+    assert (
+        "phone +4477*****123" in listing.content.decode() and CALLER not in listing.content.decode()
+    )
+    await control.send_terminate([live.channel_name], by="admin")
+    with pytest.raises(ConnectionError):
+        while True:
+            await call.next(timeout=5)
+    assert call.close_code == 4000
+    await call.ws.send_input({"type": "websocket.disconnect", "code": 4000})
+    await call.ws.wait(timeout=3)
+    [row] = await closed_rows()
+    assert (row.close_reason, row.ended_by) == ("terminated", "admin")
+    detail = await sync_to_async(pages.get)(f"/admin/realtime/realtimesession/{row.id}/change/")
+    text = html.unescape(detail.content.decode())
+    spoken = await sync_to_async(list)(
+        ConversationEntry.objects.filter(session=row, kind="spoken").values_list("text", flat=True)
+    )
+    assert spoken and all(words in text for words in spoken)  # the caller's transcript
+    assert "twilio call from +4477*****123" in text and CALLER not in text
