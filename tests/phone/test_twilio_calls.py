@@ -133,8 +133,14 @@ class TwilioStream:
                     return event
 
     async def hang_up(self) -> None:
+        """Twilio's ``stop`` (the caller hung up): the relay ends the session and closes."""
         stop = {"accountSid": "AC" + "0" * 32, "callSid": self.call_sid}
         await self.send({"event": "stop", "streamSid": self.stream_sid, "stop": stop})
+        with pytest.raises(ConnectionError):
+            while True:
+                await self.next(timeout=5)
+        assert self.close_code == 1000
+        await self.ws.send_input({"type": "websocket.disconnect", "code": 1000})
         await self.ws.wait(timeout=5)
 
 
@@ -355,3 +361,19 @@ async def test_a_call_shows_in_the_admin_with_its_caller_masked_and_can_be_termi
     )
     assert spoken and all(words in text for words in spoken)  # the caller's transcript
     assert "twilio call from +4477*****123" in text and CALLER not in text
+
+
+async def test_calls_run_as_the_phone_user_and_a_missing_one_refuses_calls(simulator):
+    from django.contrib.auth import get_user_model
+
+    phone_on(phone_user="phone-line")
+    refused = await webhook(call_params())
+    root = ET.fromstring(refused.content)
+    assert root.find("Connect") is None and root.find("Hangup") is not None
+    user = await sync_to_async(get_user_model().objects.create_user)("phone-line")
+    call = await answered_call("CA" + "5" * 32)
+    await eventually_async(lambda: simulator.connections)
+    await simulator.connections[-1].wait_for("session.update")
+    await call.hang_up()
+    [row] = await closed_rows()
+    assert row.user_id == user.pk  # its budgets, limits and tool permissions apply
