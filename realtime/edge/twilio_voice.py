@@ -25,12 +25,16 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
+from realtime.compat.cancellation import db_call
 from realtime.extensions.policy import PolicyError, resolve_policy
+from realtime.guards import budgets
 from realtime.kernel.config import RelayConfig
 from realtime.ops import metrics
 
@@ -41,6 +45,7 @@ TOKEN_PARAMETER = "relay_token"  # the <Parameter> that carries the stream token
 MEDIA_PATH = "/twilio/media"
 REFUSED = "Sorry, this number cannot take your call. Goodbye."
 UNAVAILABLE = "Sorry, the assistant is not available right now. Please call again later."
+SPENT = "Sorry, the assistant has used up today's budget. Please call again tomorrow."
 FRAME_BYTES = 160  # 20 ms of G.711 μ-law at 8 kHz
 
 
@@ -131,6 +136,17 @@ async def phone_user(config: RelayConfig) -> tuple[bool, Any]:
     return user is not None, user
 
 
+async def _budget_spent(config: RelayConfig, user: Any) -> bool:
+    """The phone user's daily budget is used up (said before the call is connected; the
+    stream's admission checks it again, with the connect rate)."""
+    now = timezone.now()
+    try:
+        budget = await db_call(budgets.budget_for, config=config, user_id=user.pk, now=now)
+    except DatabaseError:
+        return False  # the stream's admission refuses it, with the reason
+    return budget.exhausted(now) is not None
+
+
 @csrf_exempt
 async def voice(request: HttpRequest) -> HttpResponse:
     relay = request.relay  # type: ignore[attr-defined]
@@ -162,6 +178,10 @@ async def voice(request: HttpRequest) -> HttpResponse:
     if not found:
         log.error("RELAY_PHONE_USER names no active user: call %s refused", call.call_sid)
         return say_and_hang_up(UNAVAILABLE)
+    if user is not None and await _budget_spent(config, user):
+        log.info("call %s from %s: refused, the phone user's daily budget is used up",
+                 call.call_sid, shown)  # fmt: skip
+        return say_and_hang_up(SPENT, "refused")
     try:
         policy = await resolve_policy(
             relay.extensions.policy, user, {"type": "phone", "relay_phone": call.scope_entry()}

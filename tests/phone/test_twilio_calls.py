@@ -377,3 +377,16 @@ async def test_calls_run_as_the_phone_user_and_a_missing_one_refuses_calls(simul
     await call.hang_up()
     [row] = await closed_rows()
     assert row.user_id == user.pk  # its budgets, limits and tool permissions apply
+
+
+async def test_a_phone_user_whose_daily_budget_is_spent_is_told_so_before_the_call_connects():
+    from django.contrib.auth import get_user_model
+
+    phone_on(phone_user="phone-line", user_daily_tokens=100)
+    user = await sync_to_async(get_user_model().objects.create_user)("phone-line")
+    await sync_to_async(RealtimeSession.objects.create)(
+        user=user, provider="simulator", model="m", worker_id="w:1", input_tokens=150
+    )
+    refused = await webhook(call_params())
+    root = ET.fromstring(refused.content)
+    assert "budget" in root.find("Say").text and root.find("Connect") is None
