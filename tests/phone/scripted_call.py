@@ -19,6 +19,7 @@ import urllib.parse
 import urllib.request
 import wave
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from pathlib import Path
 
 from twilio.request_validator import RequestValidator
@@ -94,33 +95,36 @@ async def call(base: str, public: str, token: str) -> int:
             )
         )
         speech = fixture_ulaw("hello_24k.wav", silence_ms=1000)
+        received: list[tuple[float, dict]] = []
+        arrived = asyncio.Event()
+
+        async def read() -> None:  # what the relay sends, timed as it arrives
+            async for text in ws:
+                received.append((time.monotonic(), json.loads(text)))
+                arrived.set()
+
+        async def until(done: Callable[[], bool]) -> None:
+            while not done():
+                arrived.clear()
+                await arrived.wait()
+
+        reader = asyncio.create_task(read())
         started = time.monotonic()
         for offset in range(0, len(speech), 160):  # in real time, as a phone line sends it
             payload = base64.b64encode(speech[offset : offset + 160]).decode()
-            await ws.send(
-                json.dumps(
-                    {
-                        "event": "media",
-                        "streamSid": sid,
-                        "media": {"track": "inbound", "payload": payload},
-                    }
-                )
-            )
+            media = {"track": "inbound", "payload": payload}
+            await ws.send(json.dumps({"event": "media", "streamSid": sid, "media": media}))
             await asyncio.sleep(max(0, started + (offset + 160) / 8000 - time.monotonic()))
-        spoke_until = time.monotonic()
-        audio, marks, first_audio = 0, [], None
+        voiced_end = started + (len(speech) - 8000) / 8000  # before the second of silence
         async with asyncio.timeout(15):
-            while len(marks) < 3:
-                event = json.loads(await ws.recv())
-                if event["event"] == "media":
-                    first_audio = first_audio or time.monotonic()
-                    audio += len(base64.b64decode(event["media"]["payload"]))
-                elif event["event"] == "mark":
-                    marks.append(event["mark"]["name"])
-        voiced_end = spoke_until - 1.0  # the fixture's speech, before the second of silence
+            await until(lambda: sum(e["event"] == "mark" for _, e in received) >= 3)
+        first_audio = next(t for t, e in received if e["event"] == "media")
+        audio = sum(len(base64.b64decode(e["media"]["payload"])) for _, e in received
+                    if e["event"] == "media")  # fmt: skip
+        marks = [e["mark"]["name"] for _, e in received if e["event"] == "mark"]
         print(
             f"answer: first audio {1000 * (first_audio - voiced_end):.0f} ms after the caller "
-            f"stopped talking; {audio} bytes of μ-law, marks {marks}"
+            f"stopped talking; {audio} bytes of μ-law so far, marks {marks[:3]}"
         )
         for name in marks[:2]:  # the caller heard 200 ms
             await ws.send(json.dumps({"event": "mark", "streamSid": sid, "mark": {"name": name}}))
@@ -136,20 +140,14 @@ async def call(base: str, public: str, token: str) -> int:
                     }
                 )
             )
-        cleared = False
         async with asyncio.timeout(10):
-            while not cleared:
-                cleared = json.loads(await ws.recv())["event"] == "clear"
+            await until(lambda: any(e["event"] == "clear" for _, e in received))
         print("barge-in: clear received")
         await ws.send(
             json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": call_sid}})
         )
         async with asyncio.timeout(5):
-            try:
-                while True:
-                    await ws.recv()
-            except Exception:
-                pass
+            await asyncio.gather(reader, return_exceptions=True)  # until the relay closes
         print(f"stream closed by the relay: code {ws.close_code}")
     return 0
 
