@@ -204,8 +204,8 @@ class RelaySession:
             tools=self.tools,
             renewal=self.watch,
             answer_counted=self._answer_counted,
+            audio_scale=self._audio_scale,
         )
-        self.events._audio_scale = self._audio_scale
         self._handlers = self.events.handlers()
         self.upstream = upstream
         self.renewal = Renewal(
@@ -264,7 +264,8 @@ class RelaySession:
         )
 
     def audio(self, data: bytes) -> None:
-        """One client audio frame (PCM16 24 kHz): coalesced into the outbox (and, once live,
+        """One client audio frame (PCM16 24 kHz, or μ-law 8 kHz when the edge asked for
+        ``audio_format="pcmu"``): coalesced into the outbox (and, once live,
         written upstream at once when nothing is queued ahead of it)."""
         if self.state not in OPEN:
             return

@@ -74,6 +74,7 @@ class UpstreamEvents:
         tools: ToolTurns,
         renewal: RenewalWatch,
         answer_counted: Callable[[], None],
+        audio_scale: int = 1,
     ) -> None:
         """``notify(event)``: tell the client without waiting; ``is_open()``: the session has
         not begun to end (no more notices then); ``answer_counted()``: an answer's usage was
@@ -94,8 +95,8 @@ class UpstreamEvents:
         self.renewal = renewal  # when the user speaks: no renewal then
         self.billed = BilledTime()  # upstream seconds, added up over upstream sessions
         self.answer_counted = answer_counted
-        # audio counted as PCM16 24 kHz bytes whatever the format (RelaySession sets it)
-        self._audio_scale = 1
+        # audio counted as PCM16 24 kHz bytes whatever the format (μ-law: ×6)
+        self._audio_scale = audio_scale
 
     def handlers(self) -> dict[type, Callable[[Any], Awaitable[None]]]:
         """The handler of each kind of upstream event (the reader dispatches on the type)."""
