@@ -64,7 +64,7 @@ class PhoneConsumer(DirectWebsocketConsumer):
         self._sent = 0  # its bytes sent
         self._marked = 0  # its bytes up to the last mark sent
         self._heard: dict[str, int] = {}  # item id → bytes the caller heard (echoed marks)
-        self._cleared: set[str] = set()  # items cut by a clear: their late echoes mean nothing
+        self._cleared: dict[str, None] = {}  # items cut by a clear (ordered, bounded)
         self._rest = b""  # reply audio short of a 20 ms frame
         self._reports: set[asyncio.Future[Any]] = set()
 
@@ -244,9 +244,9 @@ class PhoneConsumer(DirectWebsocketConsumer):
         if item is None or self.session is None:
             return
         item_id = item[0]
-        self._cleared.add(item_id)
+        self._cleared[item_id] = None  # its late echoes mean nothing
         if len(self._cleared) > 32:
-            self._cleared.pop()
+            self._cleared.pop(next(iter(self._cleared)))
         played_ms = self._heard.get(item_id, 0) // 8
         session = self.session
         self._item = None

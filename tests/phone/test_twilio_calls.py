@@ -390,3 +390,28 @@ async def test_a_phone_user_whose_daily_budget_is_spent_is_told_so_before_the_ca
     refused = await webhook(call_params())
     root = ET.fromstring(refused.content)
     assert "budget" in root.find("Say").text and root.find("Connect") is None
+
+
+async def test_anonymous_calls_are_limited_per_caller_number(simulator):
+    phone_on(max_connects_per_minute=1)
+    first = await answered_call("CA" + "6" * 32)
+    await eventually_async(lambda: simulator.connections)
+    await first.hang_up()
+    response = await webhook(call_params("CA" + "7" * 32))  # the same number again
+    second = TwilioStream("CA" + "7" * 32)
+    await second.open(stream_of(response.content)[1]["relay_token"])
+    with pytest.raises(ConnectionError):
+        await second.next(timeout=3)
+    assert second.close_code == 4006 and not second.audio  # too_many_connects
+    await second.ws.send_input({"type": "websocket.disconnect", "code": 4006})
+    await second.ws.wait(timeout=3)
+    other = await answered_call_from("+447700900999", "CA" + "8" * 32)  # another number
+    await eventually_async(lambda: len(simulator.connections) == 2)
+    await other.hang_up()
+
+
+async def answered_call_from(caller: str, call_sid: str) -> TwilioStream:
+    response = await webhook(call_params(call_sid, caller=caller))
+    call = TwilioStream(call_sid)
+    await call.open(stream_of(response.content)[1]["relay_token"])
+    return call
