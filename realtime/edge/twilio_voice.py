@@ -201,6 +201,8 @@ async def voice(request: HttpRequest) -> HttpResponse:
     log.info("call %s from %s to %s: answered", call.call_sid, shown,
              mask(call.called, config.phone_show_numbers))  # fmt: skip
     response = VoiceResponse()
+    if config.phone_greeting:  # Twilio says it while the relay connects upstream
+        response.say(config.phone_greeting)
     connect = Connect()
     stream = Stream(url=media_url(request, config))
     stream.parameter(name=TOKEN_PARAMETER, value=token)

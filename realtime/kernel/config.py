@@ -139,6 +139,7 @@ class RelayConfig:
     phone_user: str = ""  # RELAY_PHONE_USER: the Django user calls run as ("" = anonymous)
     phone_show_numbers: bool = False  # RELAY_PHONE_SHOW_NUMBERS: unmasked numbers in logs/admin
     phone_stream_ttl_s: int = 30  # the stream token's lifetime (webhook → media stream)
+    phone_greeting: str = ""  # RELAY_PHONE_GREETING: said by Twilio before the stream ("": none)
     # Redis (realtime/compat/redis_pools.py): every call bounded, every pool capped, per process.
     redis_timeout_s: float = 2.0
     redis_max_connections: int = 20
@@ -346,6 +347,7 @@ def _phone_settings(env: Mapping[str, str]) -> dict[str, Any]:
         "phone_user": ev.text(env, "RELAY_PHONE_USER") or "",
         "phone_show_numbers": ev.boolean(env, "RELAY_PHONE_SHOW_NUMBERS") is True,
         "phone_stream_ttl_s": ev.integer(env, "RELAY_PHONE_STREAM_TTL_SECONDS", 30, 5, 300),
+        "phone_greeting": (ev.text(env, "RELAY_PHONE_GREETING") or "")[:500],
     }
 
 

@@ -415,3 +415,10 @@ async def answered_call_from(caller: str, call_sid: str) -> TwilioStream:
     call = TwilioStream(call_sid)
     await call.open(stream_of(response.content)[1]["relay_token"])
     return call
+
+
+async def test_a_configured_greeting_is_said_before_the_stream_connects():
+    phone_on(phone_greeting="Hello, you are talking to our assistant.")
+    root = ET.fromstring((await webhook(call_params())).content)
+    assert [child.tag for child in root] == ["Say", "Connect"]
+    assert root.find("Say").text == "Hello, you are talking to our assistant."
