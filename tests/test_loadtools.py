@@ -171,3 +171,19 @@ def test_bench_report_has_the_time_to_first_audio_rows_and_marks_the_goals() -> 
     assert targets["relay CPU per 20 ms frame ≤ 1.1× bare relay"]["met"] is True  # 1.05
     assert targets["connect storm"]["met"] is False  # 1.67 > 1.5
     assert targets["capacity 1 worker ≥ 1.0× bare relay"]["met"] is True
+
+
+def test_bench_cpu_lists_read_like_taskset_and_refuse_cpus_not_there() -> None:
+    import os
+
+    import pytest
+
+    from relay_loadtools.bench.runner import parse_cpus
+
+    mine = sorted(os.sched_getaffinity(0))
+    assert parse_cpus(f"{mine[0]}") == {mine[0]}
+    if mine == list(range(mine[0], mine[-1] + 1)):  # contiguous, as on most machines
+        assert parse_cpus(f"{mine[0]}-{mine[-1]}") == set(mine)
+        assert parse_cpus(",".join(map(str, mine))) == set(mine)
+    with pytest.raises(ValueError, match="not all available"):
+        parse_cpus("4096")
