@@ -171,6 +171,11 @@ def test_bench_report_has_the_time_to_first_audio_rows_and_marks_the_goals() -> 
     assert targets["relay CPU per 20 ms frame ≤ 1.1× bare relay"]["met"] is True  # 1.05
     assert targets["connect storm"]["met"] is False  # 1.67 > 1.5
     assert targets["capacity 1 worker ≥ 1.0× bare relay"]["met"] is True
+    # A point the machine could not carry (the bare relay missed too) judges nothing.
+    sweep["bare"][2]["pass"] = False
+    targets = {t["target"].split(" (")[0].split(":")[0]: t for t in report.targets(results)}
+    at_100 = targets["time to first audio, relay-added at 100 session(s)"]
+    assert at_100["met"] is None and "not judged" in at_100["value"]
     # A sweep that dropped the relay before 100 sessions does not meet the goal silently.
     sweep["daphne-1"].pop()
     targets = {t["target"].split(" (")[0].split(":")[0]: t for t in report.targets(results)}

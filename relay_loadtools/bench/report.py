@@ -81,6 +81,9 @@ def first_audio(results: dict[str, Any]) -> list[dict[str, Any]]:
             "relay_p50_ms": one["added_p50_ms"], "relay_p99_ms": one["added_p99_ms"],
             "bare_p50_ms": bare["added_p50_ms"], "bare_p99_ms": bare["added_p99_ms"],
             "over_bare_p99_ms": round(one["added_p99_ms"] - bare["added_p99_ms"], 2),
+            # Both points within the sweep's limits (p99 added ≤ 20 ms, nothing lost): else
+            # the machine, not the relay, set the figures, and the goal is not judged.
+            "judged": bool(one.get("pass") and bare.get("pass")),
         })  # fmt: skip
     return rows
 
@@ -99,13 +102,16 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
                              "ratio": None, "met": False if goal else None})  # fmt: skip
             continue
         over = fa["over_bare_p99_ms"]
+        judged = fa.get("judged", True)
+        note = "" if judged else "; not judged: a point missed the sweep's limits"
         rows.append({"target": f"time to first audio, relay-added at {n} session(s): p50/p99"
                                + (f" (goal: p99 ≤ bare + {FIRST_AUDIO_OVER_BARE_MS:g} ms)"
                                   if goal else " (no target)"),
                      "value": f"{fa['relay_p50_ms']}/{fa['relay_p99_ms']} ms vs bare "
-                              f"{fa['bare_p50_ms']}/{fa['bare_p99_ms']} ms ({over:+} ms p99)",
+                              f"{fa['bare_p50_ms']}/{fa['bare_p99_ms']} ms ({over:+} ms p99){note}",
                      "ratio": None,
-                     "met": (over <= FIRST_AUDIO_OVER_BARE_MS) if goal else None})  # fmt: skip
+                     "met": over <= FIRST_AUDIO_OVER_BARE_MS if goal and judged else None,
+                     })  # fmt: skip
     for row in (
         _cpu_row(results, "daphne-1", "bare", CPU_LIMIT,
                  "relay CPU per 20 ms frame ≤ {limit}× bare relay ({n} sessions)"),
