@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from . import config as cfg
 from . import events as ev
 from .errors import ClientError
+from .live.codec import decode_input
 from .transcripts import transcript_text
 from .utterances import recognise
 from .vad import WINDOW_MS, Segment
@@ -39,16 +40,19 @@ class AudioInput:
                 "missing_required_parameter", "Missing required parameter: 'audio'.", "audio"
             )
         try:
-            pcm = binascii.a2b_base64(audio, strict_mode=True)
+            raw = binascii.a2b_base64(audio, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
             raise ClientError(
                 "invalid_value", "Invalid 'audio'. Expected base64-encoded audio.", "audio"
             ) from exc
-        if len(pcm) > MAX_APPEND_BYTES:
+        if len(raw) > MAX_APPEND_BYTES:
             raise ClientError(
                 "invalid_value", "Audio exceeds the 15 MiB limit per append.", "audio"
             )
-        self.buffer_bytes += len(pcm)
+        fmt = self.in_format
+        # the buffer is counted as PCM16 24 kHz bytes (its duration), whatever the format
+        self.buffer_bytes += len(raw) * BYTES_PER_MS // fmt.bytes_per_ms
+        pcm = decode_input(fmt, raw)  # PCM16 at the format's rate, for the VAD
         for vad_event in self.vad.feed(pcm):
             if vad_event.kind == "start":
                 await self._speech_started(vad_event.ms)

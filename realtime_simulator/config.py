@@ -8,6 +8,7 @@ from typing import Any
 from . import validate
 from .errors import ConfigError
 from .events import Dialect
+from .live.codec import AudioFormat
 
 GA_KEYS = {
     "type",
@@ -45,6 +46,9 @@ BETA_KEYS = {
     "model",
     "client_secret",
 }
+# Audio formats: GA ``{"type": ...}`` (PCM at 24 kHz only, G.711 at 8 kHz), beta names.
+GA_FORMAT_RATES = {"audio/pcm": 24000, "audio/pcmu": 8000, "audio/pcma": 8000}
+BETA_FORMATS = {"pcm16": "audio/pcm", "g711_ulaw": "audio/pcmu", "g711_alaw": "audio/pcma"}
 # Semantic VAD has no silence setting; the simulated VAD waits this long after speech before
 # it ends the turn: a quarter of the documented maximum wait (8 s / 4 s / 2 s).
 EAGERNESS_SILENCE_MS = {"low": 2000, "medium": 1000, "auto": 1000, "high": 500}
@@ -73,6 +77,8 @@ def _check_top_level(dialect: Dialect, update: dict[str, Any]) -> None:
             for key in audio.get(section) or {}:
                 if key not in allowed:
                     raise validate.unknown(f"session.audio.{section}.{key}")
+            if "format" in (audio.get(section) or {}):
+                _check_ga_format(audio[section]["format"], f"session.audio.{section}.format")
         if "output_modalities" in update:
             validate.modalities(
                 update["output_modalities"], [{"audio"}, {"text"}], "session.output_modalities"
@@ -81,10 +87,42 @@ def _check_top_level(dialect: Dialect, update: dict[str, Any]) -> None:
         for key in update:
             if key not in BETA_KEYS:
                 raise validate.unknown(f"session.{key}")
+        for key in ("input_audio_format", "output_audio_format"):
+            if key in update and update[key] not in BETA_FORMATS:
+                raise validate.invalid(
+                    f"session.{key}",
+                    f"Invalid value: '{update[key]}'. Supported values are: 'pcm16', "
+                    "'g711_ulaw', and 'g711_alaw'.",
+                )
         if "modalities" in update:
             validate.modalities(
                 update["modalities"], [{"text"}, {"text", "audio"}], "session.modalities"
             )
+
+
+def _check_ga_format(value: Any, param: str) -> None:
+    kind = value.get("type", "audio/pcm") if isinstance(value, dict) else None
+    if kind not in GA_FORMAT_RATES:
+        raise validate.invalid(
+            f"{param}.type",
+            f"Invalid value: '{kind}'. Supported values are: 'audio/pcm', 'audio/pcmu', and "
+            "'audio/pcma'.",
+        )
+    rate = value.get("rate")
+    if rate is not None and rate != GA_FORMAT_RATES[kind]:
+        raise validate.invalid(
+            f"{param}.rate", f"Invalid 'rate': {kind} supports {GA_FORMAT_RATES[kind]} Hz only."
+        )
+
+
+def audio_format(dialect: Dialect, session: dict[str, Any], direction: str) -> AudioFormat:
+    """The session's input or output audio format (``direction``: input or output)."""
+    if dialect == "ga":
+        value = session["audio"][direction].get("format") or {}
+        kind = str(value.get("type") or "audio/pcm")
+    else:
+        kind = BETA_FORMATS[str(session.get(f"{direction}_audio_format") or "pcm16")]
+    return AudioFormat(kind, GA_FORMAT_RATES[kind])
 
 
 def _merge_ga_input(target: dict[str, Any], sub: dict[str, Any]) -> None:

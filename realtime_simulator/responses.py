@@ -8,6 +8,7 @@ previous delta's duration, i.e. the service streams at ~2x real time like the re
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import config as cfg
 from . import events as ev
+from .live.codec import AudioFormat, encode_output
 from .planning import Plan, ToolCall, plan_response
 from .synth import audio_chunks, transcript_pieces
 
@@ -181,6 +183,10 @@ class ResponseRunner:
         if audio:
             self.audio_ms[item_id] = 0
             chunks = audio_chunks(text)
+            out_format = self.out_format
+            per_ms = out_format.bytes_per_ms
+            if out_format.type != "audio/pcm":  # G.711: the synthesised 24 kHz, converted
+                chunks = [_converted(out_format, b64) for b64, _ in chunks]
             pieces = transcript_pieces(text, len(chunks))
             for (b64, nbytes), piece in zip(chunks, pieces, strict=True):
                 if self._cancelled():
@@ -198,11 +204,11 @@ class ResponseRunner:
                     ev.event(self.names["audio_delta"], **common, content_index=0, delta=b64),
                     delta_bytes=nbytes,
                 )
-                self.audio_ms[item_id] += nbytes // 48
+                self.audio_ms[item_id] += nbytes // per_ms
                 self.audio_sent = True
                 if await self._maybe_close_mid_response(nth_response):
                     return
-                delay = 0 if self.pace == "fast" else nbytes / 48 / 1000 * REALTIME_SPEEDUP
+                delay = 0 if self.pace == "fast" else nbytes / per_ms / 1000 * REALTIME_SPEEDUP
                 await self._pause(delay)
         else:
             for index, word in enumerate(text.split(" ")):
@@ -338,3 +344,9 @@ class ResponseRunner:
             out_text=ev.text_tokens(produced_text),
             out_audio=audio_ms // 50,
         )
+
+
+def _converted(fmt: AudioFormat, b64: str) -> tuple[str, int]:
+    """One synthesised PCM16 24 kHz delta in the session's output format (base64, bytes)."""
+    raw = encode_output(fmt, base64.b64decode(b64))
+    return base64.b64encode(raw).decode("ascii"), len(raw)

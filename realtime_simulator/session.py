@@ -16,6 +16,7 @@ from . import validate
 from .audio_input import AudioInput
 from .errors import ClientError
 from .items import ConversationItems
+from .live.codec import SYNTH_RATE, AudioFormat
 from .records import ConnectionRecord, Faults
 from .responses import ActiveResponse, ResponseRunner
 from .transport import EventSocket
@@ -73,6 +74,8 @@ class Session(EventSocket, AudioInput, ConversationItems, ResponseRunner):
         self.items: list[dict[str, Any]] = []
         self.audio_ms: dict[str, int] = {}  # assistant item id -> ms of audio actually sent
         self.vad = EnergyVad()
+        # the session's audio formats (PCM16 24 kHz until a session.update says otherwise)
+        self.in_format = self.out_format = AudioFormat("audio/pcm", SYNTH_RATE)
         self.buffer_bytes = 0
         self.speech_item_id: str | None = None
         self.speech_start_ms = 0
@@ -151,6 +154,15 @@ class Session(EventSocket, AudioInput, ConversationItems, ResponseRunner):
         await self.close(1000, "session expired")
 
     def _apply_config(self) -> None:
+        self.out_format = cfg.audio_format(self.dialect, self.session, "output")
+        in_format = cfg.audio_format(self.dialect, self.session, "input")
+        if in_format != self.in_format:  # the VAD hears the input at its own rate
+            self.in_format = in_format
+            vad = self.vad
+            self.vad = EnergyVad(
+                vad.threshold, vad.prefix_padding_ms, vad.silence_duration_ms, rate=in_format.rate
+            )
+            self.vad.detecting = vad.detecting
         td = cfg.turn_detection(self.dialect, self.session)
         if td is None or self.echo:
             self.vad.detecting = False

@@ -5,6 +5,7 @@ from django.urls import path, re_path
 from realtime.admin import usage as usage_admin
 from realtime.edge import pages as views
 from realtime.edge import tickets as api
+from realtime.edge import twilio_voice as phone
 from realtime.ops import health, metrics
 from realtime.records import views as conversation_views
 
@@ -14,6 +15,7 @@ urlpatterns = [
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(next_page="/"), name="logout"),
     path("api/realtime/ticket", api.ticket, name="realtime_ticket"),
+    path("twilio/voice", phone.voice, name="twilio_voice"),  # the phone edge (docs/phone.md)
     path("healthz", health.healthz, name="healthz"),
     path("readyz", health.readyz, name="readyz"),
     path("metrics", metrics.metrics_view, name="metrics"),

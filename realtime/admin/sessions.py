@@ -124,6 +124,7 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
         "short_id",
         "status_badge",
         "user",
+        "client_display",
         "worker_id",
         "provider",
         "duration_display",
@@ -270,6 +271,14 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     @admin.display(description="tokens in/out")
     def tokens(self, obj: RealtimeSession) -> str:
         return f"{obj.input_tokens}/{obj.output_tokens}"
+
+    @admin.display(description="client", ordering="origin")
+    def client_display(self, obj: RealtimeSession) -> str:
+        """Browser or phone; for a call, the caller as the row keeps it (masked by default:
+        docs/phone.md)."""
+        if obj.origin.startswith("phone:"):
+            return f"phone {obj.client_addr}"
+        return "browser"
 
     @admin.action(description="Terminate selected sessions", permissions=["terminate"])
     def terminate_sessions(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -54,7 +54,15 @@ class Admitted:
     resume_refused: str | None = None  # a resume token that could not resume: why
 
 
-async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -> Admitted:
+async def admit(
+    *,
+    scope: dict[str, Any],
+    runtime: Runtime,
+    channel_name: str,
+    fields: dict[str, str] | None = None,
+) -> Admitted:
+    """``fields``: what the registry row says about the client instead of the scope's
+    address, origin and user agent (the phone edge: a masked caller number)."""
     refusal = scope.get("relay_refusal")
     if refusal is not None:
         raise SessionEnded(refusal)
@@ -65,7 +73,9 @@ async def admit(*, scope: dict[str, Any], runtime: Runtime, channel_name: str) -
     config, tools = await _apply_policy(runtime, user, scope, session_id)
     budget = await budgets.admit(scope=scope, limiter=runtime.limiter, config=config, user=user)
     channel_name = channel_name or f"relay.local!{uuid.uuid4().hex}"  # no channel layer
-    fields = describe(scope, config, channel_name)
+    fields = describe(scope, config, channel_name) | {
+        k: v[: 64 if k == "client_addr" else 255] for k, v in (fields or {}).items()
+    }
     counters = SessionCounters()
     conversation = Conversation(enabled=config.transcripts_stored)
     runtime.ensure_reaper()  # this worker's reaper runs on the sessions' loop
@@ -135,6 +145,9 @@ async def _apply_policy(
     except PolicyError:
         log.exception("session %s: the session policy failed", session_id)
         raise SessionEnded(endings.INTERNAL_ERROR) from None
+    if not policy.allow:
+        log.info("session %s: refused by the session policy", session_id)
+        raise SessionEnded(endings.POLICY_REFUSED)
     config = runtime.config
     overrides = policy.config_overrides()
     if overrides:

@@ -15,11 +15,13 @@ from typing import Any
 from django.urls import re_path
 
 from realtime.edge.consumer import RealtimeConsumer
+from realtime.edge.phone import PhoneConsumer
 
 log = logging.getLogger("realtime.edge.routing")
 
 websocket_urlpatterns = [
     re_path(r"^realtime/?$", RealtimeConsumer.as_asgi()),
+    re_path(r"^twilio/media/?$", PhoneConsumer.as_asgi()),  # the phone edge (docs/phone.md)
 ]
 
 LOGGED_PATH_CHARS = 200  # a path in the log is cut here (control characters are escaped)

@@ -4,6 +4,12 @@ decided per session from the user and the connection scope.
 A policy is a callable ``(user, scope) -> SessionPolicy``, sync or async, named by a dotted
 path. Every field of ``SessionPolicy`` left ``None`` keeps the configured default, so
 ``default_policy`` (all ``None``) is today's behaviour.
+
+Phone calls (docs/phone.md) run the same policy with ``scope["relay_phone"]``: the provider,
+the caller's and the called number (unmasked, for the policy only) and the call's id. A
+policy that returns ``allow=False`` refuses the call: the caller hears ``refusal`` (or a
+short default) and the call ends. For browser sessions ``allow=False`` refuses the
+connection (``policy_refused``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "max_control_messages_per_minute": (0, 10_000),
 }
 
+NOT_CONFIG = frozenset({"tools", "allow", "refusal"})  # SessionPolicy fields of no RelayConfig
+
 PolicyFunction = Callable[[Any, Mapping[str, Any]], "SessionPolicy | Awaitable[SessionPolicy]"]
 
 
@@ -58,6 +66,8 @@ class SessionPolicy:
     idle_timeout_seconds: int | None = None
     max_messages_per_minute: int | None = None
     max_control_messages_per_minute: int | None = None
+    allow: bool = True  # False: this session (or call) is refused
+    refusal: str | None = None  # what a refused caller hears (phone calls)
 
     def __post_init__(self) -> None:
         for name in ("instructions", "voice"):
@@ -80,7 +90,7 @@ class SessionPolicy:
         return {
             field.name: getattr(self, field.name)
             for field in fields(self)
-            if field.name != "tools" and getattr(self, field.name) is not None
+            if field.name not in NOT_CONFIG and getattr(self, field.name) is not None
         }
 
     def allowed_tools(self, registered: Iterable[str]) -> frozenset[str]:

@@ -43,6 +43,9 @@ class TurnDetection:
     interrupt_response: bool = True
 
 
+AUDIO_BYTES_PER_MS = {"pcm16": 48, "pcmu": 8}  # the audio formats an edge may ask for
+
+
 @dataclass(frozen=True)
 class RelayConfig:
     provider: Provider
@@ -60,6 +63,9 @@ class RelayConfig:
     live_delegation: str = "responses"  # responses (tools run here) or client
     live_responses_model: str = DEFAULT_RESPONSES_MODEL
     port: int = 8080
+    # The audio both ways between the edge and the upstream: pcm16 (PCM16 mono 24 kHz, the
+    # browser's) or pcmu (G.711 μ-law 8 kHz, a phone line's). Set per session by its edge.
+    audio_format: str = "pcm16"
     instructions: str = DEFAULT_INSTRUCTIONS
     voice: str = "alloy"
     transcription_model: str | None = "whisper-1"
@@ -125,6 +131,15 @@ class RelayConfig:
     max_connects_per_minute: int | None = None  # None = 20 with a paid upstream, else off
     user_daily_seconds: int = 0
     user_daily_tokens: int = 0
+    # The phone edge (docs/phone.md): off unless TWILIO_AUTH_TOKEN is set.
+    twilio_auth_token: str = field(default="", repr=False)
+    public_url: str | None = (
+        None  # RELAY_PUBLIC_URL: https://host[:port] as callers' webhooks see it
+    )
+    phone_user: str = ""  # RELAY_PHONE_USER: the Django user calls run as ("" = anonymous)
+    phone_show_numbers: bool = False  # RELAY_PHONE_SHOW_NUMBERS: unmasked numbers in logs/admin
+    phone_stream_ttl_s: int = 30  # the stream token's lifetime (webhook → media stream)
+    phone_greeting: str = ""  # RELAY_PHONE_GREETING: said by Twilio before the stream ("": none)
     # Redis (realtime/compat/redis_pools.py): every call bounded, every pool capped, per process.
     redis_timeout_s: float = 2.0
     redis_max_connections: int = 20
@@ -158,6 +173,11 @@ class RelayConfig:
         return f"{labels[self.provider]} ({self.model})"
 
     @property
+    def audio_bytes_per_ms(self) -> int:
+        """Bytes of ``audio_format`` audio a millisecond (48 for PCM16 24 kHz, 8 for μ-law)."""
+        return AUDIO_BYTES_PER_MS[self.audio_format]
+
+    @property
     def api(self) -> str:
         """The upstream API family (``session_info``'s ``api``): realtime or live."""
         return self.upstream_api
@@ -179,7 +199,13 @@ class RelayConfig:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Values that must never reach a log line, a page or a client frame."""
-        return tuple(value for value in (self.api_key, self.metrics_token) if value)
+        values = (self.api_key, self.metrics_token, self.twilio_auth_token)
+        return tuple(value for value in values if value)
+
+    @property
+    def phone_enabled(self) -> bool:
+        """The phone edge (``/twilio/voice``, ``/twilio/media``) answers only when set up."""
+        return bool(self.twilio_auth_token)
 
     def with_endpoint(self, endpoint: str) -> RelayConfig:
         return dataclasses.replace(self, endpoint=endpoint)
@@ -273,6 +299,7 @@ def load_config(env: Mapping[str, str]) -> RelayConfig:
         "log_level": ev.choice(env, "RELAY_LOG_LEVEL", LOG_LEVELS, "INFO", upper=True),
         "log_format": ev.choice(env, "RELAY_LOG_FORMAT", ("plain", "json"), "plain"),
         **_security_settings(env),
+        **_phone_settings(env),
     }
 
     api = ev.choice(env, "RELAY_UPSTREAM_API", ("realtime", "live"), "realtime")
@@ -308,6 +335,19 @@ def _session_settings(env: Mapping[str, str]) -> dict[str, object]:
         "prompt_version": ev.text(env, "RELAY_PROMPT_VERSION"),
         "transcription_language": ev.text(env, "RELAY_TRANSCRIPTION_LANGUAGE"),
         "transcription_prompt": ev.text(env, "RELAY_TRANSCRIPTION_PROMPT"),
+    }
+
+
+def _phone_settings(env: Mapping[str, str]) -> dict[str, Any]:
+    """The phone edge (docs/phone.md): Twilio's auth token, the public URL, who calls run as."""
+    public = ev.url(env, "RELAY_PUBLIC_URL", ("https", "http"))
+    return {
+        "twilio_auth_token": ev.secret(env, "TWILIO_AUTH_TOKEN"),
+        "public_url": public.rstrip("/") if public else None,
+        "phone_user": ev.text(env, "RELAY_PHONE_USER") or "",
+        "phone_show_numbers": ev.boolean(env, "RELAY_PHONE_SHOW_NUMBERS") is True,
+        "phone_stream_ttl_s": ev.integer(env, "RELAY_PHONE_STREAM_TTL_SECONDS", 30, 5, 300),
+        "phone_greeting": (ev.text(env, "RELAY_PHONE_GREETING") or "")[:500],
     }
 
 

@@ -80,6 +80,9 @@ TICKET_INVALID = _ending(
     Close.POLICY,
     "The connect ticket is invalid, expired or already used; get a new one.",
 )
+POLICY_REFUSED = _ending(
+    "policy_refused", Close.POLICY, "The session policy does not allow this session."
+)
 ORIGIN_NOT_ALLOWED = _ending(
     "origin_not_allowed", Close.POLICY, "This origin may not use this relay."
 )
@@ -156,6 +159,7 @@ FATAL: dict[str, Ending] = {
     for ending in (
         AUTH_REQUIRED,
         TICKET_INVALID,
+        POLICY_REFUSED,
         ORIGIN_NOT_ALLOWED,
         TOO_MANY_SESSIONS,
         TOO_MANY_CONNECTS,

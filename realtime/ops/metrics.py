@@ -52,6 +52,14 @@ SESSIONS_OPENED = Counter("relay_sessions_opened", "Client sessions accepted")
 SESSIONS_CLOSED = Counter(
     "relay_sessions_closed", "Client sessions ended, by close reason", ["reason"]
 )
+PHONE_WEBHOOKS = Counter(
+    "relay_phone_webhooks",
+    "Phone calls offered by the telephony provider's webhook, by outcome",
+    ["outcome"],
+)
+PHONE_CALLS = Counter(
+    "relay_phone_calls", "Phone calls whose media stream became a session (edge=phone)"
+)
 CONNECT_SECONDS = Histogram(
     "relay_upstream_connect_seconds",
     "From the start of the upstream connect to a configured session (session.updated)",
@@ -137,6 +145,12 @@ def count_refusal(code: str) -> None:
     """A connection refused before it became a session (auth, origin, limits, draining)."""
     SESSIONS_OPENED.inc()
     SESSIONS_CLOSED.labels(label(code)).inc()
+
+
+def count_phone_webhook(outcome: str) -> None:
+    """``answered``, ``forbidden`` (bad or no signature), ``refused`` (the policy),
+    ``unavailable`` (draining, no phone user, the token store or the policy failed)."""
+    PHONE_WEBHOOKS.labels(label(outcome)).inc()
 
 
 def count_dropped_entries(count: int, reason: str) -> None:

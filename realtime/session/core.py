@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import session_limits as limits
 from realtime.kernel import commands, endings
+from realtime.kernel.counters import BYTES_PER_MS
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.kernel.history import History
 from realtime.ops import metrics
@@ -115,7 +116,11 @@ class RelaySession:
             coalesce_ms=config.audio_coalesce_ms,
             encode_audio=upstream.audio_frame,
             on_dropped=self._audio_dropped,
+            bytes_per_ms=config.audio_bytes_per_ms,
         )
+        # Audio is counted as its duration in PCM16 24 kHz bytes whatever the edge's format
+        # (the counters' columns are milliseconds: kernel/counters.py), so μ-law counts ×6.
+        self._audio_scale = BYTES_PER_MS // config.audio_bytes_per_ms
         self.history = History()  # the conversation as the model knows it (renewal replays it)
         carried = admitted.carried  # a resumed session: what its earlier connections left
         if carried is not None:
@@ -145,7 +150,7 @@ class RelaySession:
             end=self.end,
         )
         self.answers = Answers()  # active, awaited, wanted, cancelled
-        self.tracker = AudioTracker()  # the assistant audio the client plays
+        self.tracker = AudioTracker(config.audio_bytes_per_ms)  # the audio the client plays
         self.reader = UpstreamReader(
             upstream=upstream, answers=self.answers, stall_s=config.stall_timeout_s
         )
@@ -206,6 +211,7 @@ class RelaySession:
             clock=self.clock,
             # The loop's clock: time.monotonic under asyncio's loops (daphne's too).
             received=lambda: self.reader.last_frame,
+            audio_scale=self._audio_scale,
         )
         self._handlers = self.events.handlers()
         self.upstream = upstream
@@ -265,13 +271,14 @@ class RelaySession:
         )
 
     def audio(self, data: bytes) -> None:
-        """One client audio frame (PCM16 24 kHz): coalesced into the outbox (and, once live,
+        """One client audio frame (PCM16 24 kHz, or μ-law 8 kHz when the edge asked for
+        ``audio_format="pcmu"``): coalesced into the outbox (and, once live,
         written upstream at once when nothing is queued ahead of it)."""
         if self.state not in OPEN:
             return
         self._last_activity = time.monotonic()
         counters = self.counters
-        counters.audio_bytes_in += len(data)
+        counters.audio_bytes_in += len(data) * self._audio_scale
         counters.frames_in += 1
         self.turns.uncommitted_bytes += len(data)
         self.outbox.audio(data)

@@ -26,9 +26,11 @@ class AudioCoalescer:
     remainder on a short timer so the tail of an utterance is never held back.
     """
 
-    def __init__(self, flush_bytes: int, max_bytes: int) -> None:
-        self.flush_bytes = max(2, flush_bytes - flush_bytes % 2)
+    def __init__(self, flush_bytes: int, max_bytes: int, sample_bytes: int = 2) -> None:
+        """``sample_bytes``: 2 for PCM16, 1 for G.711 (any length is whole samples)."""
+        self.flush_bytes = max(sample_bytes, flush_bytes - flush_bytes % sample_bytes)
         self.max_bytes = max_bytes
+        self._whole = sample_bytes == 1
         self._buffer = bytearray()
         self._odd = b""
         self.dropped_bytes = 0
@@ -40,7 +42,7 @@ class AudioCoalescer:
         if self._odd:
             data = self._odd + data
             self._odd = b""
-        if len(data) % 2:
+        if len(data) % 2 and not self._whole:
             self._odd = data[-1:]
             data = data[:-1]
         room = self.max_bytes - len(self._buffer)
@@ -66,9 +68,12 @@ class UpstreamOutbox:
         coalesce_ms: int,
         encode_audio: Callable[[bytes], str],
         on_dropped: Callable[[int], None],
+        bytes_per_ms: int = BYTES_PER_MS,
     ) -> None:
         self._coalescer = AudioCoalescer(
-            flush_bytes=max(2, coalesce_ms * BYTES_PER_MS), max_bytes=MESSAGES * 960
+            flush_bytes=max(2, coalesce_ms * bytes_per_ms),
+            max_bytes=MESSAGES * 20 * bytes_per_ms,
+            sample_bytes=1 if bytes_per_ms < BYTES_PER_MS else 2,  # μ-law: a byte a sample
         )
         self._queue: asyncio.Queue[str] = asyncio.Queue(maxsize=MESSAGES)
         self._delay = coalesce_ms / 1000

@@ -24,10 +24,11 @@ class AudioItem:
     content_index: int
     first_sent_at: float
     bytes_sent: int = 0
+    bytes_per_ms: int = BYTES_PER_MS  # the session's audio format (μ-law 8 kHz: 8)
 
     @property
     def sent_ms(self) -> int:
-        return self.bytes_sent // BYTES_PER_MS
+        return self.bytes_sent // self.bytes_per_ms
 
     def estimated_played_ms(self, now: float) -> int:
         return min(self.sent_ms, max(0, int((now - self.first_sent_at) * 1000)))
@@ -49,7 +50,8 @@ class Interruption:
 
 
 class AudioTracker:
-    def __init__(self) -> None:
+    def __init__(self, bytes_per_ms: int = BYTES_PER_MS) -> None:
+        self.bytes_per_ms = bytes_per_ms
         self.audio: AudioItem | None = None
         self._cut_items: deque[str] = deque(maxlen=8)
 
@@ -61,7 +63,9 @@ class AudioTracker:
         audio = self.audio
         new = audio is None or audio.item_id != item_id or audio.content_index != content_index
         if new:
-            audio = self.audio = AudioItem(item_id, content_index, first_sent_at=now)
+            audio = self.audio = AudioItem(
+                item_id, content_index, first_sent_at=now, bytes_per_ms=self.bytes_per_ms
+            )
         audio.bytes_sent += size  # type: ignore[union-attr]
         return new
 

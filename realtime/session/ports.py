@@ -31,7 +31,8 @@ class ClientPort(Protocol):
     async def send_event(self, event: ClientEvent) -> None: ...
 
     async def send_audio(self, pcm: bytes) -> None:
-        """Reply audio (PCM16 24 kHz) of the part the last ``AnswerAudioStart`` named."""
+        """Reply audio of the part the last ``AnswerAudioStart`` named, in the session's
+        ``audio_format`` (PCM16 24 kHz; μ-law 8 kHz for the phone edge)."""
 
     async def close(self, code: int) -> None: ...
 

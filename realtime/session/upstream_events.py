@@ -77,6 +77,7 @@ class UpstreamEvents:
         answer_counted: Callable[[], None],
         clock: AnswerClock,
         received: Callable[[], float],
+        audio_scale: int = 1,
     ) -> None:
         """``notify(event)``: tell the client without waiting; ``is_open()``: the session has
         not begun to end (no more notices then); ``answer_counted()``: an answer's usage was
@@ -100,6 +101,8 @@ class UpstreamEvents:
         self.answer_counted = answer_counted
         self.clock = clock
         self.received = received
+        # audio counted as PCM16 24 kHz bytes whatever the format (μ-law: ×6)
+        self._audio_scale = audio_scale
 
     def handlers(self) -> dict[type, Callable[[Any], Awaitable[None]]]:
         """The handler of each kind of upstream event (the reader dispatches on the type)."""
@@ -153,7 +156,7 @@ class UpstreamEvents:
         if self.tracker.sent(event.item_id, event.content_index, len(pcm), time.monotonic()):
             await self.port.send_event(client.AnswerAudioStart(event.item_id, event.content_index))
         counters = self.counters
-        counters.audio_bytes_out += len(pcm)
+        counters.audio_bytes_out += len(pcm) * self._audio_scale
         counters.frames_out += 1
         await self.port.send_audio(pcm)
         if self.clock.audio_due:  # the first of an answer: its latency

@@ -78,6 +78,7 @@ class LiveAdapter(UpstreamAdapter):
         self._speech = SpeechDetector(
             threshold=td.threshold if td else 0.5,
             silence_ms=td.silence_duration_ms if td else 500,
+            audio_format=self.config.audio_format,
         )
         self.turns = LiveTurns()  # answers and user turns, derived from pauses
         self._calls: dict[str, list[str]] = {}  # delegation id → its function call ids

@@ -11,6 +11,8 @@ from realtime.kernel.config import RelayConfig
 from realtime.kernel.history import EMPTY, Message, Snapshot
 
 PCM_24K = {"type": "audio/pcm", "rate": 24000}  # the browser protocol's audio, both ways
+PCMU_8K = {"type": "audio/pcmu", "rate": 8000}  # a phone line's (G.711 μ-law), both ways
+FORMATS = {"pcm16": PCM_24K, "pcmu": PCMU_8K}
 APPEND_CHARS = 1800  # ~450 tokens: an append event takes at most 500
 CONTINUE_DELEGATION = '{"type":"response.create"}'  # continues the delegated response
 # session.start's ``input`` (text history): at most 128 messages and a rendered-token cap
@@ -27,7 +29,7 @@ def session_start(
     session: dict[str, Any] = {
         "model": config.model,
         "instructions": config.instructions,
-        "audio": {"format": PCM_24K, "output": {"voice": config.voice}},
+        "audio": {"format": FORMATS[config.audio_format], "output": {"voice": config.voice}},
         "delegation": _delegation(config, tools),
     }
     if history:

@@ -13,6 +13,9 @@ from realtime.kernel.config import RelayConfig
 from realtime.kernel.history import Snapshot, ToolExchange
 
 PCM = {"type": "audio/pcm", "rate": 24000}
+PCMU = {"type": "audio/pcmu"}  # G.711 μ-law 8 kHz: a phone line's audio
+FORMATS = {"pcm16": PCM, "pcmu": PCMU}
+BETA_FORMATS = {"pcm16": "pcm16", "pcmu": "g711_ulaw"}
 
 
 def _turn_detection(config: RelayConfig, dialect: str) -> dict[str, Any] | None:
@@ -68,26 +71,27 @@ def session_update(
                 "modalities": modalities,
                 "instructions": config.instructions,
                 "voice": config.voice,
-                "input_audio_format": "pcm16",
-                "output_audio_format": "pcm16",
+                "input_audio_format": BETA_FORMATS[config.audio_format],
+                "output_audio_format": BETA_FORMATS[config.audio_format],
                 "input_audio_transcription": _transcription(config),
                 "turn_detection": _turn_detection(config, dialect),
             }
             | _noise_field(config, "input_audio_noise_reduction")
             | tool_fields,
         }
+    audio_format = FORMATS[config.audio_format]
     session: dict[str, Any] = {
         "type": "realtime",
         "output_modalities": [config.output_modalities],
         "instructions": config.instructions,
         "audio": {
             "input": {
-                "format": PCM,
+                "format": audio_format,
                 "transcription": _transcription(config),
                 "turn_detection": _turn_detection(config, dialect),
             }
             | _noise_field(config, "noise_reduction"),
-            "output": {"format": PCM, "voice": config.voice},
+            "output": {"format": audio_format, "voice": config.voice},
         },
     }
     session |= tool_fields

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from tests.dropping_proxy import dropping_proxy
+
 from .conftest import FIXTURES, REPO, write_wav
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(150)]
@@ -60,3 +62,36 @@ def test_the_documented_minimal_client_works(launch: Any, relay_url: str, tmp_pa
     wait_log("log: you said: Simulated transcript of")
     page.wait_for_function("() => playAt > 6")  # and the spoken turn's answer
     assert not [line for line in logs if "relay error" in line or line.startswith("pageerror")]
+
+
+def test_the_documented_minimal_client_resumes_after_a_dropped_network(
+    launch: Any, relay_url: str, tmp_path: Any
+) -> None:
+    """The block reconnects with its resume token when the network drops: the same session,
+    and the model still has the conversation ("what did I say")."""
+    port = int(relay_url.rsplit(":", 1)[1])
+    with dropping_proxy(port) as proxy:
+        page = launch(FIXTURES / "silence_2s_24k.wav").new_context().new_page()
+        logs: list[str] = []
+        page.on("console", lambda m: logs.append(f"{m.type}: {m.text}"))
+        page.route("**/static/realtime/app.js", lambda route: route.abort())
+        page.goto(f"http://127.0.0.1:{proxy.port}/")
+        page.add_script_tag(content=minimal_client())
+        page.wait_for_function("() => token !== null")  # session_info arrived
+        page.wait_for_function("() => playAt > 3")  # the greeting message was answered
+        first = page.evaluate("() => token")
+        assert proxy.sever() >= 1  # no close frame: 1006
+        page.wait_for_function(f"() => token !== null && token !== {first!r}", timeout=30000)
+        assert [line for line in logs if line.startswith("log: reconnecting in ")]
+        assert [line for line in logs if line.startswith("log: resumed: ")]
+        page.evaluate(
+            """() => ws.send(JSON.stringify({ type: "user_message", text: "what did I say" }))"""
+        )
+        recall = 'Earlier you said: "Hello, who are you?"'
+        for _ in range(200):
+            said = "".join(m.group(2) for line in logs if (m := ASSISTANT.match(line)))
+            if recall in said:
+                break
+            page.wait_for_timeout(100)
+        assert recall in said, logs
+        assert not [line for line in logs if "relay error" in line or line.startswith("pageerror")]

@@ -3,9 +3,14 @@ labelled lines, no audio file unless asked, help for --url, and a hint when logi
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import sqlite3
 import subprocess
 import sys
+import time
+import uuid
 import wave
 from pathlib import Path
 
@@ -154,3 +159,89 @@ def test_talk_shows_a_renewal_between_two_messages_and_the_recall(tmp_path: Path
     assert renewed[0] < asked
     assert lines[asked + 1].startswith('assistant: Earlier you said: "my name is Ada".')
     assert "upstream renewed (max_age)" in log
+
+
+def test_talk_resumes_a_dropped_connection_and_the_model_still_recalls(
+    relay: Served, tmp_path: Path
+) -> None:
+    """--drop-after 1: the socket goes away without a close frame after the first answer; talk
+    reconnects with the resume token, gets the same session, and the recall has the words."""
+    result = talk(
+        relay.env, tmp_path, "--text", "my name is Ada", "--text", "what did I say",
+        "--drop-after", "1",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    dropped = lines.index("talk: dropping the connection (--drop-after)")
+    assert lines[dropped + 1] == "relay: connection lost (code 1006); reconnecting…"
+    assert lines[dropped + 2].startswith("relay: resumed session ")
+    assert lines[dropped + 2].endswith("; the conversation goes on")
+    assert lines[dropped + 3] == "you: what did I say"
+    assert lines[dropped + 4].startswith('assistant: Earlier you said: "my name is Ada".')
+    session_id = lines[dropped + 2].split()[3].rstrip(";")
+    assert f"resumed as {session_id}" in relay.output()
+
+
+def test_without_resume_a_dropped_connection_ends_talk(tmp_path: Path) -> None:
+    with serving(tmp_path, RELAY_RESUME_SECONDS="0") as relay:
+        result = talk(relay.env, tmp_path, "--text", "hi", "--text", "again", "--drop-after", "1")
+    assert result.returncode != 0
+    assert "reconnecting" not in result.stdout
+    assert "the relay closed the session (code 1006)" in result.stderr
+
+
+def _live_worker(db: Path, timeout: float = 30) -> int:
+    """The pid of the worker serving the one live session, once its first answer is counted
+    (rows are written every heartbeat)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with sqlite3.connect(db, timeout=10) as conn:
+                found = conn.execute(
+                    "SELECT worker_id FROM realtime_realtimesession "
+                    "WHERE status = 'live' AND responses >= 1"
+                ).fetchall()
+        except sqlite3.OperationalError:  # not migrated yet
+            found = []
+        if found:
+            return int(found[0][0].rsplit(":", 1)[1])
+        time.sleep(0.2)
+    raise AssertionError("no live session with an answer")
+
+
+@pytest.mark.multiprocess
+def test_talk_resumes_on_the_other_worker_when_its_worker_restarts(
+    tmp_path: Path, redis_url: str
+) -> None:
+    """serve --workers 2 (Redis): the worker serving talk's session gets SIGTERM between two
+    messages; talk hears 1012, resumes on a worker that is still there, and the recall works."""
+    prefix = f"test-{uuid.uuid4().hex[:8]}"
+    with serving(
+        tmp_path, "--workers", "2", REDIS_URL=redis_url, REDIS_CHANNEL_PREFIX=prefix,
+        RELAY_HEARTBEAT_SECONDS="1", RELAY_DRAIN_SECONDS="5",
+    ) as relay:  # fmt: skip
+        deadline = time.monotonic() + 60
+        while relay.output().count("Listening on TCP address") < 2:
+            assert time.monotonic() < deadline, relay.output()
+            time.sleep(0.1)
+        proc = subprocess.Popen(
+            [sys.executable, MANAGE, "talk", "--text", "my name is Ada", "--pause", "15",
+             "--text", "what did I say"],
+            cwd=tmp_path, env=relay.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True,
+        )  # fmt: skip
+        try:
+            worker = _live_worker(tmp_path / "relay.sqlite3")
+            os.kill(worker, signal.SIGTERM)  # during the pause: talk is listening
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    lost = lines.index("relay: connection lost (code 1012); reconnecting…")
+    assert lines[lost + 1].startswith("relay: resumed session ")
+    assert lines[lost + 2] == "you: what did I say"
+    assert lines[lost + 3].startswith('assistant: Earlier you said: "my name is Ada".')
+    assert "error server_restarting" in err

@@ -293,3 +293,21 @@ def test_live_refuses_realtime_only_settings_by_name():
             }
         with pytest.raises(ConfigError, match=name):
             load_config(env)
+
+
+def test_a_phone_session_asks_for_mulaw_both_ways_and_hears_speech_in_it():
+    from realtime_simulator.live.codec import AudioFormat, encode_output
+
+    phone = LIVE.replace(audio_format="pcmu")
+    assert session_start(phone, [])["session"]["audio"]["format"] == {
+        "type": "audio/pcmu",
+        "rate": 8000,
+    }
+    detector = SpeechDetector(threshold=0.5, silence_ms=500, audio_format="pcmu")
+    ulaw = AudioFormat("audio/pcmu", 8000)
+    assert detector.feed(encode_output(ulaw, tone(40))) is None  # a click
+    assert detector.feed(encode_output(ulaw, bytes(960))) is None
+    assert detector.feed(encode_output(ulaw, tone(100))) is True  # 160 bytes = 20 ms
+    assert detector.feed(encode_output(ulaw, bytes(960 * 25))) is False
+    quiet = SpeechDetector(threshold=0.5, silence_ms=500, audio_format="pcmu")
+    assert quiet.feed(encode_output(ulaw, tone(500, amplitude=50))) is None

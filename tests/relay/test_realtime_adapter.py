@@ -160,6 +160,11 @@ def test_session_update_shapes():
     manual = load_config({"RELAY_TURN_DETECTION": "none", "RELAY_TRANSCRIPTION_MODEL": "none"})
     ga_manual = session_update(manual, "ga")["session"]["audio"]["input"]
     assert ga_manual["turn_detection"] is None and ga_manual["transcription"] is None
+    phone = GA.replace(audio_format="pcmu")  # a phone line's session: G.711 μ-law both ways
+    audio = session_update(phone, "ga")["session"]["audio"]
+    assert audio["input"]["format"] == audio["output"]["format"] == {"type": "audio/pcmu"}
+    beta_phone = session_update(phone, "beta")["session"]
+    assert beta_phone["input_audio_format"] == beta_phone["output_audio_format"] == "g711_ulaw"
 
 
 def test_the_upstream_proxy_follows_the_environment_and_is_looked_up_once(monkeypatch):

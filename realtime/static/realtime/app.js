@@ -36,6 +36,8 @@ const stats = {
   renewals: [], // [{reason, upstream}]: upstream sessions replaced on the same socket
   statesSeen: [], // status kinds shown so far, in order of first appearance
   closes: [], // [{code, reason, final}]
+  connections: [], // every connection state in order: connecting, open, reconnecting, closed
+  resumes: [], // [{session_id, resumed, message}]: each reconnect that carried a resume token
 };
 
 const ui = {
@@ -151,6 +153,8 @@ function pushToTalkLabel() {
 
 let lastStatus = "";
 function renderStatus() {
+  // For tests and styles: "connecting" | "live" | "reconnecting" | "closed".
+  root.dataset.connection = state.conn === "open" ? "live" : state.conn;
   const [kind, text] = statusLabel();
   const key = `${kind}|${text}`;
   if (key !== lastStatus) {
@@ -486,13 +490,16 @@ function onControl(msg) {
       stats.connects += 1;
       state.closedReason = null;
       showNotice("");
-      addBubble("system", msg.greeting || "Connected.");
+      // A resume's greeting waits for session_info: is it the same conversation or a new one?
+      if (!client.resuming) addBubble("system", msg.greeting || "Connected.");
       break;
     case "session_info":
       ui.provider.textContent = msg.provider || "unknown";
       ui.upstreams.textContent = "1";
       ui.session.textContent = msg.session_id || "–";
+      root.dataset.sessionId = msg.session_id || "";
       setTurnMode(msg.turn_detection || "server_vad");
+      if (client.resuming) onResumeAnswer(msg);
       break;
     case "input_timeout":
       onInputTimeout();
@@ -537,6 +544,22 @@ function onControl(msg) {
       break;
   }
   renderStatus();
+}
+
+// A reconnect that carried the resume token: the same session goes on (its transcript is still
+// on screen, the model remembers it), or the relay could not resume it and this is a new one
+// (resume_unavailable follows with the reason).
+function onResumeAnswer(msg) {
+  const resumed = msg.resumed === true;
+  stats.resumes.push({ session_id: msg.session_id, resumed, message: null });
+  root.dataset.resumed = String(resumed);
+  if (resumed) {
+    addBubble("system", "Reconnected — the conversation goes on.").classList.add("resumed");
+    showNotice("Resumed: the same session goes on.", "info");
+  } else {
+    addBubble("system", "New session — the earlier conversation could not be resumed.");
+    showNotice("New session — the earlier conversation could not be resumed.", "warning");
+  }
 }
 
 // The relay replaced the voice service's session (its time limit, or it failed) and gave the new
@@ -640,6 +663,16 @@ function onError(msg) {
     if (li) setBubbleText(li, "(transcription failed)");
   }
   if (COMMIT_ERRORS.has(msg.code)) dropUserBubble(state.pendingUser[state.pendingUser.length - 1]);
+  if (msg.code === "resume_unavailable") {
+    const last = stats.resumes[stats.resumes.length - 1];
+    if (last) last.message = msg.message || null;
+    const why = msg.message ? `: ${msg.message}` : ".";
+    showNotice(
+      escapeHtml(`New session — the earlier conversation could not be resumed${why}`),
+      "warning",
+    );
+    return;
+  }
   if (!msg.fatal) {
     showNotice(escapeHtml(msg.message || msg.code), "warning");
   }
@@ -649,6 +682,7 @@ client.addEventListener("audio", (ev) => onAudio(ev.detail));
 
 client.addEventListener("state", (ev) => {
   state.conn = ev.detail.state;
+  stats.connections.push(state.conn);
   if (state.conn === "connecting" || state.conn === "reconnecting") {
     state.userSpeaking = false;
     state.responding = false;
@@ -671,7 +705,8 @@ client.addEventListener("closed", (ev) => {
     showNotice(`${escapeHtml(d.reason)} Press “Reconnect” to start a new session.`, "error");
   } else {
     const secs = Math.round(d.reconnectInMs / 100) / 10;
-    showNotice(`${escapeHtml(d.reason)} Reconnecting in ${secs} s…`, "warning");
+    const what = d.resuming ? " to resume this conversation" : "";
+    showNotice(`${escapeHtml(d.reason)} Reconnecting${what} in ${secs} s…`, "warning");
   }
   renderStatus();
 });

@@ -1,6 +1,9 @@
 // The relay's client protocol (docs/protocol.md): one WebSocket, JSON text frames for control
 // and PCM16 24 kHz mono binary frames for audio, both ways. Reconnects with backoff after a
-// drop, except when the relay said that reconnecting cannot help (auth, admin, limits).
+// drop, except when the relay said that reconnecting cannot help (auth, admin, limits). A lost
+// socket (no close frame) or a draining worker (1012) is resumed: the reconnect carries the
+// session's latest `resume_token` (docs/protocol.md, "Resuming a session") and gets the same
+// session, its conversation intact, on whichever worker answers.
 
 /** Close codes after which the page must not reconnect by itself (see docs/protocol.md). */
 export const NO_AUTO_RECONNECT = new Map([
@@ -9,7 +12,9 @@ export const NO_AUTO_RECONNECT = new Map([
   [4003, "Too many sessions are open (per user or in total)."],
   [4004, "The session reached its maximum length."],
   [4005, "The session was closed after being idle."],
+  [4007, "The daily budget is used up."],
   [4011, "The realtime service rejected the relay's credentials."],
+  [4015, "This conversation continued in another window or tab."],
 ]);
 
 /** Human-readable meaning of the other close codes. */
@@ -27,7 +32,21 @@ export const CLOSE_REASONS = new Map([
 ]);
 
 const BACKOFF_START_MS = 500;
-const BACKOFF_MAX_MS = 15000;
+const BACKOFF_MAX_MS = 8000; // 0.5, 1, 2, 4, 8, 8 … s (±25 %): several tries in a resume window
+
+/**
+ * Whether a close leaves the session resumable: the relay keeps it (`RELAY_RESUME_SECONDS`)
+ * when the socket was lost without a fatal error from the relay (1006: no close frame; 1001,
+ * 1005) or when its worker drained (1012, `server_restarting`). A connect the relay refused
+ * before the session was live (`opened` false: e.g. 4006, too many connects) ended nothing:
+ * the token is kept for the next try. After any other fatal error the relay ended the
+ * session: a reconnect starts a new one.
+ */
+export function resumable(code, error, opened = true) {
+  if (code === 1000) return false;
+  if (code === 1012 || !opened) return true;
+  return !(error && error.fatal);
+}
 
 export function relayUrl(path = "/realtime") {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
@@ -39,7 +58,7 @@ export function relayUrl(path = "/realtime") {
  *  - "state": {state: "connecting"|"open"|"reconnecting"|"closed", ...}
  *  - "message": a parsed JSON message from the relay
  *  - "audio": an ArrayBuffer of PCM16 reply audio
- *  - "closed": {code, reason, error, reconnectInMs, final}
+ *  - "closed": {code, reason, error, reconnectInMs, final, resuming}
  */
 export class RelayClient extends EventTarget {
   constructor(url = relayUrl()) {
@@ -52,6 +71,17 @@ export class RelayClient extends EventTarget {
     this.lastError = null; // the last {"type":"error"} message of the current socket
     this.stopped = true;
     this.reconnectAt = 0;
+    this.resumeToken = null; // the latest session_info's: a reconnect resumes with it
+    this.resuming = false; // the socket being opened carries the token
+    this.opened = false; // the current socket got `connected`
+  }
+
+  /** The URL of the next connect: with `?resume=TOKEN` while a lost session may be resumed. */
+  connectUrl() {
+    if (!this.resumeToken) return this.url;
+    const url = new URL(this.url, location.href);
+    url.searchParams.set("resume", this.resumeToken);
+    return url.toString();
   }
 
   connect() {
@@ -60,8 +90,10 @@ export class RelayClient extends EventTarget {
     this.timer = null;
     if (this.ws && this.ws.readyState <= WebSocket.OPEN) return;
     this.lastError = null;
+    this.resuming = Boolean(this.resumeToken);
+    this.opened = false;
     this._setState(this.attempt ? "reconnecting" : "connecting");
-    const ws = new WebSocket(this.url);
+    const ws = new WebSocket(this.connectUrl());
     ws.binaryType = "arraybuffer";
     ws.onmessage = (ev) => this._onMessage(ev);
     ws.onclose = (ev) => this._onClose(ws, ev);
@@ -112,7 +144,12 @@ export class RelayClient extends EventTarget {
     if (!msg || typeof msg.type !== "string") return;
     if (msg.type === "control" && msg.action === "connected") {
       this.attempt = 0;
+      this.opened = true;
       this._setState("open");
+    }
+    if (msg.type === "control" && msg.action === "session_info") {
+      // A token is single-use: this one (null when the relay does not resume) replaces it.
+      this.resumeToken = msg.resume_token || null;
     }
     if (msg.type === "error") this.lastError = msg;
     this.dispatchEvent(new CustomEvent("message", { detail: msg }));
@@ -131,6 +168,9 @@ export class RelayClient extends EventTarget {
       `The connection closed (code ${ev.code}).`;
     const final = this.stopped || authRequired || NO_AUTO_RECONNECT.has(ev.code);
     if (this.stopped) reason = "Disconnected.";
+    // The relay ended the session (or will never take this token): the next connect is new.
+    if (final || !resumable(ev.code, error, this.opened)) this.resumeToken = null;
+    const resuming = !final && Boolean(this.resumeToken);
     let reconnectInMs = null;
     if (!final) {
       const base = Math.min(BACKOFF_MAX_MS, BACKOFF_START_MS * 2 ** this.attempt);
@@ -144,7 +184,7 @@ export class RelayClient extends EventTarget {
     this._setState(final ? "closed" : "reconnecting", { waiting: !final });
     this.dispatchEvent(
       new CustomEvent("closed", {
-        detail: { code: ev.code, reason, error, authRequired, reconnectInMs, final },
+        detail: { code: ev.code, reason, error, authRequired, reconnectInMs, final, resuming },
       }),
     );
   }
