@@ -98,8 +98,9 @@ class AnswerClock:
         now = time.monotonic()
         self.audio_due = False
         if self.turn_end is not None:
-            self._audio = _ms(now - self.turn_end)
-            self._relay = round(max(0.0, now - received) * 1000, 3)
+            self._audio = audio = _ms(now - self.turn_end)
+            # A share of the wait: never more than it, whole milliseconds' rounding included.
+            self._relay = min(round(max(0.0, now - received) * 1000, 3), audio)
             self._measured = self._turn
 
     def text_written(self) -> None:
