@@ -105,6 +105,10 @@ class RealtimeSession(SessionCounterColumns):
     # The upstream sessions that served the conversation, once there was more than one
     # (realtime/session/renewal.py): [{"n", "id", "started_at", "ended_at", "ended"}, …].
     upstreams = models.JSONField(default=list, blank=True)
+    # Its answers' latency (realtime/session/latency.py), written with the heartbeats:
+    # {"connect_ms", "answers": [[first_audio, first_text, relay] ms, …] (the most recent 500),
+    #  "counts": {"first_audio": [answers per bucket of kernel.latency.BUCKETS_MS], …}}.
+    latency = models.JSONField(default=dict, blank=True)
 
     objects = RealtimeSessionQuerySet.as_manager()
 

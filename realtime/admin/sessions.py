@@ -16,6 +16,7 @@ from django.utils.html import format_html, format_html_join
 from realtime.admin.conversations import ACTIONS as CONVERSATION_ACTIONS
 from realtime.admin.conversations import ConversationAdminMixin
 from realtime.kernel import counters
+from realtime.kernel.latency import percentile
 from realtime.models import Note, RealtimeSession
 from realtime.ops import control, reaper
 from realtime.ops import runtime as relay_runtime
@@ -38,6 +39,83 @@ def _stale_cutoff() -> Any:
 def _format_ms(ms: int) -> str:
     seconds = ms // 1000
     return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def latency_summary(latency: dict[str, Any]) -> str:
+    """The Latency fieldset: the upstream connect, p50/p95 per figure, an inline SVG chart."""
+    connect = latency.get("connect_ms")
+    kept = latency.get("answers") or []
+    answers = [row for row in kept if isinstance(row, list) and len(row) == 3]
+    head = format_html(
+        "upstream connect: {}", f"{connect} ms" if isinstance(connect, int | float) else "–"
+    )
+    if not answers:
+        return format_html("{}; no timed answers yet", head)
+    columns = {name: [row[i] for row in answers if isinstance(row[i], int | float)]
+               for i, name in enumerate(LATENCY_FIGURES)}  # fmt: skip
+    cells = format_html_join(
+        "",
+        "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+        (
+            (label, len(values), _ms(percentile(values, 0.5)), _ms(percentile(values, 0.95)))
+            for label, values in zip(LATENCY_FIGURES.values(), columns.values(), strict=True)
+        ),
+    )
+    return format_html(
+        '{}; {} timed answer(s)<table id="latency-summary" style="margin-top:.5em"><thead><tr>'
+        "<th>from the end of the user's turn</th><th>answers</th><th>p50</th><th>p95</th>"
+        "</tr></thead><tbody>{}</tbody></table>{}",
+        head,
+        len(answers),
+        cells,
+        latency_chart(answers),
+    )
+
+
+LATENCY_FIGURES = {
+    "first_audio": "to the first reply audio",
+    "first_text": "to the first reply text",
+    "relay": "the relay's share of the first audio",
+}
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:g} ms"
+
+
+def latency_chart(answers: list[list[Any]], width: int = 480, height: int = 120) -> str:
+    """Time to first audio (blue) and first text (grey) per answer, as an inline SVG (no
+    script): one point per answer, oldest left; the scale's top is the largest figure."""
+    values = [v for row in answers for v in row[:2] if isinstance(v, int | float)]
+    top = max(values, default=0) or 1
+    step = width / max(1, len(answers) - 1)
+
+    def line(index: int, colour: str) -> str:
+        points = " ".join(
+            f"{i * step:.1f},{height - row[index] / top * height:.1f}"
+            for i, row in enumerate(answers)
+            if isinstance(row[index], int | float)
+        )
+        return format_html(
+            '<polyline fill="none" stroke="{}" stroke-width="1.5" points="{}"/>', colour, points
+        )
+
+    return format_html(
+        '<svg class="latency-chart" role="img" width="{}" height="{}" viewBox="-4 -14 {} {}" '
+        'style="display:block;margin-top:.5em"><title>time to first audio and text per answer'
+        '</title><text x="0" y="-4" font-size="10">{} ms</text>'
+        '<line x1="0" y1="{}" x2="{}" y2="{}" stroke="#ccc"/>{}{}</svg>',
+        width + 8,
+        height + 18,
+        width + 8,
+        height + 18,
+        f"{top:g}",
+        height,
+        width,
+        height,
+        line(1, "#999"),
+        line(0, "#1f5fbf"),
+    )
 
 
 @admin.register(RealtimeSession)
@@ -67,8 +145,9 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
     actions = ["terminate_sessions", "terminate_user_sessions", *CONVERSATION_ACTIONS]
     list_per_page = 50
     readonly_fields = [
-        *(field.name for field in RealtimeSession._meta.fields if field.name != "upstreams"),
+        *(f.name for f in RealtimeSession._meta.fields if f.name not in ("upstreams", "latency")),
         "upstream_sessions",
+        "answer_latency",
     ]
     fieldsets = (
         (None, {"fields": ("id", "status", "user", "provider", "model")}),
@@ -89,6 +168,7 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
             },
         ),
         ("Upstream", {"fields": ("upstream_sessions",)}),
+        ("Latency", {"fields": ("answer_latency",)}),
         ("Activity", {"fields": [c.column for c in counters.STORED]}),
     )
 
@@ -181,6 +261,12 @@ class RealtimeSessionAdmin(ConversationAdminMixin, admin.ModelAdmin):
             obj.upstream_recoveries,
             rows,
         )
+
+    @admin.display(description="answer latency")
+    def answer_latency(self, obj: RealtimeSession) -> str:
+        """p50/p95 of the session's answers (realtime/session/latency.py) and a chart of
+        each answer's time to first audio and text, oldest first."""
+        return latency_summary(obj.latency or {})
 
     @admin.display(description="tokens in/out")
     def tokens(self, obj: RealtimeSession) -> str:

@@ -20,6 +20,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from realtime.kernel.counters import USAGE_COLUMNS
+from realtime.kernel.latency import BUCKETS_MS, bucket_percentile
 from realtime.records.spreadsheets import safe_row
 
 SUMMED = USAGE_COLUMNS  # realtime.kernel.counters: the counters marked usage=True
@@ -41,6 +42,42 @@ def usage_rollup(*, start: date | None = None, end: date | None = None) -> Query
         .annotate(sessions=Count("id"), **{name: Sum(name) for name in SUMMED})
         .order_by("-day", "user__username")
     )
+
+
+def latency_by_day(*, start: date | None = None, end: date | None = None) -> list[dict[str, Any]]:
+    """Per UTC day (newest first): answers timed, and p50/p95 of the time to first audio and
+    to first text (ms). Read from each session row's per-bucket counts only (the database
+    extracts ``latency.counts``; the per-answer lists stay where they are), so the cost is one
+    small JSON per session, whatever the number of answers; the quantiles are interpolated
+    inside their bucket of ``BUCKETS_MS``, as Prometheus' ``histogram_quantile`` does."""
+    from realtime.models import RealtimeSession
+
+    rows = RealtimeSession.objects.exclude(latency={})
+    if start is not None:
+        rows = rows.filter(started_at__date__gte=start)
+    if end is not None:
+        rows = rows.filter(started_at__date__lte=end)
+    width = len(BUCKETS_MS) + 1
+    days: dict[date, dict[str, list[int]]] = {}
+    for day, counts in rows.annotate(day=TruncDate("started_at")).values_list(
+        "day", "latency__counts"
+    ):
+        summed = days.setdefault(day, {"first_audio": [0] * width, "first_text": [0] * width})
+        for name, row in (counts or {}).items():
+            if name in summed and isinstance(row, list) and len(row) == width:
+                summed[name] = [a + int(b) for a, b in zip(summed[name], row, strict=True)]
+    return [
+        {
+            "day": day,
+            "answers": max(sum(summed["first_audio"]), sum(summed["first_text"])),
+            **{
+                f"{name}_p{q}": bucket_percentile(summed[name], q / 100)
+                for name in ("first_audio", "first_text")
+                for q in (50, 95)
+            },
+        }
+        for day, summed in sorted(days.items(), reverse=True)
+    ]
 
 
 def _date(value: str | None) -> date | None:
@@ -69,6 +106,8 @@ def usage_view(request: HttpRequest) -> HttpResponse:
         "title": "Token usage per user and day",
         "rows": rows,
         "totals": totals,
+        "latency_days": latency_by_day(start=start, end=end),
+        "latency_buckets": ", ".join(str(b) for b in BUCKETS_MS),
         "start": start,
         "end": end,
         "may_export": request.user.has_perm("realtime.export_conversations"),

@@ -166,7 +166,7 @@ def _budget(budget: Budget) -> dict[str, Any]:
 
 
 def _answer_done(event: client.AnswerDone) -> str:
-    usage = event.usage
+    usage, latency = event.usage, event.latency
     return control(
         "response_done",
         id=event.response_id,
@@ -176,6 +176,11 @@ def _answer_done(event: client.AnswerDone) -> str:
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
             "total_tokens": usage.total_tokens,
+        },
+        latency_ms={
+            "first_audio": latency.first_audio,
+            "first_text": latency.first_text,
+            "relay": latency.relay,
         },
     )
 

@@ -18,7 +18,6 @@ import hmac
 import ipaddress
 import os
 import re
-import time
 import weakref
 from asyncio import TimerHandle, all_tasks, get_running_loop
 from typing import Any
@@ -39,6 +38,7 @@ from prometheus_client import multiprocess as prom_multiprocess
 
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.counters import COUNTERS, METRIC_FAMILIES, SessionCounters
+from realtime.kernel.latency import Latency
 
 FLUSH_INTERVAL_S = 5.0
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
@@ -67,8 +67,21 @@ CONNECT_SECONDS = Histogram(
 )
 REPLY_SECONDS = Histogram(
     "relay_reply_latency_seconds",
-    "From the end of user speech (speech_stopped) to the first reply audio sent to the client",
-    buckets=(0.1, 0.2, 0.3, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
+    "From the end of the user's turn (speech_stopped, commit or user_message) to the first "
+    "reply audio written to the client",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 5, 10),
+)
+REPLY_TEXT_SECONDS = Histogram(
+    "relay_reply_text_latency_seconds",
+    "From the end of the user's turn (speech_stopped, commit or user_message) to the first "
+    "reply text delta written to the client",
+    buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 5, 10),
+)
+REPLY_RELAY_SECONDS = Histogram(
+    "relay_reply_relay_seconds",
+    "The relay's own share of the first reply audio: upstream frame taken off the upstream "
+    "socket to the client frame written",
+    buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 UPSTREAM_ERRORS = Counter(
     "relay_upstream_errors", "Upstream error events, by the upstream's error code", ["code"]
@@ -166,14 +179,13 @@ def count_renewal_failure(reason: str) -> None:
 
 class SessionMeter:
     """One session's metric state. The session calls ``opened`` when it starts, ``live`` once
-    the upstream is configured, ``speech_stopped``/``reply_audio``/``turn_reset`` as turns go,
+    the upstream is configured, ``answer`` with each answer's latency,
     ``ended`` with its close reason and ``closed`` when it is released. Event-loop only."""
 
     __slots__ = (
         "__weakref__",
         "_last",
         "_open",
-        "_speech_stopped_at",
         "_timer",
         "reason",
         "stats",
@@ -182,7 +194,6 @@ class SessionMeter:
     def __init__(self, stats: SessionCounters) -> None:
         self.stats = stats
         self.reason: str | None = None
-        self._speech_stopped_at: float | None = None
         # What the counters held when the meter started (a resumed session's counters carry
         # on from its earlier connections: only what it adds here is counted).
         self._last = self._values()
@@ -200,18 +211,14 @@ class SessionMeter:
         if connect_ms is not None:
             CONNECT_SECONDS.observe(connect_ms / 1000)
 
-    def reply_audio(self) -> None:
-        """Reply audio went to the client: the first after speech stopped times the reply."""
-        if self._speech_stopped_at is not None:
-            REPLY_SECONDS.observe(time.monotonic() - self._speech_stopped_at)
-            self._speech_stopped_at = None
-
-    def speech_stopped(self) -> None:
-        self._speech_stopped_at = time.monotonic()
-
-    def turn_reset(self) -> None:
-        """New speech or an answer without audio: nothing left to time."""
-        self._speech_stopped_at = None
+    def answer(self, latency: Latency) -> None:
+        """One answer's latency (``realtime.session.latency``), once, when it ended."""
+        if latency.first_audio is not None:
+            REPLY_SECONDS.observe(latency.first_audio / 1000)
+        if latency.first_text is not None:
+            REPLY_TEXT_SECONDS.observe(latency.first_text / 1000)
+        if latency.relay is not None:
+            REPLY_RELAY_SECONDS.observe(latency.relay / 1000)
 
     def ended(self, reason: str) -> None:
         """The session's close reason (the first one given wins)."""

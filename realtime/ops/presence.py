@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -247,12 +247,18 @@ class Presence:
         self.channel_name = ""  # the connection serving the row (a resume elsewhere moves it)
         # The upstream sessions that served it, set by a renewal (session/renewal.py).
         self.upstreams: list[dict[str, Any]] = []
+        # Its answers' latency (session/latency.py): the row's ``latency`` column when changed.
+        self.latency: Callable[[], dict[str, Any] | None] | None = None
 
     def counters(self) -> dict[str, Any]:
         """The row's counter columns, and its list of upstream sessions once there is one."""
         columns: dict[str, Any] = self.stats.columns()
         if self.upstreams:
             columns["upstreams"] = self.upstreams
+        if self.latency is not None:
+            latency = self.latency()
+            if latency is not None:
+                columns["latency"] = latency
         return columns
 
     async def _call(self, func: Any, **kwargs: Any) -> bool:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from realtime.kernel.events import Usage
+from realtime.kernel.latency import NONE, Latency
 from realtime.tools import ToolNotice
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ class AnswerDone:
     status: str
     reason: str | None
     usage: Usage
+    latency: Latency = NONE  # from the end of the user's turn (realtime.session.latency)
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,7 @@ from realtime.session.answer_budget import AnswerBudget, Check
 from realtime.session.answers import Answers
 from realtime.session.client_events import ClientEvent
 from realtime.session.continuity import Continuity, binding_of
+from realtime.session.latency import AnswerClock
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker
 from realtime.session.ports import Admission, ClientPort, Roster
@@ -95,7 +96,9 @@ class RelaySession:
         self.connect_ms: int | None = None
         self.ready = asyncio.Event()
         self.meter = metrics.SessionMeter(self.counters)
+        self.clock = AnswerClock()  # each answer's latency (latency.py)
         self._presence = admitted.presence
+        self._presence.latency = self.clock.record  # the row's latency column, per heartbeat
         self._budget = admitted.budget  # budgets (realtime/guards/budgets.py): session_info
         self._on_heartbeat = on_heartbeat
         # user_message has its own rate (turn_taking.py); every other message shares this one
@@ -164,6 +167,7 @@ class RelaySession:
             tracker=self.tracker,
             outbox=self.outbox,
             reader=self.reader,
+            clock=self.clock,
         )
         self.tools = ToolTurns(
             tools=admitted.tools,
@@ -204,6 +208,9 @@ class RelaySession:
             tools=self.tools,
             renewal=self.watch,
             answer_counted=self._answer_counted,
+            clock=self.clock,
+            # The loop's clock: time.monotonic under asyncio's loops (daphne's too).
+            received=lambda: self.reader.last_frame,
             audio_scale=self._audio_scale,
         )
         self._handlers = self.events.handlers()
@@ -433,6 +440,7 @@ class RelaySession:
         )
         self.state = State.LIVE
         self.meter.live(self.connect_ms)
+        self.clock.connected(self.connect_ms)
         self.ready.set()
         self.renewal.started(self.upstream)  # the writer starts (audio may skip it)
         self.continuity.answer_done()  # the state a resume needs: from the start

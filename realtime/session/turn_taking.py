@@ -25,6 +25,7 @@ from realtime.records.conversation import Conversation
 from realtime.session import client_events as client
 from realtime.session.answers import Answers
 from realtime.session.client_events import ClientEvent
+from realtime.session.latency import AnswerClock
 from realtime.session.outbox import UpstreamOutbox
 from realtime.session.playback import AudioTracker, BargeIn, Interruption
 from realtime.session.ports import ClientPort
@@ -50,8 +51,10 @@ class TurnTaking:
         tracker: AudioTracker,
         outbox: UpstreamOutbox,
         reader: UpstreamReader,
+        clock: AnswerClock,
     ) -> None:
-        """``notify(event)``: tell the client without waiting (a task of the session)."""
+        """``notify(event)``: tell the client without waiting (a task of the session);
+        ``clock``: the answers' latency (a typed message or a commit ends the user's turn)."""
         self.id = session_id
         self.config = config
         self.upstream = upstream  # the session switches it (renewal)
@@ -64,6 +67,7 @@ class TurnTaking:
         self.tracker = tracker
         self.outbox = outbox
         self.reader = reader
+        self.clock = clock
         self.barge_in = BargeIn(wait_ms=config.playback_report_wait_ms, truncate=self.truncate)
         self.uncommitted_bytes = 0  # client audio since the last commit (manual turns)
         self.switching = False  # a renewal is replacing the upstream (renewal.py sets it)
@@ -72,6 +76,7 @@ class TurnTaking:
     # ---- the client's requests ---------------------------------------------------------------
 
     async def user_message(self, text: str) -> None:
+        received = time.monotonic()  # the user's turn ended when the message arrived
         if not self._rate.allow():
             await self.client_error(
                 "rate_limited",
@@ -86,6 +91,7 @@ class TurnTaking:
         frames = cut + self.upstream.user_text(text)
         if not self.ask_for_answer(frames):
             return
+        self.clock.turn_ended(received)
         self.counters.text_messages += 1
         self.conversation.add("user", "typed", text)
         self.history.user(text)
@@ -104,6 +110,7 @@ class TurnTaking:
         self.barge_in.playback(playback.item_id, playback.played_ms)
 
     async def commit(self) -> None:
+        received = time.monotonic()
         if self.config.turn_detection is not None:
             await self.client_error(
                 "commit_unavailable",
@@ -120,6 +127,7 @@ class TurnTaking:
             return
         if self.ask_for_answer(frames):
             self.uncommitted_bytes = 0
+            self.clock.turn_ended(received)
 
     # ---- answers: cut, ask, truncate ---------------------------------------------------------
 

@@ -44,6 +44,7 @@ from realtime.records.conversation import Conversation
 from realtime.session import client_events as client
 from realtime.session.answers import Answers
 from realtime.session.client_events import ClientEvent
+from realtime.session.latency import AnswerClock
 from realtime.session.playback import AudioTracker
 from realtime.session.ports import ClientPort
 from realtime.session.renewal_watch import BilledTime, RenewalWatch
@@ -74,11 +75,14 @@ class UpstreamEvents:
         tools: ToolTurns,
         renewal: RenewalWatch,
         answer_counted: Callable[[], None],
+        clock: AnswerClock,
+        received: Callable[[], float],
         audio_scale: int = 1,
     ) -> None:
         """``notify(event)``: tell the client without waiting; ``is_open()``: the session has
         not begun to end (no more notices then); ``answer_counted()``: an answer's usage was
-        counted (the daily budget is checked before anything more goes upstream)."""
+        counted (the daily budget is checked before anything more goes upstream); ``clock``: the
+        answers' latency; ``received()``: when the reader took the last upstream frame."""
         self.id = session_id
         self.upstream = upstream  # the session switches it (renewal)
         self.port = port
@@ -95,6 +99,8 @@ class UpstreamEvents:
         self.renewal = renewal  # when the user speaks: no renewal then
         self.billed = BilledTime()  # upstream seconds, added up over upstream sessions
         self.answer_counted = answer_counted
+        self.clock = clock
+        self.received = received
         # audio counted as PCM16 24 kHz bytes whatever the format (μ-law: ×6)
         self._audio_scale = audio_scale
 
@@ -152,13 +158,16 @@ class UpstreamEvents:
         counters = self.counters
         counters.audio_bytes_out += len(pcm) * self._audio_scale
         counters.frames_out += 1
-        self.meter.reply_audio()
         await self.port.send_audio(pcm)
+        if self.clock.audio_due:  # the first of an answer: its latency
+            self.clock.audio_written(self.received())
 
     async def _on_text_delta(self, event: TextDelta) -> None:
         self.conversation.answer_delta(event.part_id, event.delta)
         self.history.answer_delta(event.part_id, event.delta)
         await self.port.send_event(client.AnswerTextDelta(event.part_id, event.delta))
+        if self.clock.text_due:
+            self.clock.text_written()
 
     async def _on_text_done(self, event: TextDone) -> None:
         self.conversation.answer_done(event.part_id)
@@ -170,13 +179,13 @@ class UpstreamEvents:
 
     async def _on_speech_started(self, event: SpeechStarted) -> None:
         self.counters.speech_turns += 1
-        self.meter.turn_reset()
+        self.clock.speech()
         self.renewal.speech(True)
         await self.port.send_event(client.SpeechStarted())
         self.turns.cut_audio()
 
     async def _on_speech_stopped(self, event: SpeechStopped) -> None:
-        self.meter.speech_stopped()
+        self.clock.turn_ended()  # the user's turn ends: the answer's clock starts
         self.renewal.speech(False)
         await self.port.send_event(client.SpeechStopped())
 
@@ -206,9 +215,10 @@ class UpstreamEvents:
         wanted = self.answers.done()
         self.counters.add_usage(event.usage)
         self.answer_counted()  # the budget check holds the outbox: the next answer waits for it
-        self.meter.turn_reset()
+        latency = self.clock.answer_done()
+        self.meter.answer(latency)
         await self.port.send_event(
-            client.AnswerDone(event.response_id, event.status, event.reason, event.usage)
+            client.AnswerDone(event.response_id, event.status, event.reason, event.usage, latency)
         )
         if self.upstream.answers_block_requests:  # the answer is the tool turn (Realtime API)
             self.tools.turn_ended(cancelled=event.status == "cancelled")

@@ -40,12 +40,37 @@ class Plan:
     quiet_wait_s: float = 10.0  # per load point, at most, for other jobs on the machine to calm
     storm_clients: int = 200
     storm_rounds: int = 3
+    # CPU pinning (Linux sched_setaffinity): the relays on these cores, the simulator, the load
+    # generator and this process on those (None: the kernel places everything).
+    relay_cpus: set[int] | None = None
+    load_cpus: set[int] | None = None
+
+
+def parse_cpus(text: str) -> set[int]:
+    """A CPU list as taskset takes it: "2-7", "0,2,4-5"."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        cpus.update(range(int(low), int(high or low) + 1))
+    available = os.sched_getaffinity(0)
+    if not cpus or not cpus <= available:
+        raise ValueError(f"CPUs {sorted(cpus)} not all available (this process may use "
+                         f"{sorted(available)})")  # fmt: skip
+    return cpus
+
+
+def pin(pids: list[int], cpus: set[int] | None) -> None:
+    """Keep these processes on ``cpus`` (children they fork later inherit it)."""
+    if cpus:
+        for pid in pids:
+            os.sched_setaffinity(pid, cpus)
 
 
 PLANS = {
-    "full": Plan("full", [10, 25, 50, 75, 100, 150, 200, 300, 400], 6.0),
+    # 1, 50 and 100 sessions: the time-to-first-audio rows (report.FIRST_AUDIO_AT).
+    "full": Plan("full", [1, 10, 25, 50, 75, 100, 150, 200, 300, 400], 6.0),
     "quick": Plan(
-        "quick", [10, 50, 100, 200], 4.0, idle_sessions=50, greeting_samples=10, storm_rounds=1
+        "quick", [1, 10, 50, 100, 200], 4.0, idle_sessions=50, greeting_samples=10, storm_rounds=1
     ),
     "smoke": Plan(
         "smoke",
@@ -242,6 +267,12 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         contenders = [direct, bare, one, two, tools, live]
         log(f"simulator :{sim_port}; relays {ports}")
         pool = LoadGenPool(plan.loadgen_workers)
+        relay_processes = [*pids.values(), *relay_pids["daphne-2"]]
+        pin(relay_processes, plan.relay_cpus)
+        pin([sim_pid, os.getpid(), *pool.pids], plan.load_cpus)
+        if plan.relay_cpus or plan.load_cpus:
+            log(f"pinned: relays on CPUs {sorted(plan.relay_cpus or [])}, simulator and load "
+                f"on {sorted(plan.load_cpus or [])}")  # fmt: skip
         watch = {"simulator": sim_pid} | {f"loadgen{i}": p for i, p in enumerate(pool.pids)}
         log("connect → greeting …")
         greet = greetings([direct, bare, one], f"ws://{HOST}:{sim_port}", plan.greeting_samples)
@@ -273,7 +304,7 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         for suffix in ("", "-journal", "-wal", "-shm"):
             Path(f"{db}{suffix}").unlink(missing_ok=True)
     results: dict[str, Any] = {
-        "plan": plan.__dict__,
+        "plan": {k: sorted(v) if isinstance(v, set) else v for k, v in plan.__dict__.items()},
         "machine": machine(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(started)),
         "duration_s": round(time.time() - started, 1),
@@ -288,6 +319,7 @@ def run(plan: Plan, out_dir: Path, log: Any = print) -> dict[str, Any]:
         },
         "cpu_total_s": {k: round(v, 2) for k, v in totals.items()},
     }
+    results["first_audio"] = report.first_audio(results)
     results["targets"] = report.targets(results)
     (out_dir / "results.json").write_text(json.dumps(results, indent=1))
     (out_dir / "results.md").write_text(report.markdown(results))

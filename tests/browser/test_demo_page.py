@@ -92,7 +92,13 @@ def test_voice_turn(
     assert s["captureRate"] in (16000, 24000, 44100, 48000, 96000)
     assert s["samplesReceived"] >= s["playedSamples"] > 24000
     assert s["lastLatencyMs"] is not None and 0 < s["lastLatencyMs"] < 5000
-    assert page.locator("#latency").inner_text().endswith("ms")
+    # The relay's figures for the answer (response_done's latency_ms), shown and in data-*.
+    figures = [m for m in wire.received if m.get("action") == "response_done"][-1]["latency_ms"]
+    latency = page.locator("#latency")
+    assert latency.get_attribute("data-first-audio") == str(figures["first_audio"])
+    assert latency.get_attribute("data-relay") == str(figures["relay"])
+    assert f"{figures['first_audio']} ms to first audio" in latency.inner_text()
+    assert 0 <= figures["relay"] <= figures["first_audio"]
     assert "this turn" in page.locator("#usage").inner_text()
     if upstream_api == "realtime":
         assert s["lastUsage"]["total_tokens"] > 0

@@ -4,6 +4,7 @@ labelled lines, no audio file unless asked, help for --url, and a hint when logi
 from __future__ import annotations
 
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.management.commands.talk import tool_line
+from realtime.management.commands.talk import latency_line, tool_line
 
 from .conftest import ROOT, Served, serving
 
@@ -39,6 +40,12 @@ def test_talk_finds_the_relay_on_port_and_says_who_speaks(relay: Served, tmp_pat
     assert lines[0] == "relay: You are now connected to the realtime relay."
     assert lines[1] == "you: hello"
     assert lines[2] == "assistant: You said: hello. This is the simulator speaking."
+    # The answer's latency as the relay measured it (response_done's latency_ms).
+    assert re.fullmatch(
+        r"latency: first audio \d+ ms, first text \d+ ms, relay's share [\d.]+ ms "
+        r"\(from the end of your turn\)",
+        lines[3],
+    ), lines
     assert lines[-1].startswith("reply audio: ") and "not saved" in lines[-1]
     assert list(tmp_path.iterdir()) == []  # no reply.wav unless asked
 
@@ -94,6 +101,13 @@ def test_tool_lines_show_only_what_the_tool_allows() -> None:
     assert tool_line(shown) == 'tool: add_note {"text": "milk"} done → kept'
     long = tool_line({**hidden, "result": "x" * 1000})
     assert long.endswith("x…") and len(long) < 330
+
+
+def test_latency_lines_leave_out_what_does_not_apply() -> None:
+    text_only = {"first_audio": None, "first_text": 412, "relay": None}
+    assert latency_line(text_only) == "latency: first text 412 ms (from the end of your turn)"
+    assert latency_line({"first_audio": None, "first_text": None, "relay": None}) == ""
+    assert latency_line(None) == ""  # a relay without the extension
 
 
 def test_help_documents_url_and_out(tmp_path: Path) -> None:

@@ -64,6 +64,25 @@ def test_without_the_close_code_patch_daphne_refuses_them(redecide, monkeypatch,
 # ---- frame guard ------------------------------------------------------------------------------
 
 
+def test_messages_reach_the_application_with_or_without_message_listeners(redecide):
+    """The guard skips autobahn's "message" signal only when nobody listens to it."""
+    assert patching.install(fresh(redecide, daphne_guards.FRAME_GUARD))
+    connection = MemoryConnection()
+    connection.feed(b"\x01\x02" * 10)
+    connection.feed("héllo".encode(), binary=False)
+    assert connection.received() == [
+        {"type": "websocket.receive", "bytes": b"\x01\x02" * 10},
+        {"type": "websocket.receive", "text": "héllo"},
+    ]
+    heard = []
+    connection.protocol.on("message", lambda payload, is_binary: heard.append(payload))
+    connection.feed(b"abc")
+    assert connection.received() == [{"type": "websocket.receive", "bytes": b"abc"}]
+    assert heard == [b"abc"]  # a listener gets the signal as autobahn fires it
+    assert connection.protocol.message_data is None
+    connection.close()
+
+
 @pytest.mark.parametrize("binary", [True, False])
 def test_an_oversized_message_is_discarded_as_it_streams_and_reported(redecide, binary):
     assert patching.install(fresh(redecide, daphne_guards.FRAME_GUARD))

@@ -35,6 +35,10 @@ class Snapshot:
         ("relay_upstream_connect_seconds_count", {}),
         ("relay_reply_latency_seconds_count", {}),
         ("relay_reply_latency_seconds_sum", {}),
+        ("relay_reply_text_latency_seconds_count", {}),
+        ("relay_reply_text_latency_seconds_sum", {}),
+        ("relay_reply_relay_seconds_count", {}),
+        ("relay_reply_relay_seconds_sum", {}),
         ("relay_barge_ins_total", {}),
         ("relay_truncations_total", {}),
         ("relay_responses_total", {}),
@@ -165,10 +169,19 @@ async def test_metrics_follow_a_scripted_session_turn_barge_in_and_error(simulat
     done = client.of("control", "response_done")
     assert d["relay_responses_total"] == len(done) >= 2
     assert d["tokens"] == sum(m["usage"]["total_tokens"] for m in done) > 0
-    # The spoken turns were timed from speech_stopped to their first reply audio.
-    stopped = len(client.of("control", "speech_stopped"))
-    assert 1 <= d["relay_reply_latency_seconds_count"] <= stopped
-    assert 0 < d["relay_reply_latency_seconds_sum"] < 10 * d["relay_reply_latency_seconds_count"]
+    # Each answer to a turn (spoken: from speech_stopped; typed: from the user_message) was
+    # timed to its first reply audio and text, as the client was told in response_done.
+    figures = [m["latency_ms"] for m in done]
+    audio = [f["first_audio"] for f in figures if f["first_audio"] is not None]
+    text = [f["first_text"] for f in figures if f["first_text"] is not None]
+    relay = [f["relay"] for f in figures if f["relay"] is not None]
+    assert len(audio) >= 2 and len(relay) == len(audio) and len(text) >= 1
+    assert d["relay_reply_latency_seconds_count"] == len(audio)
+    assert d["relay_reply_latency_seconds_sum"] == pytest.approx(sum(audio) / 1000)
+    assert d["relay_reply_text_latency_seconds_count"] == len(text)
+    assert d["relay_reply_relay_seconds_count"] == len(relay)
+    assert d["relay_reply_relay_seconds_sum"] == pytest.approx(sum(relay) / 1000)
+    assert all(r < a for r, a in zip(relay, audio, strict=True))  # a share of the wait
 
 
 @pytest.mark.django_db(transaction=True)

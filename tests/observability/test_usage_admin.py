@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from realtime.admin.usage import usage_rollup
+from realtime.admin.usage import latency_by_day, usage_rollup
+from realtime.kernel.latency import BUCKETS_MS, bucket_of
 from realtime.models import RealtimeSession
 
 pytestmark = pytest.mark.django_db
@@ -96,3 +97,31 @@ def test_the_csv_export_makes_usernames_inert_for_spreadsheets(admin_client, dja
     users = sorted(row[1] for row in rows)
     assert users == sorted(["'-2+3", "'@SUM+1-1", "'=HYPERLINK(1)", "'+1", "'\tx", "'\rx", "plain"])
     assert all(row[0] == "2026-03-01" and row[3] == "1" for row in rows)
+
+
+def timed(*first_audio_ms: int) -> dict:
+    """A session row's latency column with these answers (text 20 ms before the audio)."""
+    counts = {"first_audio": [0] * (len(BUCKETS_MS) + 1), "first_text": [0] * (len(BUCKETS_MS) + 1)}
+    for ms in first_audio_ms:
+        counts["first_audio"][bucket_of(ms)] += 1
+        counts["first_text"][bucket_of(ms - 20)] += 1
+    answers = [[ms, ms - 20, 0.3] for ms in first_audio_ms]
+    return {"connect_ms": 40, "answers": answers, "counts": counts}
+
+
+def test_latency_per_day_adds_up_the_sessions_answers(usage, admin_client, django_user_model):
+    ann = django_user_model.objects.get(username="ann")
+    d1, d2 = date(2026, 3, 1), date(2026, 3, 2)
+    session(ann, d1, 8, latency=timed(*[280] * 10))
+    session(None, d1, 9, latency=timed(*[900] * 9, 4000))
+    session(ann, d2, 9, latency=timed(600))
+    rows = {r["day"]: r for r in latency_by_day()}
+    assert rows[d1]["answers"] == 20
+    assert 250 <= rows[d1]["first_audio_p50"] <= 300  # half the answers came within 300 ms
+    assert 800 <= rows[d1]["first_audio_p95"] <= 1000
+    assert 250 <= rows[d1]["first_text_p50"] <= 300
+    assert rows[d2]["answers"] == 1 and 500 <= rows[d2]["first_audio_p50"] <= 600
+    assert list(rows) == [d2, d1]  # newest first; days without timed answers are not listed
+    response = admin_client.get("/admin/usage/?start=2026-03-01&end=2026-03-01")
+    assert [r["answers"] for r in response.context["latency_days"]] == [20]
+    assert b"Answer latency per day" in response.content

@@ -11,6 +11,7 @@ import pytest
 from realtime.edge import protocol
 from realtime.guards.budgets import Budget, Limits, Usage
 from realtime.kernel import events
+from realtime.kernel.latency import Latency
 from realtime.session import client_events as client
 from realtime.tools import ToolNotice
 
@@ -105,12 +106,13 @@ ENCODED = [
         client.AnswerDone("resp_1", "cancelled", "turn_detected", TOKENS),
         '{"type":"control","action":"response_done","id":"resp_1","status":"cancelled",'
         '"reason":"turn_detected","usage":{"input_tokens":12,"output_tokens":30,'
-        '"total_tokens":42}}',
+        '"total_tokens":42},"latency_ms":{"first_audio":null,"first_text":null,"relay":null}}',
     ),
     (
-        client.AnswerDone("resp_2", "completed", None, events.Usage()),
+        client.AnswerDone("resp_2", "completed", None, events.Usage(), Latency(612, 580, 0.231)),
         '{"type":"control","action":"response_done","id":"resp_2","status":"completed",'
-        '"reason":null,"usage":{"input_tokens":0,"output_tokens":0,"total_tokens":0}}',
+        '"reason":null,"usage":{"input_tokens":0,"output_tokens":0,"total_tokens":0},'
+        '"latency_ms":{"first_audio":612,"first_text":580,"relay":0.231}}',
     ),
     (
         client.AnswerTruncated("item_B", 1234),

@@ -6,7 +6,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
@@ -24,6 +24,14 @@ class Command(BaseCommand):
         parser.add_argument("--seconds", type=float, help="streaming seconds per load point")
         parser.add_argument("--frames", help="comma-separated frame sizes in bytes (960,256)")
         parser.add_argument("--loadgen-workers", type=int, help="load generator processes")
+        parser.add_argument(
+            "--relay-cpus",
+            help="pin the relays to these CPUs, e.g. 0-3 (a machine with cores to spare: "
+            "docs/benchmark.md)",
+        )
+        parser.add_argument(
+            "--load-cpus", help="pin the simulator and the load generator to these CPUs, e.g. 4-7"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         from relay_loadtools.bench.runner import PLANS, run
@@ -38,6 +46,15 @@ class Command(BaseCommand):
             plan.frame_sizes = [int(x) for x in options["frames"].split(",")]
         if options["loadgen_workers"]:
             plan.loadgen_workers = options["loadgen_workers"]
+        from relay_loadtools.bench.runner import parse_cpus
+
+        try:
+            if options["relay_cpus"]:
+                plan.relay_cpus = parse_cpus(options["relay_cpus"])
+            if options["load_cpus"]:
+                plan.load_cpus = parse_cpus(options["load_cpus"])
+        except ValueError as exc:
+            raise CommandError(f"--relay-cpus/--load-cpus: {exc}") from None
         out = Path(options["out"])
 
         def log(line: str) -> None:

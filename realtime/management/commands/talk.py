@@ -375,8 +375,14 @@ class Command(BaseCommand):
             self.stdout.write(delta, ending="")
             self.stdout.flush()
             return
-        if kind == "control" and action in ("text_done", "response_done"):
+        if kind == "control" and action == "text_done":
             self._end_answer()
+            return
+        if kind == "control" and action == "response_done":
+            self._end_answer()
+            line = latency_line(message.get("latency_ms"))
+            if line:
+                self.stdout.write(line)
             return
         if kind == "transcription":
             self._end_answer()
@@ -411,3 +417,20 @@ class Command(BaseCommand):
             wav.setsampwidth(2)
             wav.setframerate(RATE)
             wav.writeframes(bytes(pcm))
+
+
+def latency_line(latency: Any) -> str:
+    """``response_done``'s ``latency_ms`` as one line (empty when no user turn was timed)."""
+    if not isinstance(latency, dict):
+        return ""
+    audio, text, relay = (latency.get(k) for k in ("first_audio", "first_text", "relay"))
+    if audio is None and text is None:
+        return ""
+    parts = []
+    if audio is not None:
+        parts.append(f"first audio {audio:g} ms")
+    if text is not None:
+        parts.append(f"first text {text:g} ms")
+    if relay is not None:
+        parts.append(f"relay's share {relay:g} ms")
+    return "latency: " + ", ".join(parts) + " (from the end of your turn)"

@@ -26,7 +26,8 @@ const stats = {
   transcriptionDeltas: 0,
   toolCalls: [], // [{call_id, name, status}] in order of arrival
   playbackReports: [], // [{item_id, played_ms}] as sent to the relay
-  lastLatencyMs: null,
+  lastLatencyMs: null, // measured here: speech_stopped/commit → first reply frame received
+  answerLatencies: [], // response_done's latency_ms, per answer (as the relay measured it)
   lastUsage: null,
   totalTokens: 0,
   captureRate: null,
@@ -475,7 +476,6 @@ function onAudio(buffer) {
   if (state.awaitingFirstAudio !== null) {
     stats.lastLatencyMs = Math.round(performance.now() - state.awaitingFirstAudio);
     state.awaitingFirstAudio = null;
-    ui.latency.textContent = `${stats.lastLatencyMs} ms`;
   }
   if (!player.enqueue(item, buffer)) stats.droppedSamples += samples;
 }
@@ -578,6 +578,22 @@ function onUpstreamRenewed(msg) {
   }
 }
 
+// The last answer's latency as the relay measured it (response_done's latency_ms extension):
+// from the end of the user's turn to the first reply audio and text; null where it does not apply.
+function showLatency(latency) {
+  if (!latency || (latency.first_audio == null && latency.first_text == null)) return;
+  stats.answerLatencies.push(latency);
+  const el = ui.latency;
+  for (const [key, value] of Object.entries(latency)) {
+    el.dataset[key.replace(/_(\w)/g, (_, c) => c.toUpperCase())] = value ?? "";
+  }
+  const parts = [];
+  if (latency.first_audio != null) parts.push(`${latency.first_audio} ms to first audio`);
+  if (latency.first_text != null) parts.push(`${latency.first_text} ms to first text`);
+  if (latency.relay != null) parts.push(`relay ${latency.relay} ms`);
+  el.textContent = parts.join(" · ");
+}
+
 function onResponseDone(msg) {
   for (const li of state.bubbles.values()) {
     if (li.classList.contains("assistant")) setPending(li, false);
@@ -590,6 +606,7 @@ function onResponseDone(msg) {
       `${u.input_tokens ?? 0} in / ${u.output_tokens ?? 0} out ` +
       `(${u.total_tokens ?? 0} this turn, ${stats.totalTokens} this page)`;
   }
+  showLatency(msg.latency_ms);
   if (msg.status && msg.status !== "completed") {
     const last = [...state.bubbles.values()].filter((li) => li.classList.contains("assistant"));
     const li = last[last.length - 1];
