@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from realtime.management.commands.talk import latency_line, tool_line
+from realtime.management.talk_io import latency_line, tool_line
 
 from .conftest import ROOT, Served, serving
 

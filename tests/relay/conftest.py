@@ -133,6 +133,6 @@ def relay_tasks() -> list[asyncio.Task[Any]]:
 
 
 def wav_pcm(name: str) -> bytes:
-    from realtime.management.commands.talk import read_wav_24k
+    from realtime.management.talk_io import read_wav_24k
 
     return read_wav_24k(FIXTURES / name)

@@ -6,14 +6,11 @@ reconnects with back-off and the session's latest ``resume_token`` (docs/protoco
 
 from __future__ import annotations
 
-import array
 import asyncio
 import json
 import os
 import random
-import sys
 import time
-import wave
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,11 +20,17 @@ from django.core.management.base import BaseCommand, CommandError
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from realtime.management.talk_io import (
+    RATE,
+    follow_up,
+    latency_line,
+    read_wav_24k,
+    save_wav,
+    tool_line,
+)
 from realtime.ops import runtime as relay_runtime
 
 FRAME_MS = 20
-RATE = 24000
-SHOWN_CHARS = 300  # a tool's arguments or result, on one line
 FOLLOW_UP_S = 1.0  # after an answer: how long a tool call or a next answer may take to show
 BACKOFF_START_S = 0.5  # reconnects: 0.5, 1, 2, 4, 8, 8 … s (±25 %)
 BACKOFF_MAX_S = 8.0
@@ -38,60 +41,6 @@ LOGIN_HINT = (
     "This relay requires a login: run again with --user NAME "
     "(password from $RELAY_PASSWORD or a prompt)"
 )
-
-
-def read_wav_24k(path: Path) -> bytes:
-    """PCM16 mono 24 kHz from a WAV file (mono/stereo, 16-bit, 24 or 48 kHz)."""
-    try:
-        with wave.open(str(path), "rb") as wav:
-            channels, width, rate = wav.getnchannels(), wav.getsampwidth(), wav.getframerate()
-            frames = wav.readframes(wav.getnframes())
-    except (OSError, wave.Error) as exc:
-        raise CommandError(f"cannot read {path}: {exc}") from None
-    if width != 2:
-        raise CommandError(f"{path}: only 16-bit PCM WAV files are supported")
-    samples = array.array("h", frames)
-    if sys.byteorder == "big":
-        samples.byteswap()
-    if channels == 2:
-        samples = array.array(
-            "h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2], strict=False))
-        )
-    elif channels != 1:
-        raise CommandError(f"{path}: only mono or stereo WAV files are supported")
-    if rate == 48000:
-        samples = array.array(
-            "h", ((a + b) // 2 for a, b in zip(samples[::2], samples[1::2], strict=False))
-        )
-    elif rate != RATE:
-        raise CommandError(f"{path}: sample rate {rate} Hz; use 24 kHz or 48 kHz")
-    if sys.byteorder == "big":
-        samples.byteswap()
-    return samples.tobytes()
-
-
-def _follow_up(message: dict) -> bool:
-    """Another answer is coming: a tool runs, or the model started answering again."""
-    return message.get("type") == "tool_call" or message.get("action") == "response_started"
-
-
-def _shown(value: Any) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 1] + "…"
-
-
-def tool_line(message: dict[str, Any]) -> str:
-    """``tool: NAME [ARGUMENTS] STATUS [→ RESULT]``: the arguments and the result only where
-    the tool lets the client see them (``show_arguments``/``show_result``), the error's kind
-    on an error."""
-    parts = ["tool:", str(message.get("name"))]
-    if "arguments" in message:
-        parts.append(_shown(message["arguments"]))
-    status = str(message.get("status"))
-    parts.append(f"{status}: {message['error']}" if message.get("error") else status)
-    if "result" in message:
-        parts += ["→", _shown(message["result"])]
-    return " ".join(parts)
 
 
 class Lost(Exception):
@@ -205,7 +154,7 @@ class Command(BaseCommand):
         self._end_answer()
         seconds = len(reply) / 48000
         if options["out"] is not None:
-            self._save(options["out"], reply)
+            save_wav(options["out"], reply)
             where = f"→ {options['out']}"
         else:
             where = "(not saved: --out FILE.wav keeps it)"
@@ -336,7 +285,7 @@ class Command(BaseCommand):
         while True:
             try:
                 async with asyncio.timeout(FOLLOW_UP_S):
-                    await self._wait(ws, _follow_up, reply, timeout)
+                    await self._wait(ws, follow_up, reply, timeout)
             except TimeoutError:
                 return
             await self._until(ws, "response_done", reply, timeout)
@@ -409,28 +358,3 @@ class Command(BaseCommand):
         if self._speaking is not None:
             self.stdout.write("")
             self._speaking = None
-
-    @staticmethod
-    def _save(path: Path, pcm: bytearray) -> None:
-        with wave.open(str(path), "wb") as wav:
-            wav.setnchannels(1)
-            wav.setsampwidth(2)
-            wav.setframerate(RATE)
-            wav.writeframes(bytes(pcm))
-
-
-def latency_line(latency: Any) -> str:
-    """``response_done``'s ``latency_ms`` as one line (empty when no user turn was timed)."""
-    if not isinstance(latency, dict):
-        return ""
-    audio, text, relay = (latency.get(k) for k in ("first_audio", "first_text", "relay"))
-    if audio is None and text is None:
-        return ""
-    parts = []
-    if audio is not None:
-        parts.append(f"first audio {audio:g} ms")
-    if text is not None:
-        parts.append(f"first text {text:g} ms")
-    if relay is not None:
-        parts.append(f"relay's share {relay:g} ms")
-    return "latency: " + ", ".join(parts) + " (from the end of your turn)"
