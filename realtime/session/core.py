@@ -1,26 +1,19 @@
 """RelaySession: one client's conversation with one upstream session, whatever the socket.
 
-The session owns the upstream adapter, the outbox and every task it starts, and holds the
-collaborators that do the work (docs/architecture.md, "Why the session core is shaped this
-way"): the answer state (``answers.py``), the reader (``reader.py``), turn-taking on the
-client's requests (``turn_taking.py``), what each upstream event means (``upstream_events.py``),
-the tool turns (``tool_turns.py``), the daily budget checked after every answer
-(``answer_budget.py``), the renewal of the upstream session and its writer (``renewal.py``,
-``renewal_watch.py``, ``writer.py``) and its tasks (``tasks.py``: one that fails ends the
-session). It talks to its client through a ``ClientPort`` in neutral terms (``client_events``:
-speech started, an answer's text, an error…; reply audio as bytes; close with a code), which
-each edge encodes for its client (the WebSocket consumer: the browser protocol). Lifecycle:
+The session owns the upstream adapter, the outbox and every task it starts, and the
+collaborators that do the work, built and wired by ``assembly.py`` (docs/architecture.md, "Why
+the session core is shaped this way"): answer state, reader, turn-taking, upstream events, tool
+turns, the budget checked after every answer, renewal and its writer, continuity (resume); a
+task that fails ends the session (``tasks.py``). It talks to its client through a
+``ClientPort`` in neutral terms (``client_events``), which each edge encodes. Lifecycle:
 
     connecting ──(upstream configured: greeting)──▶ live ──end()──▶ ending ──▶ closed
          └──────────────────────── end() / close() ───────────────────────────┘
                                                      └─detach()─▶ (waits for a resume)
 
-``end(ending)`` tells the client why (error message + close code) and closes; ``close()``
-releases everything, once, on every path (client gone, upstream gone, error, terminate,
-drain). ``detach()`` releases the same way but leaves the session resumable (the client's
-socket was lost without a clean close, or the worker drains: ``continuity.py``). Two tasks do
-the I/O: the reader (open the upstream, then read and handle its events) and the writer (the
-only sender upstream, so order is kept).
+``end(ending)`` tells the client why (error + close code) and closes; ``close()`` releases
+everything, once, on every path; ``detach()`` releases the same way but leaves the session
+resumable (a socket lost without a clean close, or the worker drains: ``continuity.py``).
 """
 
 from __future__ import annotations
@@ -36,26 +29,16 @@ from realtime.guards import session_limits as limits
 from realtime.kernel import commands, endings
 from realtime.kernel.counters import BYTES_PER_MS
 from realtime.kernel.endings import Ending, SessionEnded
-from realtime.kernel.history import History
 from realtime.ops import metrics
 from realtime.session import client_events as client
-from realtime.session.answer_budget import AnswerBudget, Check
-from realtime.session.answers import Answers
+from realtime.session.answer_budget import Check
+from realtime.session.assembly import Hooks, Shared, assemble
 from realtime.session.client_events import ClientEvent
-from realtime.session.continuity import Continuity, binding_of
 from realtime.session.latency import AnswerClock
-from realtime.session.outbox import UpstreamOutbox
-from realtime.session.playback import AudioTracker
 from realtime.session.ports import Admission, ClientPort, Roster
-from realtime.session.reader import UpstreamReader
-from realtime.session.renewal import Renewal
-from realtime.session.renewal_watch import RenewalWatch
 from realtime.session.states import OPEN, State
 from realtime.session.tasks import SessionTasks
-from realtime.session.tool_turns import ToolTurns
-from realtime.session.turn_taking import TurnTaking
-from realtime.session.upstream_events import UpstreamEvents
-from realtime.upstream import UpstreamAdapter, adapter_for
+from realtime.upstream import UpstreamAdapter
 
 if TYPE_CHECKING:
     from realtime.ops.resume_store import ResumeStore
@@ -109,129 +92,50 @@ class RelaySession:
         self.tasks = SessionTasks(session_id=self.id, end=self.end)
         self._spawn = self.tasks.spawn
 
-        # The collaborators (docs/architecture.md, "Why the session core is shaped this way"):
-        # each is given what it uses; the session wires them and owns their lifetimes.
-        upstream = adapter_for(config, clients, admitted.tools)
-        self.outbox = UpstreamOutbox(
-            coalesce_ms=config.audio_coalesce_ms,
-            encode_audio=upstream.audio_frame,
-            on_dropped=self._audio_dropped,
-            bytes_per_ms=config.audio_bytes_per_ms,
-        )
         # Audio is counted as its duration in PCM16 24 kHz bytes whatever the edge's format
         # (the counters' columns are milliseconds: kernel/counters.py), so μ-law counts ×6.
         self._audio_scale = BYTES_PER_MS // config.audio_bytes_per_ms
-        self.history = History()  # the conversation as the model knows it (renewal replays it)
         carried = admitted.carried  # a resumed session: what its earlier connections left
-        if carried is not None:
-            self.history.restore(carried.snapshot)
         self.resumed = carried is not None
         self._resume_refused = admitted.resume_refused
         self.detaching = False
-        self.continuity = Continuity(
-            session_id=self.id,
-            config=config,
-            store=resume_store,
-            binding=binding_of(admitted.user),
-            owner=admitted.channel_name,
-            history=self.history,
-            counters=self.counters,
-            started_at=carried.started_at if carried is not None else time.time(),
-            spawn=self._spawn,
-        )
-        self.budget = AnswerBudget(
-            session_id=self.id,
-            check=answer_budget,
-            counters=self.counters,
-            outbox=self.outbox,
-            timeout_s=config.heartbeat_seconds,
-            live=lambda: self.state is State.LIVE,
-            spawn=self._spawn,
-            end=self.end,
-        )
-        self.answers = Answers()  # active, awaited, wanted, cancelled
-        self.tracker = AudioTracker(config.audio_bytes_per_ms)  # the audio the client plays
-        self.reader = UpstreamReader(
-            upstream=upstream, answers=self.answers, stall_s=config.stall_timeout_s
-        )
-        self.turns = TurnTaking(
-            session_id=self.id,
-            config=config,
-            upstream=upstream,
-            port=port,
-            notify=self._send_soon,
-            counters=self.counters,
-            conversation=self.conversation,
-            history=self.history,
-            answers=self.answers,
-            tracker=self.tracker,
-            outbox=self.outbox,
-            reader=self.reader,
-            clock=self.clock,
-        )
-        self.tools = ToolTurns(
-            tools=admitted.tools,
-            upstream=upstream,
-            counters=self.counters,
-            runner_options={
-                "user": admitted.user,
-                "session_id": self.id,
-                "config": config,
-                "default_timeout": config.tool_timeout_s,
-            },
-            send=self.turns.ask_for_answer,
-            notify=lambda notice: self.events.tool_notice(notice),
-            history=self.history,
-            spawn=self._spawn,
-        )
-        self.watch = RenewalWatch(
-            config=config,
-            answers=self.answers,
-            turns=self.turns,
-            tools=self.tools,
-            tracker=self.tracker,
-            reader=self.reader,
-        )
-        self.events = UpstreamEvents(
-            session_id=self.id,
-            upstream=upstream,
-            port=port,
-            notify=self._send_soon,
-            is_open=lambda: self.state in OPEN,
-            counters=self.counters,
-            conversation=self.conversation,
-            meter=self.meter,
-            history=self.history,
-            answers=self.answers,
-            tracker=self.tracker,
-            turns=self.turns,
-            tools=self.tools,
-            renewal=self.watch,
-            answer_counted=self._answer_counted,
-            clock=self.clock,
-            # The loop's clock: time.monotonic under asyncio's loops (daphne's too).
-            received=lambda: self.reader.last_frame,
-            audio_scale=self._audio_scale,
-        )
-        self._handlers = self.events.handlers()
-        self.upstream = upstream
-        self.renewal = Renewal(
-            session_id=self.id,
-            config=config,
+
+        # The collaborators (docs/architecture.md, "Why the session core is shaped this way"),
+        # built and wired by assembly.py; the session owns their lifetimes.
+        parts = assemble(
+            Shared(
+                session_id=self.id,
+                config=config,
+                port=port,
+                counters=self.counters,
+                conversation=self.conversation,
+                meter=self.meter,
+                clock=self.clock,
+                presence=self._presence,
+                audio_scale=self._audio_scale,
+            ),
+            admitted=admitted,
             clients=clients,
-            switch=lambda adapter: setattr(self, "upstream", adapter),  # the property below
-            watch=self.watch,
-            reader=self.reader,
-            outbox=self.outbox,
-            history=self.history,
-            turns=self.turns,
-            events=self.events,
-            counters=self.counters,
-            port=port,
-            presence=self._presence,
-            spawn=self._spawn,
-            live=lambda: self.state is State.LIVE,
+            answer_budget=answer_budget,
+            resume_store=resume_store,
+            started_at=carried.started_at if carried is not None else time.time(),
+            hooks=Hooks(
+                spawn=self._spawn,
+                end=self.end,
+                notify=self._send_soon,
+                live=lambda: self.state is State.LIVE,
+                is_open=lambda: self.state in OPEN,
+                audio_dropped=self._audio_dropped,
+                answer_counted=self._answer_counted,
+                switch=lambda adapter: setattr(self, "upstream", adapter),  # the property below
+            ),
         )
+        self.outbox, self.history, self.continuity = parts.outbox, parts.history, parts.continuity
+        self.budget, self.answers, self.tracker = parts.budget, parts.answers, parts.tracker
+        self.reader, self.turns, self.tools = parts.reader, parts.turns, parts.tools
+        self.watch, self.events, self.renewal = parts.watch, parts.events, parts.renewal
+        self._handlers = self.events.handlers()
+        self.upstream = parts.upstream
 
     @property
     def upstream(self) -> UpstreamAdapter:
@@ -264,7 +168,7 @@ class RelaySession:
                 config=self.config,
                 elapsed_s=self.continuity.elapsed_s,  # a resumed session's earlier connections
                 last_activity=lambda: self._last_activity,
-                warn=self._warn_session_ending,
+                warn=lambda left: self.port.send_event(client.SessionEnding(left)),
                 end=self.end,
             ),
             "clock",
@@ -435,9 +339,8 @@ class RelaySession:
             await self.port.send_event(
                 client.Error(endings.RESUME_UNAVAILABLE, self._resume_refused)
             )
-        log.info(
-            "session %s: live on %s after %d ms", self.id, config.provider_label, self.connect_ms
-        )
+        log.info("session %s: live on %s after %d ms", self.id, config.provider_label,
+                 self.connect_ms)  # fmt: skip
         self.state = State.LIVE
         self.meter.live(self.connect_ms)
         self.clock.connected(self.connect_ms)
@@ -457,9 +360,6 @@ class RelaySession:
         await self.continuity.beat()
         if self._on_heartbeat is not None:
             await self._on_heartbeat()
-
-    async def _warn_session_ending(self, seconds_left: int) -> None:
-        await self.port.send_event(client.SessionEnding(seconds_left))
 
     def _send_soon(self, event: ClientEvent) -> None:
         self._spawn(self.port.send_event(event), "notice")
