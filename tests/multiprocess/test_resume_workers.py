@@ -91,6 +91,20 @@ def until_row(db_path, session_id: str, predicate, timeout: float = 15) -> dict:
     return row_of(db_path, session_id)
 
 
+def until_saved(deployment, session_id: str, words: str, timeout: float = 15) -> None:
+    """Wait until the session's resume state in Redis holds ``words``."""
+    import time
+
+    import redis
+
+    key = f"{deployment.env['REDIS_CHANNEL_PREFIX']}-resume:state:{session_id}"
+    deadline = time.monotonic() + timeout
+    with redis.Redis.from_url(deployment.env["REDIS_URL"]) as r:
+        while words.encode() not in (r.get(key) or b""):
+            assert time.monotonic() < deadline, f"no saved state with {words!r} at {key}"
+            time.sleep(0.05)
+
+
 async def a_conversation(port: int) -> Session:
     session = await Session.open(port)
     assert session.info["resumed"] is False and session.info["resume_token"]
@@ -106,8 +120,9 @@ async def resumed_on(port: int, first: Session, pid: int, db_path) -> Session:
     assert second.info["session_id"] == first.info["session_id"]
     assert second.info["resumed"] is True
     assert (await second.ask("what did I say")).startswith(RECALL)
-    row = row_of(db_path, first.info["session_id"])
-    assert row["worker_id"].endswith(f":{pid}") and row["status"] == "live"
+    # the row is written by the session's presence task: wait for it, do not race it
+    row = until_row(db_path, first.info["session_id"], lambda r: r["status"] == "live")
+    assert row["worker_id"].endswith(f":{pid}")
     assert row["resumes"] == 1
     return second
 
@@ -156,6 +171,9 @@ async def test_a_session_is_rebuilt_from_redis_after_its_worker_was_killed(deplo
     worker_a, port_a = deployment.start_worker()
     worker_b, port_b = deployment.start_worker()
     first = await a_conversation(port_a)
+    # the state is written in the background at each answer's end: a SIGKILL before that
+    # write lands loses the answer (documented); the test kills once it has landed
+    await asyncio.to_thread(until_saved, deployment, first.info["session_id"], "my name is Ada")
     worker_a.send_signal(signal.SIGKILL)
     await asyncio.to_thread(worker_a.wait, 10)
     second = await resumed_on(port_b, first, worker_b.pid, deployment.db_path)
