@@ -107,7 +107,11 @@ def test_the_compose_commands_run_here_against_postgres_and_redis():
         wait_port(port, proc)
         import httpx
 
-        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", headers={"Host": "localhost"})
+        # a generous deadline: the first request of a fresh worker loads Django and connects
+        # to PostgreSQL and Redis, slow on a loaded machine (httpx's default is 5 s)
+        ready = httpx.get(
+            f"http://127.0.0.1:{port}/readyz", headers={"Host": "localhost"}, timeout=60
+        )
         assert ready.status_code == 200, ready.text
         assert ready.json()["checks"]["database"] == "ok"
         assert ready.json()["checks"]["channel_layer"] == "ok"
