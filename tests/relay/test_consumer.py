@@ -339,7 +339,7 @@ async def test_a_wake_up_asked_for_while_due_events_are_handled_does_not_break_t
         lambda config, clients, tools=None: WakingAdapter(config, clients, tools)
         if config.api == "realtime" else real(config, clients, tools),
     )  # fmt: skip
-    monkeypatch.setattr("realtime.session.core.adapter_for", upstream_module.adapter_for)
+    monkeypatch.setattr("realtime.session.assembly.adapter_for", upstream_module.adapter_for)
     client = Client()
     await client.connect()
     await client.send_json({"type": "user_message", "text": "still answering?"})
