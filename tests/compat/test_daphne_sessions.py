@@ -524,7 +524,7 @@ async def test_which_path_served_the_sessions_and_what_was_logged(upstream, rela
     client = DaphneClient(served.port)
     await client.connect()
     await client.send_audio(wav_pcm("hello_24k.wav") + SILENCE_1S)
-    await client.until(action="speech_started")
+    await client.until(action="speech_started", timeout=30)  # a deadline: slow under load
     await client.close()
     other = "asgi" if path == "fast" else "fast"
     assert served.metric("relay_daphne_connections_total", path=path) >= 1
