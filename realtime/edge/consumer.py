@@ -16,15 +16,14 @@ from typing import Any
 from channels.exceptions import StopConsumer
 
 from realtime.compat import daphne_fastpath, daphne_guards
-from realtime.compat.consumer import DirectWebsocketConsumer
 from realtime.edge import admission, protocol
+from realtime.edge.session_edge import SessionEdgeConsumer
 from realtime.guards import budgets
 from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.ops import metrics
 from realtime.ops import runtime as relay_runtime
-from realtime.ops.control import SESSIONS_GROUP
 from realtime.session import client_events as client
 from realtime.session.client_events import ClientEvent
 from realtime.session.core import RelaySession
@@ -32,9 +31,7 @@ from realtime.session.core import RelaySession
 log = logging.getLogger("realtime.session")
 
 
-class RealtimeConsumer(DirectWebsocketConsumer):
-    groups = [SESSIONS_GROUP]  # broadcasts to every session on every worker
-    session: RelaySession | None = None
+class RealtimeConsumer(SessionEdgeConsumer):
     fast: daphne_fastpath.FastFrames | None = None  # under daphne: the per-frame fast path
     config: RelayConfig
     extension_messages: protocol.ExtensionParser | None = None
@@ -157,18 +154,3 @@ class RealtimeConsumer(DirectWebsocketConsumer):
             await self.close(ending.close_code)
         except Exception:  # the client may already be gone
             pass
-
-    async def handler_failed(self, message: dict[str, Any]) -> None:
-        log.exception("session %s: unexpected error in %s", self._session_id, message["type"])
-        if self.session is not None:
-            await self.session.end(endings.INTERNAL_ERROR)
-        else:
-            await self.refuse(endings.INTERNAL_ERROR)
-
-    async def cleanup(self) -> None:
-        if self.session is not None:
-            await self.session.close()
-
-    @property
-    def _session_id(self) -> Any:
-        return self.session.id if self.session is not None else "-"

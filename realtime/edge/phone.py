@@ -28,16 +28,15 @@ from typing import Any
 
 from channels.exceptions import StopConsumer
 
-from realtime.compat.consumer import DirectWebsocketConsumer
 from realtime.edge import admission
 from realtime.edge import twilio_voice as wire
+from realtime.edge.session_edge import SessionEdgeConsumer
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import budgets
 from realtime.kernel import commands, endings
 from realtime.kernel.endings import Ending, SessionEnded
 from realtime.ops import metrics
 from realtime.ops import runtime as relay_runtime
-from realtime.ops.control import SESSIONS_GROUP
 from realtime.session import client_events as client
 from realtime.session.client_events import ClientEvent
 from realtime.session.core import RelaySession
@@ -48,9 +47,7 @@ MARK_EVERY_BYTES = 800  # a mark every 100 ms of reply audio (μ-law: 8 bytes a 
 MAX_TEXT_BYTES = 64 * 1024  # a media message is ~300 bytes; anything far larger is not Twilio
 
 
-class PhoneConsumer(DirectWebsocketConsumer):
-    groups = [SESSIONS_GROUP]  # an administrator's terminate reaches calls too
-    session: RelaySession | None = None
+class PhoneConsumer(SessionEdgeConsumer):
     stream_sid = ""
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
@@ -272,19 +269,7 @@ class PhoneConsumer(DirectWebsocketConsumer):
         except Exception:  # Twilio may already be gone
             pass
 
-    async def handler_failed(self, message: dict[str, Any]) -> None:
-        log.exception("session %s: unexpected error in %s", self._session_id, message["type"])
-        if self.session is not None:
-            await self.session.end(endings.INTERNAL_ERROR)
-        else:
-            await self.refuse(endings.INTERNAL_ERROR)
-
     async def cleanup(self) -> None:
         for report in list(getattr(self, "_reports", ())):
             report.cancel()
-        if self.session is not None:
-            await self.session.close()
-
-    @property
-    def _session_id(self) -> Any:
-        return self.session.id if self.session is not None else "-"
+        await super().cleanup()
