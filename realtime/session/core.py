@@ -224,11 +224,11 @@ class RelaySession:
         await self.turns.client_error(code, message)
 
     async def drain(self) -> None:
-        """The worker is shutting down (the roster drains its sessions): the client is told
-        1012 and, when it may resume elsewhere, the session detaches instead of ending."""
+        """SIGTERM: the client is told 1012; a session that may resume detaches first (state
+        and row kept), so that a client resuming at once on another worker finds it whole."""
         if self._may_detach():
-            await self._tell(endings.SERVER_RESTARTING)
             await self.detach(endings.SERVER_RESTARTING)
+            await self._tell(endings.SERVER_RESTARTING)
         else:
             await self.end(endings.SERVER_RESTARTING)
 

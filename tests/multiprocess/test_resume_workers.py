@@ -193,8 +193,9 @@ async def test_a_sigterm_loses_no_conversation(deployment):
     assert first.errors[-1]["code"] == "server_restarting"
     await first.ws.wait_closed()
     assert first.ws.close_code == 1012
-    assert await asyncio.to_thread(worker_a.wait, 15) == 0
+    # the session was kept (state, row) before its client heard 1012
     row = row_of(deployment.db_path, first.info["session_id"])
-    assert row["status"] == "detached"
+    assert row["status"] == "detached", deployment.output(port_a)[-4000:]
+    assert await asyncio.to_thread(worker_a.wait, 15) == 0
     second = await resumed_on(port_b, first, worker_b.pid, deployment.db_path)
     await second.close()
