@@ -23,12 +23,12 @@ from realtime.ops.runtime import Runtime, installed
 from realtime_simulator import Simulator
 from tests.databases import Templates, drop_postgres_templates, run_directory
 
-# Modules whose tests share a module-scoped relay, browser or build: pytest-xdist runs each of
+# Modules (or packages) whose tests share a relay, browser or build: pytest-xdist runs each of
 # them whole on one worker (``xdist_group``); every other test is handed out on its own.
 SHARED_SETUP = (
     "tests/browser/",
     "tests/cli/test_talk.py",
-    "tests/compat/test_daphne_sessions.py",
+    "tests/compat/daphne/",
     "tests/test_installed_copy.py",
 )
 # The longest work first, so that no worker is still busy with one long test when the others
@@ -42,7 +42,7 @@ LONGEST_FIRST = (
     "tests/test_bench_smoke.py",
     "tests/browser/test_demo_page.py",
     "tests/cli/test_talk.py",
-    "tests/compat/test_daphne_sessions.py",
+    "tests/compat/daphne/",
     "tests/security/test_soak_smoke.py",
     "tests/records/test_purge.py",
 )
@@ -55,8 +55,9 @@ def _relative(item: pytest.Item) -> str:
 def _rank(item: pytest.Item) -> int:
     path = _relative(item)
     slow = item.get_closest_marker("slow") is not None
-    if slow and path in LONGEST_FIRST:
-        return LONGEST_FIRST.index(path)
+    for rank, prefix in enumerate(LONGEST_FIRST if slow else ()):
+        if path.startswith(prefix):
+            return rank
     return len(LONGEST_FIRST) + (0 if slow else 1)
 
 
@@ -66,8 +67,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = _relative(item)
         if path.startswith("tests/browser/") or item.get_closest_marker("multiprocess"):
             item.add_marker(pytest.mark.slow)
-        if path.startswith(SHARED_SETUP):
-            item.add_marker(pytest.mark.xdist_group(path))
+        for prefix in SHARED_SETUP:  # a module, or a package sharing its fixtures
+            if path.startswith(prefix):
+                item.add_marker(pytest.mark.xdist_group(prefix))
 
 
 class _LongestFirst:

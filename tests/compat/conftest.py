@@ -23,3 +23,8 @@ def fresh(redecide: list[patching.Patch], patch: patching.Patch) -> patching.Pat
     patching.reset(patch.name)
     redecide.append(patch)
     return patch
+
+
+def warnings_of(caplog) -> list[str]:
+    """What the patches logged (one warning per patch left off)."""
+    return [r.getMessage() for r in caplog.records if r.name == "realtime.compat"]
