@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
@@ -93,14 +94,30 @@ for n in range(10):
         for i in range(1, 3011))
 """
 COUNT = "from realtime.models import ConversationEntry as E; print(E.objects.count())"
+# `manage.py purge_transcripts` in a process that sets Django up first, says it is ready
+# (a file beside the `go` file) and waits for `go`: the four purges then start together,
+# not one Django start-up apart (on a loaded machine the first one could finish alone).
+RACER = """
+import os, sys, time
+import django
+django.setup()
+from django.core.management import call_command
+from realtime.management.commands import purge_transcripts  # imported before the start
+go = sys.argv[1]
+open(f"{go}.{os.getpid()}", "w").close()
+while not os.path.exists(go):
+    time.sleep(0.005)
+call_command("purge_transcripts", "--batch-size", "100")
+"""
 
 
 @pytest.mark.slow  # four purge processes racing on 30,000 rows
-def test_every_worker_purging_at_once_deletes_each_entry_once(database_url: str):
+def test_every_worker_purging_at_once_deletes_each_entry_once(database_url: str, tmp_path):
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "DATABASE_URL": database_url,
         "DJANGO_SECRET_KEY": "purge-test-key",
+        "DJANGO_SETTINGS_MODULE": "relay_site.settings",
     }
 
     def manage(*args: str) -> str:
@@ -112,9 +129,15 @@ def test_every_worker_purging_at_once_deletes_each_entry_once(database_url: str)
 
     manage("shell", "-c", SEED)
     assert manage("shell", "-v", "0", "-c", COUNT).strip() == "30100"
-    command = [sys.executable, "manage.py", "purge_transcripts", "--batch-size", "100"]
+    go = tmp_path / "go"
+    command = [sys.executable, "-c", RACER, str(go)]
     pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, "text": True}
     workers = [subprocess.Popen(command, cwd=ROOT, env=env, **pipes) for _ in range(4)]
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("go.*"))) < 4:  # each one ready to purge
+        assert time.monotonic() < deadline and all(w.poll() is None for w in workers)
+        time.sleep(0.02)
+    go.touch()
     outputs = [worker.communicate(timeout=120) for worker in workers]
     for worker, (_, err) in zip(workers, outputs, strict=True):
         assert worker.returncode == 0, err
