@@ -321,9 +321,9 @@ class RelaySession:
             metrics.count_upstream_error(failed.ending.code)  # connect failures count too
             raise
         self.connect_ms = int((time.monotonic() - started) * 1000)
-        token = await self.continuity.token()
         config = self.config
         await self.port.send_event(client.Connected(config.greeting))
+        token = await self.continuity.token()  # after the greeting: it may go to Redis
         await self.port.send_event(
             client.SessionInfo(
                 session_id=str(self.id),
