@@ -66,8 +66,8 @@ async def note_for(hook: KeypadHook | None, press: KeyPress, *, session_id: Any)
         raise
     except Exception:
         log.exception(
-            "session %s: the session policy's keypad hook failed; the key is noted without "
-            "its digit",
+            "session %s: the session policy's keypad hook failed; the key is noted, its digit "
+            "withheld",
             session_id,
         )
         return private(press)
@@ -77,7 +77,7 @@ async def note_for(hook: KeypadHook | None, press: KeyPress, *, session_id: Any)
         return textrules.clean(result.strip()[:MAX_NOTE_CHARS]) or None
     log.error(
         "session %s: the session policy's keypad hook returned %s, not a string or None; the "
-        "key is noted without its digit",
+        "key is noted, its digit withheld",
         session_id,
         type(result).__name__,
     )
