@@ -56,8 +56,8 @@ class Admitted:
     resume_refused: str | None = None  # a resume token that could not resume: why
     policy: SessionPolicy = DEFAULTS  # what the session policy decided (all of it)
     edge: str = "browser"  # where the client came from ("phone": the phone edge), for metrics
-    phone: PhoneCall | None = None  # a phone call: its facts and key presses, for its tools
-    keypad: Keypad | None = None
+    phone: PhoneCall | None = None  # a phone call's facts, for its tools (ToolContext.phone)
+    keypad: Keypad | None = None  # a phone caller's key presses, for its tools (.keypad)
 
 
 async def admit(
