@@ -55,8 +55,10 @@ class SoakError(RuntimeError):
 
 
 def _metric(body: str, name: str) -> float | None:
-    match = re.search(rf"^{name}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", body, re.M)
-    return float(match.group(1)) if match else None
+    """The metric's value, summed over its labels (``relay_active_sessions`` has one per
+    edge); None when the scrape has no sample of it."""
+    found = re.findall(rf"^{name}(?:{{[^}}]*}})? ([0-9.eE+-]+)$", body, re.M)
+    return sum(float(value) for value in found) if found else None
 
 
 def sample(pid: int, port: int) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 from django.db import DatabaseError
 
 from realtime.edge import resume as resuming
-from realtime.extensions.policy import PolicyError, default_policy, resolve_policy
+from realtime.extensions.policy import PolicyError, SessionPolicy, default_policy, resolve_policy
 from realtime.guards import budgets
 from realtime.guards.budgets import Budget
 from realtime.kernel import endings
@@ -34,9 +34,11 @@ from realtime.ops.presence import Presence
 from realtime.ops.runtime import Runtime
 from realtime.records.conversation import Conversation
 from realtime.session.continuity import Carried
-from realtime.tools import ToolRegistry
+from realtime.tools import Keypad, PhoneCall, ToolRegistry
 
 log = logging.getLogger("realtime.session")
+
+DEFAULTS = SessionPolicy()
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,10 @@ class Admitted:
     channel_name: str = ""  # the connection serving the session (fences a resume elsewhere)
     carried: Carried | None = None  # a resumed session: what its earlier connections left
     resume_refused: str | None = None  # a resume token that could not resume: why
+    policy: SessionPolicy = DEFAULTS  # what the session policy decided (all of it)
+    edge: str = "browser"  # where the client came from ("phone": the phone edge), for metrics
+    phone: PhoneCall | None = None  # a phone call's facts, for its tools (ToolContext.phone)
+    keypad: Keypad | None = None  # a phone caller's key presses, for its tools (.keypad)
 
 
 async def admit(
@@ -70,7 +76,7 @@ async def admit(
     log.info("session %s: client connected from %s", session_id, client_address(scope))
     user = scope.get("user")
     user = user if user is not None and user.is_authenticated else None
-    config, tools = await _apply_policy(runtime, user, scope, session_id)
+    config, tools, policy = await _apply_policy(runtime, user, scope, session_id)
     budget = await budgets.admit(scope=scope, limiter=runtime.limiter, config=config, user=user)
     channel_name = channel_name or f"relay.local!{uuid.uuid4().hex}"  # no channel layer
     fields = describe(scope, config, channel_name) | {
@@ -98,7 +104,7 @@ async def admit(
             presence.opened = True  # its row, taken over
             return Admitted(
                 session_id, config, tools, user, counters, presence, conversation, budget,
-                channel_name, carried,
+                channel_name, carried, policy=policy,
             )  # fmt: skip
     presence = _presence(session_id, counters, conversation, runtime, channel_name)
     try:
@@ -112,7 +118,7 @@ async def admit(
         raise SessionEnded(endings.TOO_MANY_SESSIONS.because(over))
     return Admitted(
         session_id, config, tools, user, counters, presence, conversation, budget,
-        channel_name, resume_refused=refused,
+        channel_name, resume_refused=refused, policy=policy,
     )  # fmt: skip
 
 
@@ -136,10 +142,10 @@ def _presence(
 
 async def _apply_policy(
     runtime: Runtime, user: Any, scope: dict[str, Any], session_id: uuid.UUID
-) -> tuple[RelayConfig, ToolRegistry]:
+) -> tuple[RelayConfig, ToolRegistry, SessionPolicy]:
     extensions = runtime.extensions
     if extensions.policy is default_policy:  # the defaults: no call, no thread hop
-        return runtime.config, extensions.tools
+        return runtime.config, extensions.tools, DEFAULTS
     try:
         policy = await resolve_policy(extensions.policy, user, scope)
     except PolicyError:
@@ -155,7 +161,7 @@ async def _apply_policy(
     tools = extensions.tools
     if policy.tools is not None:
         tools = tools.only(policy.allowed_tools(tools.names))
-    return config, tools
+    return config, tools, policy
 
 
 def describe(scope: dict[str, Any], config: RelayConfig, channel_name: str) -> dict[str, Any]:

@@ -148,7 +148,7 @@ class RealtimeConsumer(SessionEdgeConsumer):
 
     async def refuse(self, ending: Ending) -> None:
         log.info("connection refused (%s, close %d)", ending.code, ending.close_code)
-        metrics.count_refusal(ending.code)
+        metrics.count_refusal(ending.code, "browser")
         try:
             await self.send_event(client.Error(ending.code, ending.message, fatal=True))
             await self.close(ending.close_code)

@@ -14,15 +14,16 @@ follows every 100 ms of an answer's audio and its end. Twilio echoes a mark when
 has heard the audio before it, so the relay knows how much of each answer was played; when
 the caller talks over an answer the relay sends ``clear`` (Twilio drops what it has not
 played) and the answer is truncated where the last echoed mark says the caller was. Key
-presses (``dtmf``) reach the model as a system note ("The caller pressed 5 on the keypad.")
-and the conversation record. Twilio's ``stop`` (the caller hung up) ends the session.
+presses (``dtmf``) go to the call's ``Keypad`` (its tools read every key,
+``ToolContext.keypad``) and, as the session policy's ``keypad`` hook decides (by default a
+system note, "The caller pressed 5 on the keypad."), to the model and the conversation record
+(``realtime/extensions/keypad.py``). Twilio's ``stop`` (the caller hung up) ends the session.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
 import logging
 from typing import Any
 
@@ -31,6 +32,7 @@ from channels.exceptions import StopConsumer
 from realtime.edge import admission
 from realtime.edge import twilio_voice as wire
 from realtime.edge.session_edge import SessionEdgeConsumer
+from realtime.extensions import keypad
 from realtime.extensions.client_messages import AddSystemMessage
 from realtime.guards import budgets
 from realtime.kernel import commands, endings
@@ -40,6 +42,7 @@ from realtime.ops import runtime as relay_runtime
 from realtime.session import client_events as client
 from realtime.session.client_events import ClientEvent
 from realtime.session.core import RelaySession
+from realtime.tools import Keypad, PhoneCall
 
 log = logging.getLogger("realtime.session")
 
@@ -49,6 +52,8 @@ MAX_TEXT_BYTES = 64 * 1024  # a media message is ~300 bytes; anything far larger
 
 class PhoneConsumer(SessionEdgeConsumer):
     stream_sid = ""
+    _call: wire.Call | None = None  # set with the session
+    _admitted: admission.Admitted
 
     async def websocket_connect(self, message: dict[str, Any]) -> None:
         runtime = relay_runtime.of(self.scope)
@@ -81,8 +86,7 @@ class PhoneConsumer(SessionEdgeConsumer):
                 await self._start(event)
         elif isinstance(event, wire.Digit):
             if session is not None:
-                note = f"The caller pressed {event.digit} on the keypad."
-                await session.command(AddSystemMessage(note))
+                await self._key_pressed(session, event.digit)
         elif isinstance(event, wire.Stop):
             log.info("session %s: the caller hung up", self._session_id)
             if session is not None:
@@ -114,9 +118,9 @@ class PhoneConsumer(SessionEdgeConsumer):
         scope["user"] = user
         scope["relay_phone"] = call.scope_entry()
         # Anonymous calls are limited per caller number (connects a minute), never logged.
-        digest = hashlib.sha256(call.caller.encode()).hexdigest()[:16]
-        scope["client"] = (f"tel-{digest}", 0)
+        scope["client"] = (wire.caller_key(call.caller), 0)
         shown = wire.mask(call.caller, config.phone_show_numbers)
+        called = wire.mask(call.called, config.phone_show_numbers)
         try:
             admitted = await admission.admit(
                 scope=scope,
@@ -125,16 +129,20 @@ class PhoneConsumer(SessionEdgeConsumer):
                 fields={
                     "client_addr": shown,
                     "origin": f"phone:{call.provider}",
-                    "user_agent": f"{call.provider} call {call.call_sid} from {shown} to "
-                    f"{wire.mask(call.called, config.phone_show_numbers)}",
+                    "user_agent": f"{call.provider} call {call.call_sid} from {shown} to {called}",
                 },
             )
         except SessionEnded as refused:
             await self.refuse(refused.ending)
             return
         admitted = dataclasses.replace(
-            admitted, config=admitted.config.replace(audio_format="pcmu")
+            admitted,
+            config=admitted.config.replace(audio_format="pcmu"),
+            edge="phone",
+            phone=PhoneCall(call.provider, call.call_sid, shown, called),
+            keypad=Keypad(),
         )
+        self._call, self._admitted = call, admitted
         log.info("session %s: call %s from %s", admitted.session_id, call.call_sid, shown)
         metrics.PHONE_CALLS.inc()
         beat = budgets.heartbeat(admitted, self.join_groups, lambda: self.session)
@@ -150,6 +158,17 @@ class PhoneConsumer(SessionEdgeConsumer):
         admitted.conversation.add("session", "phone_call", f"{call.provider} call from {shown}")
         await self.session.start()
         await self.join_groups()
+
+    async def _key_pressed(self, session: RelaySession, digit: str) -> None:
+        """Every key goes to the call's keypad (its tools see them all); the model and the
+        record get what the session policy's ``keypad`` hook says (by default which key)."""
+        admitted, call = self._admitted, self._call
+        if admitted.keypad is None or call is None:
+            return
+        press = keypad.KeyPress(digit, admitted.keypad.press(digit), call.scope_entry())
+        note = await keypad.note_for(admitted.policy.keypad, press, session_id=session.id)
+        if note is not None:
+            await session.command(AddSystemMessage(note))
 
     async def _redeem(self, start: wire.Start) -> wire.Call | None:
         if not start.token or not start.call_sid:
@@ -263,7 +282,7 @@ class PhoneConsumer(SessionEdgeConsumer):
 
     async def refuse(self, ending: Ending) -> None:
         log.info("phone stream refused (%s, close %d)", ending.code, ending.close_code)
-        metrics.count_refusal(ending.code)
+        metrics.count_refusal(ending.code, "phone")
         try:
             await self.close(ending.close_code)
         except Exception:  # Twilio may already be gone

@@ -4,7 +4,10 @@ The webhook is the number's "A call comes in" URL. It checks ``X-Twilio-Signatur
 ``TWILIO_AUTH_TOKEN`` (the ``twilio`` library's ``RequestValidator``, over the URL Twilio
 called: ``RELAY_PUBLIC_URL`` + the path, else the request's own URL as the trusted proxies
 give it, ``realtime/edge/proxy.py``), asks the session policy whether this caller may call
-(``scope["relay_phone"]``), and answers TwiML ``<Connect><Stream url="wss://…/twilio/media">``
+(``scope["relay_phone"]``) and the limits whether they would refuse the stream (the daily
+budget, connects a minute, open sessions: ``budgets.refusal_ahead``, counting nothing) — a
+refused caller hears why (``<Say>…</Say><Hangup/>``) — and answers TwiML
+``<Connect><Stream url="wss://…/twilio/media">``
 with a single-use, short-lived token bound to the call (``CallSid``) as a ``<Parameter>``:
 Twilio hands it back in the stream's ``start`` event (``realtime/edge/phone.py``). Without
 ``TWILIO_AUTH_TOKEN`` the phone edge is off (404).
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 from dataclasses import asdict, dataclass
@@ -25,17 +29,16 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from twilio.request_validator import RequestValidator
 from twilio.twiml.voice_response import Connect, Stream, VoiceResponse
 
-from realtime.compat.cancellation import db_call
 from realtime.extensions.policy import PolicyError, resolve_policy
 from realtime.guards import budgets
+from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
+from realtime.kernel.endings import Ending
 from realtime.ops import metrics
 
 log = logging.getLogger("realtime.edge.phone")
@@ -46,6 +49,10 @@ MEDIA_PATH = "/twilio/media"
 REFUSED = "Sorry, this number cannot take your call. Goodbye."
 UNAVAILABLE = "Sorry, the assistant is not available right now. Please call again later."
 SPENT = "Sorry, the assistant has used up today's budget. Please call again tomorrow."
+BUSY = "Sorry, all our lines are busy right now. Please call again in a few minutes."
+CALLED_TOO_OFTEN = (
+    "Sorry, this number has called too often in the last minute. Please call again shortly."
+)
 FRAME_BYTES = 160  # 20 ms of G.711 μ-law at 8 kHz
 
 
@@ -116,12 +123,19 @@ def twiml(response: VoiceResponse) -> HttpResponse:
     return reply
 
 
-def say_and_hang_up(text: str, outcome: str = "unavailable") -> HttpResponse:
+def say_and_hang_up(text: str, outcome: str) -> HttpResponse:
+    """The one refusal: Twilio says ``text`` and hangs up (``outcome``: the webhook metric's)."""
     metrics.count_phone_webhook(outcome)
     response = VoiceResponse()
     response.say(text)
     response.hangup()
     return twiml(response)
+
+
+def caller_key(caller: str) -> str:
+    """What an anonymous call's connects a minute are counted per: its caller number, hashed
+    (never logged, never stored whole)."""
+    return "tel-" + hashlib.sha256(caller.encode()).hexdigest()[:16]
 
 
 def _phone_user(name: str) -> Any:
@@ -136,15 +150,13 @@ async def phone_user(config: RelayConfig) -> tuple[bool, Any]:
     return user is not None, user
 
 
-async def _budget_spent(config: RelayConfig, user: Any) -> bool:
-    """The phone user's daily budget is used up (said before the call is connected; the
-    stream's admission checks it again, with the connect rate)."""
-    now = timezone.now()
-    try:
-        budget = await db_call(budgets.budget_for, config=config, user_id=user.pk, now=now)
-    except DatabaseError:
-        return False  # the stream's admission refuses it, with the reason
-    return budget.exhausted(now) is not None
+def what_the_caller_hears(ending: Ending, user: Any) -> str:
+    """A limit's refusal as a caller should hear it (no internals, no figures)."""
+    if ending.code == endings.BUDGET_EXHAUSTED.code:
+        return SPENT
+    if ending.code == endings.TOO_MANY_CONNECTS.code:
+        return CALLED_TOO_OFTEN if user is None else BUSY  # per number, or the line's
+    return BUSY
 
 
 @csrf_exempt
@@ -173,30 +185,34 @@ async def voice(request: HttpRequest) -> HttpResponse:
         return HttpResponse("CallSid missing", status=400, content_type="text/plain")
     if relay.draining:
         log.info("call %s from %s: refused, the worker is draining", call.call_sid, shown)
-        return say_and_hang_up(UNAVAILABLE)
+        return say_and_hang_up(UNAVAILABLE, "unavailable")
     found, user = await phone_user(config)
     if not found:
         log.error("RELAY_PHONE_USER names no active user: call %s refused", call.call_sid)
-        return say_and_hang_up(UNAVAILABLE)
-    if user is not None and await _budget_spent(config, user):
-        log.info("call %s from %s: refused, the phone user's daily budget is used up",
-                 call.call_sid, shown)  # fmt: skip
-        return say_and_hang_up(SPENT, "refused")
+        return say_and_hang_up(UNAVAILABLE, "unavailable")
     try:
         policy = await resolve_policy(
             relay.extensions.policy, user, {"type": "phone", "relay_phone": call.scope_entry()}
         )
     except PolicyError:
         log.exception("call %s: the session policy failed", call.call_sid)
-        return say_and_hang_up(UNAVAILABLE)
+        return say_and_hang_up(UNAVAILABLE, "unavailable")
     if not policy.allow:
         log.info("call %s from %s: refused by the session policy", call.call_sid, shown)
         return say_and_hang_up(policy.refusal or REFUSED, "refused")
+    # What the stream's admission would refuse, said now (a stream can only be closed).
+    limited = await budgets.refusal_ahead(
+        config=config, limiter=relay.limiter, user=user, client_host=caller_key(call.caller)
+    )
+    if limited is not None:
+        log.info("call %s from %s: refused (%s): %s", call.call_sid, shown, limited.code,
+                 limited.message)  # fmt: skip
+        return say_and_hang_up(what_the_caller_hears(limited, user), "limited")
     token = await relay.resume_store.issue(
         call.to_json(), binding(call.call_sid), config.phone_stream_ttl_s
     )
     if token is None:  # the token store (Redis) is down
-        return say_and_hang_up(UNAVAILABLE)
+        return say_and_hang_up(UNAVAILABLE, "unavailable")
     metrics.count_phone_webhook("answered")
     log.info("call %s from %s to %s: answered", call.call_sid, shown,
              mask(call.called, config.phone_show_numbers))  # fmt: skip

@@ -9,7 +9,8 @@ Phone calls (docs/phone.md) run the same policy with ``scope["relay_phone"]``: t
 the caller's and the called number (unmasked, for the policy only) and the call's id. A
 policy that returns ``allow=False`` refuses the call: the caller hears ``refusal`` (or a
 short default) and the call ends. For browser sessions ``allow=False`` refuses the
-connection (``policy_refused``).
+connection (``policy_refused``). ``keypad`` decides what the model hears of a caller's key
+presses (``realtime/extensions/keypad.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any, cast
 from channels.db import database_sync_to_async
 from django.utils.module_loading import import_string
 
+from realtime.extensions.keypad import KeypadHook
 from realtime.kernel.config import ConfigError
 
 log = logging.getLogger("realtime.extensions.policy")
@@ -38,7 +40,8 @@ LIMIT_BOUNDS: dict[str, tuple[int, int]] = {
     "max_control_messages_per_minute": (0, 10_000),
 }
 
-NOT_CONFIG = frozenset({"tools", "allow", "refusal"})  # SessionPolicy fields of no RelayConfig
+# SessionPolicy fields of no RelayConfig
+NOT_CONFIG = frozenset({"tools", "allow", "refusal", "keypad"})
 
 PolicyFunction = Callable[[Any, Mapping[str, Any]], "SessionPolicy | Awaitable[SessionPolicy]"]
 
@@ -57,6 +60,8 @@ class SessionPolicy:
 
     ``tools``: the names of the registered tools this session may use (``None``: all of
     them; empty: none). Limits use ``RelayConfig``'s names and meaning (0 disables).
+    ``keypad`` (phone calls): called with each key press (``KeyPress``), returns what the
+    model hears of it, or ``None``; ``None`` here keeps the default note (``keypad.announce``).
     """
 
     instructions: str | None = None
@@ -68,6 +73,7 @@ class SessionPolicy:
     max_control_messages_per_minute: int | None = None
     allow: bool = True  # False: this session (or call) is refused
     refusal: str | None = None  # what a refused caller hears (phone calls)
+    keypad: KeypadHook | None = None  # what the model hears of a key press (phone calls)
 
     def __post_init__(self) -> None:
         for name in ("instructions", "voice"):
@@ -84,6 +90,10 @@ class SessionPolicy:
                 continue
             if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
                 raise ValueError(f"SessionPolicy.{name} must be an integer {low}..{high} or None")
+        if self.keypad is not None and not callable(self.keypad):
+            raise ValueError(
+                "SessionPolicy.keypad must be a callable (KeyPress) -> str | None, or None"
+            )
 
     def config_overrides(self) -> dict[str, Any]:
         """The ``RelayConfig`` fields this policy changes, for ``dataclasses.replace``."""

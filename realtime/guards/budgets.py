@@ -13,6 +13,9 @@ refused connect costs one Redis round trip and, with daily budgets, two small qu
   up to now, the part after midnight for one that began before), and input + output tokens.
   Refused: ``budget_exhausted`` (4007), saying when it resets (00:00 UTC).
 
+The phone webhook asks the same questions ahead of a call's stream (``refusal_ahead``,
+counting nothing), so that a refused caller hears why (docs/phone.md).
+
 A staff member can override any of the three for one user (``UserBudget``, in the admin:
 empty = the deployment's setting, 0 = no limit). The remaining budget goes to the client in
 ``session_info`` (``budget``) and is shown in the admin.
@@ -43,6 +46,7 @@ from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from realtime.compat.cancellation import db_call
+from realtime.guards import session_limits
 from realtime.guards.throttle import Limiter
 from realtime.kernel import endings
 from realtime.kernel.config import RelayConfig
@@ -188,16 +192,11 @@ async def admit(
             limits = budget.limits
     except DatabaseError:
         raise SessionEnded(endings.REGISTRY_UNAVAILABLE) from None
-    who = f"user:{user_id}" if user_id is not None else f"addr:{_client_host(scope)}"
     per_minute = limits.connects_per_minute
+    who = connect_key(user_id, _client_host(scope))
     verdict = await limiter.ahit(per_minute, CONNECT_WINDOW_S, "connect", who)
     if not verdict.allowed:
-        raise SessionEnded(
-            endings.TOO_MANY_CONNECTS.because(
-                f"More than {per_minute} connects in a minute; try again in "
-                f"{verdict.retry_after} s."
-            )
-        )
+        raise SessionEnded(_too_many_connects(per_minute, verdict.retry_after))
     if budget is not None:
         ending = budget.exhausted(now)
         if ending is not None:
@@ -205,6 +204,49 @@ async def admit(
         if not (limits.daily or per_minute):
             return None
     return budget
+
+
+def _too_many_connects(per_minute: int, retry_after: int) -> Ending:
+    return endings.TOO_MANY_CONNECTS.because(
+        f"More than {per_minute} connects in a minute; try again in {retry_after} s."
+    )
+
+
+def connect_key(user_id: int | None, client_host: str) -> str:
+    """What connects a minute are counted per: the user, else the client's address."""
+    return f"user:{user_id}" if user_id is not None else f"addr:{client_host}"
+
+
+async def refusal_ahead(
+    *, config: RelayConfig, limiter: Limiter, user: Any, client_host: str
+) -> Ending | None:
+    """The ending ``admit`` and the concurrency limits would refuse a connect with now, asked
+    ahead of it (the phone webhook, which can still say why): the daily budget, the connects
+    a minute, the open sessions. Nothing is counted; what cannot be checked (the database is
+    down) is left to the connect's own admission."""
+    user_id = user.pk if user is not None else None
+    now = timezone.now()
+    try:
+        if user_id is None:
+            limits = limits_for(config, None)
+        else:
+            budget = await db_call(budget_for, config=config, user_id=user_id, now=now)
+            ending = budget.exhausted(now)
+            if ending is not None:
+                return ending
+            limits = budget.limits
+    except DatabaseError:
+        return None
+    per_minute = limits.connects_per_minute
+    who = connect_key(user_id, client_host)
+    verdict = await limiter.ablocked(per_minute, CONNECT_WINDOW_S, "connect", who)
+    if not verdict.allowed:
+        return _too_many_connects(per_minute, verdict.retry_after)
+    try:
+        over = await db_call(session_limits.open_sessions_over, config=config, user_id=user_id)
+    except DatabaseError:
+        return None
+    return endings.TOO_MANY_SESSIONS.because(over) if over else None
 
 
 def heartbeat(

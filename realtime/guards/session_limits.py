@@ -63,6 +63,18 @@ def concurrency_refusals(claims: list[Claim]) -> dict[Any, str]:
     return refused
 
 
+def open_sessions_over(config: RelayConfig, user_id: Any) -> str | None:
+    """Would one more session (of this user, or anonymous) be over a concurrency limit now?
+    Counts the open rows; nothing is registered (a refusal said ahead: the phone webhook)."""
+    claim = Claim(None, None, user_id, config)
+    open_rows = RealtimeSession.objects.live()
+    total = open_rows.count() if config.max_sessions_total else 0
+    mine = 0
+    if user_id is not None and config.max_sessions_per_user:
+        mine = open_rows.filter(user_id=user_id).count()
+    return _over(claim, total, mine)
+
+
 def _over(claim: Claim, total_before: int, user_before: int) -> str | None:
     config = claim.config
     if config.max_sessions_total and total_before >= config.max_sessions_total:

@@ -120,12 +120,22 @@ class Limiter:
             self._guard(lambda: self.sync.clear(item, *key), key)
 
     async def ahit(self, amount: int, seconds: int, *key: str) -> Verdict:
+        """Count one hit; refused (and not counted) when the window is full."""
+        return await self._acheck(self.aio.hit, amount, seconds, key)
+
+    async def ablocked(self, amount: int, seconds: int, *key: str) -> Verdict:
+        """Would one more hit go over? (No hit is counted.)"""
+        return await self._acheck(self.aio.test, amount, seconds, key)
+
+    async def _acheck(
+        self, check: Callable[..., Any], amount: int, seconds: int, key: tuple[str, ...]
+    ) -> Verdict:
         if not amount or not self._may_try():
             return ALLOW
         item = RateLimitItemPerSecond(amount, seconds)
         try:
             async with asyncio.timeout(self.timeout_s):
-                if await self.aio.hit(item, *key):
+                if await check(item, *key):
                     self._answered()
                     return ALLOW
                 stats = await self.aio.get_window_stats(item, *key)

@@ -20,6 +20,7 @@ import os
 import re
 import weakref
 from asyncio import TimerHandle, all_tasks, get_running_loop
+from dataclasses import dataclass
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse
@@ -43,44 +44,52 @@ from realtime.kernel.latency import Latency
 FLUSH_INTERVAL_S = 5.0
 MULTIPROC_DIR = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "").strip()
 
+# The session metrics say which edge a session came from (``edge``): every child is bound
+# once, here, per edge (a meter picks its edge's at construction).
+EDGES = ("browser", "phone")
 ACTIVE_SESSIONS = Gauge(
     "relay_active_sessions",
-    "Client sessions open now",
+    "Client sessions open now, by edge",
+    ["edge"],
     multiprocess_mode="livesum",
 )
-SESSIONS_OPENED = Counter("relay_sessions_opened", "Client sessions accepted")
+SESSIONS_OPENED = Counter(
+    "relay_sessions_opened", "Client sessions accepted (and connects refused), by edge", ["edge"]
+)
 SESSIONS_CLOSED = Counter(
-    "relay_sessions_closed", "Client sessions ended, by close reason", ["reason"]
+    "relay_sessions_closed", "Client sessions ended, by edge and close reason", ["edge", "reason"]
 )
 PHONE_WEBHOOKS = Counter(
     "relay_phone_webhooks",
     "Phone calls offered by the telephony provider's webhook, by outcome",
     ["outcome"],
 )
-PHONE_CALLS = Counter(
-    "relay_phone_calls", "Phone calls whose media stream became a session (edge=phone)"
-)
+PHONE_CALLS = Counter("relay_phone_calls", "Phone calls whose media stream became a session")
 CONNECT_SECONDS = Histogram(
     "relay_upstream_connect_seconds",
     "From the start of the upstream connect to a configured session (session.updated)",
+    ["edge"],
     buckets=(0.05, 0.1, 0.25, 0.5, 0.75, 1, 1.5, 2, 3, 5, 10),
 )
 REPLY_SECONDS = Histogram(
     "relay_reply_latency_seconds",
     "From the end of the user's turn (speech_stopped, commit or user_message) to the first "
     "reply audio written to the client",
+    ["edge"],
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 5, 10),
 )
 REPLY_TEXT_SECONDS = Histogram(
     "relay_reply_text_latency_seconds",
     "From the end of the user's turn (speech_stopped, commit or user_message) to the first "
     "reply text delta written to the client",
+    ["edge"],
     buckets=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1, 1.25, 1.5, 2, 3, 5, 10),
 )
 REPLY_RELAY_SECONDS = Histogram(
     "relay_reply_relay_seconds",
     "The relay's own share of the first reply audio: upstream frame taken off the upstream "
     "socket to the client frame written",
+    ["edge"],
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 UPSTREAM_ERRORS = Counter(
@@ -109,6 +118,31 @@ ASYNCIO_TASKS = Gauge(
     "updated when this worker answers a scrape: a leak shows as growth at a steady load",
     multiprocess_mode="livesum",
 )
+
+
+@dataclass(frozen=True)
+class _EdgeMetrics:
+    """One edge's children of the session metrics."""
+
+    opened: Any
+    active: Any
+    connect: Any
+    reply: Any
+    reply_text: Any
+    reply_relay: Any
+
+
+_BY_EDGE = {
+    edge: _EdgeMetrics(
+        SESSIONS_OPENED.labels(edge),
+        ACTIVE_SESSIONS.labels(edge),
+        CONNECT_SECONDS.labels(edge),
+        REPLY_SECONDS.labels(edge),
+        REPLY_TEXT_SECONDS.labels(edge),
+        REPLY_RELAY_SECONDS.labels(edge),
+    )
+    for edge in EDGES
+}
 
 # The session counters' families and one bound child per counter that has a metric (both
 # from realtime.kernel.counters, the one definition of what a session counts).
@@ -141,15 +175,16 @@ def label(value: object) -> str:
     return text if _LABEL.fullmatch(text) else "other"
 
 
-def count_refusal(code: str) -> None:
+def count_refusal(code: str, edge: str) -> None:
     """A connection refused before it became a session (auth, origin, limits, draining)."""
-    SESSIONS_OPENED.inc()
-    SESSIONS_CLOSED.labels(label(code)).inc()
+    _BY_EDGE[edge].opened.inc()
+    SESSIONS_CLOSED.labels(edge, label(code)).inc()
 
 
 def count_phone_webhook(outcome: str) -> None:
     """``answered``, ``forbidden`` (bad or no signature), ``refused`` (the policy),
-    ``unavailable`` (draining, no phone user, the token store or the policy failed)."""
+    ``limited`` (a limit or budget would refuse the stream), ``unavailable`` (draining, no
+    phone user, the token store or the policy failed)."""
     PHONE_WEBHOOKS.labels(label(outcome)).inc()
 
 
@@ -180,19 +215,24 @@ def count_renewal_failure(reason: str) -> None:
 class SessionMeter:
     """One session's metric state. The session calls ``opened`` when it starts, ``live`` once
     the upstream is configured, ``answer`` with each answer's latency,
-    ``ended`` with its close reason and ``closed`` when it is released. Event-loop only."""
+    ``ended`` with its close reason and ``closed`` when it is released. Event-loop only.
+    ``edge``: where the session's client came from (``EDGES``)."""
 
     __slots__ = (
         "__weakref__",
+        "_edge",
         "_last",
         "_open",
         "_timer",
+        "edge",
         "reason",
         "stats",
     )
 
-    def __init__(self, stats: SessionCounters) -> None:
+    def __init__(self, stats: SessionCounters, edge: str = "browser") -> None:
         self.stats = stats
+        self.edge = edge
+        self._edge = _BY_EDGE[edge]
         self.reason: str | None = None
         # What the counters held when the meter started (a resumed session's counters carry
         # on from its earlier connections: only what it adds here is counted).
@@ -202,23 +242,24 @@ class SessionMeter:
 
     def opened(self) -> None:
         self._open = True
-        SESSIONS_OPENED.inc()
-        ACTIVE_SESSIONS.inc()
+        self._edge.opened.inc()
+        self._edge.active.inc()
         _live.add(self)
         self._timer = get_running_loop().call_later(FLUSH_INTERVAL_S, self._tick)
 
     def live(self, connect_ms: int | None) -> None:
         if connect_ms is not None:
-            CONNECT_SECONDS.observe(connect_ms / 1000)
+            self._edge.connect.observe(connect_ms / 1000)
 
     def answer(self, latency: Latency) -> None:
         """One answer's latency (``realtime.session.latency``), once, when it ended."""
+        edge = self._edge
         if latency.first_audio is not None:
-            REPLY_SECONDS.observe(latency.first_audio / 1000)
+            edge.reply.observe(latency.first_audio / 1000)
         if latency.first_text is not None:
-            REPLY_TEXT_SECONDS.observe(latency.first_text / 1000)
+            edge.reply_text.observe(latency.first_text / 1000)
         if latency.relay is not None:
-            REPLY_RELAY_SECONDS.observe(latency.relay / 1000)
+            edge.reply_relay.observe(latency.relay / 1000)
 
     def ended(self, reason: str) -> None:
         """The session's close reason (the first one given wins)."""
@@ -235,8 +276,8 @@ class SessionMeter:
             self._timer = None
         _live.discard(self)
         self.flush()
-        SESSIONS_CLOSED.labels(label(self.reason or "client_closed")).inc()
-        ACTIVE_SESSIONS.dec()
+        SESSIONS_CLOSED.labels(self.edge, label(self.reason or "client_closed")).inc()
+        self._edge.active.dec()
 
     def flush(self) -> None:
         values = self._values()

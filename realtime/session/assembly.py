@@ -149,6 +149,8 @@ def assemble(
             "session_id": session.session_id,
             "config": config,
             "default_timeout": config.tool_timeout_s,
+            "phone": admitted.phone,
+            "keypad": admitted.keypad,
         },
         send=turns.ask_for_answer,
         notify=lambda notice: events.tool_notice(notice),  # type: ignore[union-attr]

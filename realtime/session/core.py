@@ -78,7 +78,7 @@ class RelaySession:
         self.client_close_code: int | None = None
         self.connect_ms: int | None = None
         self.ready = asyncio.Event()
-        self.meter = metrics.SessionMeter(self.counters)
+        self.meter = metrics.SessionMeter(self.counters, admitted.edge)
         self.clock = AnswerClock()  # each answer's latency (latency.py)
         self._presence = admitted.presence
         self._presence.latency = self.clock.record  # the row's latency column, per heartbeat

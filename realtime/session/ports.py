@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from realtime.ops.presence import Presence
     from realtime.records.conversation import Conversation
     from realtime.session.client_events import ClientEvent
-    from realtime.tools import ToolRegistry
+    from realtime.tools import Keypad, PhoneCall, ToolRegistry
 
 
 class ClientPort(Protocol):
@@ -54,6 +54,12 @@ class Admission(Protocol):
     def conversation(self) -> Conversation: ...  # what was said, written with the heartbeat
     @property
     def budget(self) -> Budget | None: ...  # what was left of the user's budgets at connect
+    @property
+    def edge(self) -> str: ...  # where the client came from: "browser" or "phone" (metrics)
+    @property
+    def phone(self) -> PhoneCall | None: ...  # a phone call's facts, for its tools
+    @property
+    def keypad(self) -> Keypad | None: ...  # a phone caller's key presses, for its tools
 
 
 class Roster(Protocol):

@@ -5,7 +5,7 @@ Importing this package does not need Django's apps to be loaded; a tool module t
 models at its top does, so ``load_tools`` belongs after ``django.setup()``.
 """
 
-from realtime.tools.context import ToolContext, ToolRefused
+from realtime.tools.context import Keypad, PhoneCall, ToolContext, ToolRefused
 from realtime.tools.loader import ToolsConfigError, load_tools
 from realtime.tools.outcomes import ToolCall, ToolNotice, ToolStats
 from realtime.tools.registry import ToolRegistry, tool
@@ -14,6 +14,8 @@ from realtime.tools.spec import ToolDefinitionError, ToolSpec
 
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
+    "Keypad",
+    "PhoneCall",
     "ToolCall",
     "ToolContext",
     "ToolDefinitionError",

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticSerializationError
 
 from realtime.kernel import text as textrules
-from realtime.tools.context import ToolContext, ToolRefused
+from realtime.tools.context import Keypad, PhoneCall, ToolContext, ToolRefused
 from realtime.tools.outcomes import (
     ErrorKind,
     Outcome,
@@ -75,7 +75,11 @@ class ToolRunner:
         max_result_chars: int = DEFAULT_MAX_RESULT_CHARS,
         on_notice: NoticeSink | None = None,
         executor: ThreadPoolExecutor | None = None,
+        phone: PhoneCall | None = None,
+        keypad: Keypad | None = None,
     ) -> None:
+        """``phone``, ``keypad``: a phone call's facts and its caller's key presses, for the
+        tools' context (``ToolContext.phone``, ``ToolContext.keypad``)."""
         self.registry = registry
         self.session_id = str(session_id)
         self.default_timeout = default_timeout
@@ -83,7 +87,8 @@ class ToolRunner:
         self.stats = ToolStats()
         self._on_notice = on_notice
         self._executor = executor
-        self._base_context = ToolContext(session_id=self.session_id, config=config)
+        self._keypad = keypad
+        self._base_context = ToolContext(session_id=self.session_id, config=config, phone=phone)
         if user is not None:
             self._base_context = dataclasses.replace(self._base_context, user=user)
         self._tasks: set[asyncio.Task[str]] = set()
@@ -218,6 +223,7 @@ class ToolRunner:
             call_id=call_id,
             log=logging.LoggerAdapter(logger, {"session_id": self.session_id}),
             cancelled=threading.Event(),
+            keypad=self._keypad.keys if self._keypad is not None else "",
         )
 
     def _fail(self, call_id: str, name: str, started: float, kind: ErrorKind, message: str) -> str:

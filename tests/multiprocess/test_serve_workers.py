@@ -88,7 +88,7 @@ async def test_workers_share_one_port_restart_when_they_die_and_drain_together(
 
     # One metrics view: any worker's /metrics counts the sessions of both.
     metrics = (await asyncio.to_thread(httpx.get, f"http://127.0.0.1:{port}/metrics")).text
-    assert "relay_sessions_opened_total 12.0" in metrics
+    assert 'relay_sessions_opened_total{edge="browser"} 12.0' in metrics
 
     # A worker that dies is replaced; the other worker's sessions go on.
     dead = sorted(workers)[0]

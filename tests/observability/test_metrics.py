@@ -24,21 +24,21 @@ class Snapshot:
     """Metric values before a scenario; ``delta`` gives what the scenario added."""
 
     NAMES = (
-        ("relay_sessions_opened_total", {}),
-        ("relay_sessions_closed_total", {"reason": "client_closed"}),
-        ("relay_sessions_closed_total", {"reason": "upstream_unavailable"}),
-        ("relay_active_sessions", {}),
+        ("relay_sessions_opened_total", {"edge": "browser"}),
+        ("relay_sessions_closed_total", {"edge": "browser", "reason": "client_closed"}),
+        ("relay_sessions_closed_total", {"edge": "browser", "reason": "upstream_unavailable"}),
+        ("relay_active_sessions", {"edge": "browser"}),
         ("relay_audio_frames_total", {"direction": "in"}),
         ("relay_audio_frames_total", {"direction": "out"}),
         ("relay_audio_bytes_total", {"direction": "in"}),
         ("relay_audio_bytes_total", {"direction": "out"}),
-        ("relay_upstream_connect_seconds_count", {}),
-        ("relay_reply_latency_seconds_count", {}),
-        ("relay_reply_latency_seconds_sum", {}),
-        ("relay_reply_text_latency_seconds_count", {}),
-        ("relay_reply_text_latency_seconds_sum", {}),
-        ("relay_reply_relay_seconds_count", {}),
-        ("relay_reply_relay_seconds_sum", {}),
+        ("relay_upstream_connect_seconds_count", {"edge": "browser"}),
+        ("relay_reply_latency_seconds_count", {"edge": "browser"}),
+        ("relay_reply_latency_seconds_sum", {"edge": "browser"}),
+        ("relay_reply_text_latency_seconds_count", {"edge": "browser"}),
+        ("relay_reply_text_latency_seconds_sum", {"edge": "browser"}),
+        ("relay_reply_relay_seconds_count", {"edge": "browser"}),
+        ("relay_reply_relay_seconds_sum", {"edge": "browser"}),
         ("relay_barge_ins_total", {}),
         ("relay_truncations_total", {}),
         ("relay_responses_total", {}),
@@ -63,7 +63,9 @@ class Snapshot:
 
     @staticmethod
     def key(name: str, labels: dict[str, str]) -> str:
-        return name + "".join(f"/{v}" for v in labels.values())
+        """``name/label…``, e.g. ``relay_sessions_closed_total/client_closed`` (every session
+        metric here is the browser edge's: its ``edge`` is left out)."""
+        return name + "".join(f"/{v}" for k, v in labels.items() if k != "edge")
 
     def delta(self) -> dict[str, float]:
         now = self.read()

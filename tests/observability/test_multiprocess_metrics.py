@@ -14,21 +14,23 @@ import django
 django.setup()
 from realtime.ops import metrics
 metrics.setup_process()
-metrics.SESSIONS_OPENED.inc({opened})
-metrics.ACTIVE_SESSIONS.inc({active})
+metrics.SESSIONS_OPENED.labels("browser").inc({opened})
+metrics.ACTIVE_SESSIONS.labels("browser").inc({active})
+metrics.ACTIVE_SESSIONS.labels("phone").inc({phone})
+metrics.count_refusal("too_many_connects", "phone")
 metrics.family("relay_audio_bytes").labels("in").inc(960)
 {tail}
 """
 SCRAPE = "print(metrics.render().decode())"
 
 
-def run(tmp_path: Path, opened: int, active: int, tail: str = "") -> str:
+def run(tmp_path: Path, opened: int, active: int, phone: int = 0, tail: str = "") -> str:
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "relay_site.settings",
         "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
     }
-    code = WORKER.format(opened=opened, active=active, tail=tail)
+    code = WORKER.format(opened=opened, active=active, phone=phone, tail=tail)
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
     )
@@ -44,11 +46,16 @@ def sample(text: str, name: str) -> float:
 
 
 def test_a_scrape_sums_all_workers_and_active_sessions_count_live_workers_only(tmp_path):
-    run(tmp_path, opened=2, active=2)  # a worker that has exited since
+    run(tmp_path, opened=2, active=2, phone=1)  # a worker that has exited since
     text = run(tmp_path, opened=3, active=1, tail=SCRAPE)  # the worker that answers the scrape
-    assert sample(text, "relay_sessions_opened_total") == 5
+    # Each edge's sessions are summed over the workers, apart from the other edge's.
+    assert sample(text, 'relay_sessions_opened_total{edge="browser"}') == 5
+    assert sample(text, 'relay_sessions_opened_total{edge="phone"}') == 2  # refused connects
+    assert sample(text, 'relay_sessions_closed_total{edge="phone",reason="too_many_connects"}') == 2
     assert sample(text, 'relay_audio_bytes_total{direction="in"}') == 1920
-    assert sample(text, "relay_active_sessions") == 1  # the exited worker's gauge is gone
+    # The exited worker's gauges are gone: its phone session no longer counts as open.
+    assert sample(text, 'relay_active_sessions{edge="browser"}') == 1
+    assert sample(text, 'relay_active_sessions{edge="phone"}') == 0
 
 
 def test_a_supervisor_removes_the_metrics_dirs_of_supervisors_that_were_killed(

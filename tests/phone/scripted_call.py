@@ -1,6 +1,8 @@
 """A scripted Twilio call against a running relay over real sockets (what Twilio would do):
 the signed webhook over HTTP, then the media stream over a WebSocket, the caller's speech from a
-WAV fixture in μ-law, the answer with its marks, the caller talking over it, ``clear``.
+WAV fixture in μ-law, the answer with its marks, the caller talking over it, ``clear``, a key
+press, the hang-up; then the phone edge's session metrics (from loopback) and a second call
+from the same number (refused, with what the caller hears, when the connects a minute are 1).
 
     python -m tests.phone.scripted_call http://127.0.0.1:8080 AUTH_TOKEN [--public URL]
 
@@ -59,6 +61,15 @@ def webhook(
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, b""
+
+
+def phone_session_metrics(base: str) -> list[str]:
+    """The phone edge's sessions opened and closed, from the relay's /metrics (loopback)."""
+    with urllib.request.urlopen(f"{base}/metrics", timeout=10) as response:
+        scraped = response.read().decode()
+    wanted = ("relay_sessions_opened_total{", "relay_sessions_closed_total{")
+    return [line for line in scraped.splitlines()
+            if line.startswith(wanted) and 'edge="phone"' in line]  # fmt: skip
 
 
 async def call(base: str, public: str, token: str) -> int:
@@ -143,12 +154,23 @@ async def call(base: str, public: str, token: str) -> int:
         async with asyncio.timeout(10):
             await until(lambda: any(e["event"] == "clear" for _, e in received))
         print("barge-in: clear received")
+        await ws.send(json.dumps({"event": "dtmf", "streamSid": sid, "dtmf": {"digit": "5"}}))
+        print("keypad: pressed 5")
         await ws.send(
             json.dumps({"event": "stop", "streamSid": sid, "stop": {"callSid": call_sid}})
         )
         async with asyncio.timeout(5):
             await asyncio.gather(reader, return_exceptions=True)  # until the relay closes
         print(f"stream closed by the relay: code {ws.close_code}")
+    for line in phone_session_metrics(base):
+        print(f"metrics: {line}")
+    status, body = webhook(base, public, token, "CA" + "d" * 32)
+    root = ET.fromstring(body)
+    said = root.find("Say")
+    if root.find("Connect") is not None:
+        print(f"second call from the same number: HTTP {status}, answered")
+    else:
+        print(f"second call from the same number: HTTP {status}, refused: {said.text!r}")
     return 0
 
 

@@ -19,7 +19,7 @@ from realtime.extensions.client_messages import (
     load_client_messages,
 )
 from realtime.models import RealtimeSession
-from realtime.tools import load_tools
+from realtime.tools import Keypad, PhoneCall, load_tools
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tools.md"
 TESTED = re.compile(r"<!-- tested: [^>]*-->\n```python\n(.*?)```", re.S)
@@ -45,9 +45,9 @@ def as_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
         sys.modules.pop(name, None)
 
 
-def test_the_doc_has_its_two_tested_examples_and_the_tool_is_short() -> None:
+def test_the_doc_has_its_three_tested_examples_and_the_tool_is_short() -> None:
     blocks = doc_blocks()
-    assert len(blocks) == 2
+    assert len(blocks) == 3
     assert len(blocks[0].splitlines()) < 20
 
 
@@ -71,12 +71,37 @@ async def test_the_tool_example(
     assert too_far["error"] == "invalid_arguments"
 
 
+@pytest.mark.django_db
+async def test_the_keypad_pin_example(as_module: Callable[[str], str], make_runner: Any) -> None:
+    registry = load_tools(as_module(doc_blocks()[1]))
+    assert registry.names == ("verify_pin",)
+    pad = Keypad()
+    call = make_runner(registry, phone=PhoneCall("twilio", "CA1", "+4477*****123", "+15***06"),
+                       keypad=pad)  # fmt: skip
+
+    async def verify(account: str) -> Any:
+        return json.loads(await call.run("c", "verify_pin", json.dumps({"account": account})))
+
+    assert (await verify("4711"))["error"] == "refused"  # nothing typed yet
+    for key in "1111#2580#":  # a wrong PIN, then the right one: the last entry counts
+        pad.press(key)
+    assert await verify("4711") == {"verified": True}
+    assert await verify("4712") == {"verified": False}
+    pad.press("9")  # typing again: the last complete entry still counts
+    assert await verify("4711") == {"verified": True}
+    browser = make_runner(registry)
+    assert json.loads(await browser.run("c", "verify_pin", '{"account": "4711"}')) == {
+        "error": "refused",
+        "message": "A PIN can only be typed on a phone call.",
+    }
+
+
 def test_the_client_message_example(
     as_module: Callable[[str], str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The example registers into the process-wide registry: undo that after the test.
     monkeypatch.setattr(client_messages, "_types", dict(client_messages._types))
-    module = as_module(doc_blocks()[1])
+    module = as_module(doc_blocks()[2])
     messages = load_client_messages(f"system_message,{module}:set_topic")
     assert messages.parse("set_topic", {"type": "set_topic", "topic": "billing"}) == (
         AddSystemMessage("The conversation topic is now: billing")

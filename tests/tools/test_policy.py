@@ -105,6 +105,7 @@ def test_the_tools_subset_keeps_only_registered_names(caplog: pytest.LogCaptureF
         {"max_session_seconds": 86_401},
         {"max_messages_per_minute": True},
         {"idle_timeout_seconds": 1.5},
+        {"keypad": "realtime.extensions.keypad.private"},  # a callable, not its name
     ],
 )
 def test_invalid_policies_fail_loudly(fields: dict[str, Any]) -> None:

@@ -15,7 +15,7 @@ import pytest
 from pydantic import AfterValidator, BaseModel
 from pydantic_core import PydanticCustomError
 
-from realtime.tools import ToolContext, ToolRefused, ToolRegistry, ToolRunner
+from realtime.tools import Keypad, PhoneCall, ToolContext, ToolRefused, ToolRegistry, ToolRunner
 from tests.tools.conftest import Notices, shown
 
 # A sync tool runs through channels' database_sync_to_async, which checks the Django database
@@ -299,3 +299,36 @@ async def test_an_unknown_tool_s_name_is_made_valid_text(
     result = await runner.run("u", "nope\udfff\x00", "{}")
     assert notices.last("u").name == "nope\ufffd\ufffd"
     result.encode("utf-8")
+
+
+async def test_a_calls_tools_see_its_facts_and_the_keys_pressed_when_they_started(
+    make_runner: Any,
+) -> None:
+    registry = ToolRegistry()
+    pressed_meanwhile = asyncio.Event()
+
+    @registry.tool(description="What a tool of the call sees.")
+    async def keys(ctx: ToolContext, wait: bool = False) -> dict[str, Any]:
+        if wait:
+            await pressed_meanwhile.wait()
+        return {"keypad": ctx.keypad, "phone": dataclasses.asdict(ctx.phone) if ctx.phone else None}
+
+    pad = Keypad()
+    call = PhoneCall("twilio", "CA" + "1" * 32, "+4477*****123", "+1500****006")
+    runner = make_runner(registry, phone=call, keypad=pad)
+    for key in "12#":
+        pad.press(key)
+    assert output(await runner.run("c1", "keys", "{}")) == {
+        "keypad": "12#",
+        "phone": dataclasses.asdict(call),
+    }
+    waiting = runner.submit("c2", "keys", '{"wait": true}')
+    await asyncio.sleep(0)  # the call has started
+    pad.press("9")
+    pressed_meanwhile.set()
+    assert output(await waiting)["keypad"] == "12#"  # the keys as the call started
+    for _ in range(70):
+        pad.press("*")
+    assert output(await runner.run("c3", "keys", "{}"))["keypad"] == "*" * 64  # the latest
+    browser = make_runner(registry)
+    assert output(await browser.run("c4", "keys", "{}")) == {"keypad": "", "phone": None}
