@@ -144,5 +144,9 @@ def test_every_worker_purging_at_once_deletes_each_entry_once(database_url: str,
         assert "Traceback" not in err
     counts = [int(re.search(r"purged (\d+) ", out).group(1)) for out, _ in outputs]
     assert sum(counts) == 30000  # each old entry deleted once, by one of them
-    assert sum(1 for c in counts if c) >= 2, f"the purges did not overlap: {counts}"
+    if database_url.startswith("postgres"):
+        # Row locks: the four delete side by side. (SQLite has one write lock, and its busy
+        # handler may let one purge take every batch while the others wait: there, the
+        # check is that none of them failed on the lock and the count is exact.)
+        assert sum(1 for c in counts if c) >= 2, f"the purges did not overlap: {counts}"
     assert manage("shell", "-v", "0", "-c", COUNT).strip() == "100"  # the recent ones stay
