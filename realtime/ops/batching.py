@@ -5,6 +5,7 @@ heartbeats, conversation entries and closes)."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable
 from typing import Any
 
@@ -29,7 +30,11 @@ class GroupCommit:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         if self._running is None or self._running.done():
-            self._running = asyncio.ensure_future(self._drain())
+            # Its own context, not the submitter's: a context inside a database call (a
+            # SIGTERM's drain may run in one: ``realtime.ops.drain``) would make asgiref
+            # refuse every database call of the batch ("would deadlock").
+            loop = asyncio.get_running_loop()
+            self._running = loop.create_task(self._drain(), context=contextvars.Context())
         outcome = await asyncio.shield(future)  # a cancelled waiter leaves the batch alone
         if isinstance(outcome, BaseException):
             raise outcome

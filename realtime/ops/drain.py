@@ -30,13 +30,14 @@ application instance at the start of shutdown, which ``serve`` holds until the d
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import logging
 import socket
 import struct
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from realtime.compat import daphne_server
@@ -73,9 +74,17 @@ def install(drain: Callable[[], Awaitable[Any]]) -> None:
     from twisted.internet import defer, reactor
 
     def before_shutdown() -> Any:
-        return defer.Deferred.fromFuture(asyncio.ensure_future(shutdown(drain)))
+        return defer.Deferred.fromFuture(in_own_context(shutdown(drain)))
 
     reactor.addSystemEventTrigger("before", "shutdown", before_shutdown)
+
+
+def in_own_context(work: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """``work`` as a task with a fresh context. Twisted's SIGTERM handler schedules the
+    shutdown in whatever context the main thread was running when the signal came: inside a
+    database call, asgiref's single-thread guard is set there, and every database call of the
+    drain (the sessions' closes and detaches) would fail with "would deadlock"."""
+    return asyncio.get_running_loop().create_task(work, context=contextvars.Context())
 
 
 async def shutdown(drain: Callable[[], Awaitable[Any]]) -> None:

@@ -265,3 +265,41 @@ async def test_sessions_going_live_together_are_one_update_and_keep_their_order(
     )()
     assert got == {rows[0].id: (Status.LIVE, 0), rows[1].id: (Status.LIVE, 0),
                    rows[2].id: (Status.CLOSED, 0), rows[3].id: (Status.LIVE, 9)}  # fmt: skip
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_writes_submitted_from_a_context_inside_a_database_call_still_run():
+    """A SIGTERM's handler runs wherever the main thread was, and Twisted schedules the
+    shutdown (the drain, its closes and detaches) in that context: when it was inside a
+    database call, asgiref's single-thread guard is set there ("would deadlock"). The batch
+    and the drain run in their own contexts, so the rows are still written."""
+    from asgiref.sync import SyncToAsync
+
+    from realtime.ops import drain
+
+    row = await sync_to_async(make_row)()
+    writes = batching.PresenceWrites()
+
+    async def detach_then_close() -> None:
+        SyncToAsync.deadlock_context.set(True)  # as inside SyncToAsync.__call__
+        await writes.write(registry.session_detach, session_id=row.id, counters={}, channel_name="")
+
+    await asyncio.create_task(detach_then_close())
+    assert (await sync_to_async(RealtimeSession.objects.get)(id=row.id)).status == Status.DETACHED
+
+    drained = []
+
+    async def the_drain() -> None:
+        drained.append(SyncToAsync.deadlock_context.get(False))
+
+    async def signal_came_mid_call() -> None:
+        SyncToAsync.deadlock_context.set(True)
+        await drain.in_own_context(drain.shutdown(the_drain))
+
+    was_done = drain._done.is_set()
+    try:
+        await asyncio.create_task(signal_came_mid_call())
+    finally:
+        if not was_done:
+            drain._done.clear()  # this process's drain is still to come for other tests
+    assert drained == [False]
