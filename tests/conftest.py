@@ -32,16 +32,15 @@ SHARED_SETUP = (
     "tests/test_installed_copy.py",
 )
 # The longest work first, so that no worker is still busy with one long test when the others
-# are done: a wheel built then the bench smoke run and soak from it, fuzzing, the largest
-# browser module, `talk`, sessions through real daphne relays, the soak smoke run, the purge
-# race. Then the other slow tests, then the rest, each in collection order.
+# are done: a wheel built then the bench smoke and soak runs from it, fuzzing, the largest
+# browser module, `talk`, sessions through real daphne relays, the purge race. Then the other
+# slow tests, then the rest, each in collection order.
 LONGEST_FIRST = (
     "tests/test_installed_copy.py",
     "tests/security/test_fuzz.py",
     "tests/browser/test_demo_page.py",
     "tests/cli/test_talk.py",
     "tests/compat/daphne/",
-    "tests/security/test_soak_smoke.py",
     "tests/records/test_purge.py",
 )
 

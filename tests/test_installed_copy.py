@@ -128,15 +128,31 @@ def test_bench_smoke_from_the_installed_copy(installed: Installed) -> None:
     assert (out / "latency.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+# Margins for a 12-second run of 2 sessions: sampling happens at steady state (sessions
+# connected) both times, so only real leaks (a socket or a task per turn) exceed them.
+FD_MARGIN = 4
+TASK_MARGIN = 6
+
+
 @pytest.mark.timeout(200)
-def test_soak_from_the_installed_copy(installed: Installed) -> None:
+def test_soak_from_the_installed_copy_samples_and_nothing_leaks(installed: Installed) -> None:
     out = installed.cwd / "soak.json"
-    args = ["-m", "django", "soak", "--sessions", "1", "--minutes", "0.1", "--out", str(out)]
+    args = ["-m", "django", "soak", "--sessions", "2", "--minutes", "0.2", "--out", str(out)]
     _check(installed.run(*args, timeout=180))
     report = json.loads(out.read_text())
-    assert report["sessions_connected"] == 1
-    assert report["start"]["active_sessions"] == 1 and report["start"]["fds"] > 0
-    assert report["close_codes"] == {"1000": 1}
+    start, end = report["start"], report["end"]
+    for sample in (start, end):
+        assert {"fds", "rss_kb", "threads", "asyncio_tasks", "active_sessions"} <= set(sample)
+        assert sample["fds"] > 0 and sample["rss_kb"] > 0 and sample["asyncio_tasks"] > 0
+        assert sample["active_sessions"] == 2
+    assert end["fds"] - start["fds"] <= FD_MARGIN, report
+    assert end["asyncio_tasks"] - start["asyncio_tasks"] <= TASK_MARGIN, report
+    assert report["sessions_connected"] == 2
+    assert report["turns"] >= 2, report  # each client got at least one reply
+    # A text message may land while a spoken turn is being answered: the upstream's non-fatal
+    # refusal is passed on. Anything else (or a close other than the clients' own) is a fault.
+    assert set(report["errors"]) <= {"conversation_already_has_active_response"}, report
+    assert report["close_codes"] == {"1000": 2}, report
 
 
 def test_loadcheck_from_the_installed_copy(installed: Installed) -> None:
