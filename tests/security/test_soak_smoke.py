@@ -9,6 +9,7 @@ import re
 import pytest
 from django.test import AsyncClient
 
+
 @pytest.mark.django_db
 async def test_metrics_reports_the_event_loop_task_count() -> None:
     body = (await AsyncClient().get("/metrics")).content.decode()
