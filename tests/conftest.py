@@ -23,14 +23,16 @@ from realtime.ops.runtime import Runtime, installed
 from realtime_simulator import Simulator
 from tests.databases import Templates, drop_postgres_templates, run_directory
 
-# Modules (or packages) whose tests share a relay, browser or build: pytest-xdist runs each of
-# them whole on one worker (``xdist_group``); every other test is handed out on its own.
+# Modules whose tests share a module-scoped relay, browser or build (each module of a folder
+# named here), and packages whose tests share package-scoped relays (the whole package):
+# pytest-xdist runs each of them whole on one worker (``xdist_group``); every other test is
+# handed out on its own.
 SHARED_SETUP = (
     "tests/browser/",
     "tests/cli/test_talk.py",
-    "tests/compat/daphne/",
     "tests/test_installed_copy.py",
 )
+SHARED_PACKAGES = ("tests/compat/daphne/",)
 # The longest work first, so that no worker is still busy with one long test when the others
 # are done: a wheel built then the bench smoke and soak runs from it, fuzzing, the largest
 # browser module, `talk`, sessions through real daphne relays, the purge race. Then the other
@@ -64,9 +66,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         path = _relative(item)
         if path.startswith("tests/browser/") or item.get_closest_marker("multiprocess"):
             item.add_marker(pytest.mark.slow)
-        for prefix in SHARED_SETUP:  # a module, or a package sharing its fixtures
-            if path.startswith(prefix):
-                item.add_marker(pytest.mark.xdist_group(prefix))
+        if path.startswith(SHARED_PACKAGES):
+            package = next(p for p in SHARED_PACKAGES if path.startswith(p))
+            item.add_marker(pytest.mark.xdist_group(package))
+        elif path.startswith(SHARED_SETUP):
+            item.add_marker(pytest.mark.xdist_group(path))
 
 
 class _LongestFirst:
