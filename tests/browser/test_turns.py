@@ -241,9 +241,15 @@ def test_typing_while_the_answer_plays_interrupts_it_first(
     wait_connected(page)
     record = _new_connection(sim, before)
     box = page.get_by_label("Message to the assistant")
-    box.fill("Please tell me a long story about a lighthouse keeper.")
+    # A long answer (the simulator's grows with the message): about 11 s of audio, so that
+    # more than a second is still unheard when it has all arrived, even on a loaded machine
+    # where the simulator streams at little more than real time (twice, when quiet).
+    box.fill(
+        "Please tell me a long story about a lighthouse keeper, the sea and its storms, the "
+        "ships that passed in the night, and the light that kept every one of them safe."
+    )
     box.press("Enter")
-    # The whole answer has arrived (the simulator streams at about twice real time)…
+    # The whole answer has arrived…
     page.wait_for_function(
         "() => window.relayDemo.state.responding === false && window.relayDemo.stats.lastUsage"
     )
