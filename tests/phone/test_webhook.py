@@ -95,11 +95,15 @@ async def test_a_caller_over_the_connects_a_minute_hears_so_instead_of_silence(s
     assert len(simulator.connections) == 1  # the refused caller cost nothing upstream
 
 
-async def test_callers_over_the_phone_users_open_sessions_hear_the_lines_are_busy(simulator):
-    """Calls as RELAY_PHONE_USER share its limits: with one session allowed, a second caller
-    while the first is on the line hears that the lines are busy; once the first hangs up,
-    calls are answered again."""
-    await phone_line(max_sessions_per_user=1)
+@pytest.mark.parametrize("limit", ["the phone user's sessions", "the relay's sessions"])
+async def test_callers_over_a_session_limit_hear_the_lines_are_busy(simulator, limit):
+    """Calls as RELAY_PHONE_USER share its limits, and all calls the relay's: with one session
+    allowed, a second caller while the first is on the line hears that the lines are busy;
+    once the first hangs up, calls are answered again."""
+    if limit == "the phone user's sessions":
+        await phone_line(max_sessions_per_user=1)
+    else:
+        phone_on(max_sessions_total=1)
     first = await answered_call("CA" + "6" * 32)
     await eventually_async(lambda: simulator.connections)
     await simulator.connections[-1].wait_for("session.update")
@@ -108,13 +112,3 @@ async def test_callers_over_the_phone_users_open_sessions_hear_the_lines_are_bus
     await first.hang_up()
     again = await webhook(call_params("CA" + "8" * 32, caller="+447700900999"))
     assert ET.fromstring(again.content).find("./Connect/Stream") is not None
-
-
-async def test_with_the_relay_at_its_session_limit_callers_hear_the_lines_are_busy(simulator):
-    phone_on(max_sessions_total=1)
-    first = await answered_call("CA" + "6" * 32)
-    await eventually_async(lambda: simulator.connections)
-    await simulator.connections[-1].wait_for("session.update")
-    busy = await webhook(call_params("CA" + "7" * 32, caller="+447700900999"))
-    assert said(busy.content) == twilio_voice.BUSY
-    await first.hang_up()
